@@ -1,0 +1,28 @@
+# certplane: `make demo` runs the main job, `make test` the whole test suite (see README).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTEST_ARGS ?=
+
+.PHONY: help bootstrap demo demo-down test test-core lint
+help:
+	@echo "make demo       issue, deploy and verify the local stack's certificates (installs what is missing)"
+	@echo "make demo-down  destroy the local stack and stop the local servers"
+	@echo "make test       the whole test suite, real engine and servers included"
+
+bootstrap:
+	@tools/bootstrap.sh
+
+demo: bootstrap
+	@tools/demo.sh up
+
+demo-down: bootstrap
+	@tools/demo.sh down
+
+test: bootstrap
+	@. tools/env.sh && python -m pytest $(PYTEST_ARGS) tests
+
+test-core: bootstrap
+	@. tools/env.sh && python -m pytest -q tests/core tests/providers tests/components
+
+lint: bootstrap
+	@. tools/env.sh && python -m mypy --strict providers/core

@@ -1,0 +1,248 @@
+"""The stack config contract (`certplane:issuers`, `certplane:certificates`, `certplane:targets`) as pydantic
+models. Bad config becomes one line per problem naming the field, e.g.
+`certplane:certificates.www.key.size: RSA keys must be 2048, 3072 or 4096 bits`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from providers.core import certificates as x509util
+from providers.core import formats as fmt
+from providers.core.errors import InvalidInputError
+from providers.core.keys import KeySpec
+from providers.core.renewal import RenewalPolicy
+
+NAMESPACE = "certplane"
+SELF_SIGNED = "self_signed"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KeyConfig(Strict):
+    algorithm: Literal["rsa", "ecdsa", "ed25519"] = "ecdsa"
+    size: int | None = None
+    curve: str | None = None
+
+    @model_validator(mode="after")
+    def _valid(self) -> KeyConfig:
+        try:
+            KeySpec.parse(self.model_dump(), field="")
+        except InvalidInputError as err:
+            raise _at(err.field.lstrip("."), err.reason) from None
+        if self.algorithm == "rsa" and self.curve:
+            raise _at("curve", "only ECDSA keys have a curve")
+        if self.algorithm != "rsa" and self.size:
+            raise _at("size", "only RSA keys have a size")
+        return self
+
+    def spec(self) -> dict[str, Any]:
+        return KeySpec.parse(self.model_dump()).as_dict()
+
+
+class RenewConfig(Strict):
+    before_days: float | None = Field(default=None, gt=0)
+    at_fraction: float | None = Field(default=None, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> RenewConfig:
+        RenewalPolicy.parse(self.model_dump(exclude_none=True), field="renew")
+        if self.before_days is not None and self.at_fraction is not None:
+            raise ValueError("give either before_days or at_fraction, not both")
+        return self
+
+
+class NameConstraints(Strict):
+    permitted_dns_domains: list[str] = []
+
+
+class PrivateCaIssuer(Strict):
+    type: Literal["private_ca"]
+    common_name: str = Field(min_length=1, max_length=64)
+    organization: str | None = None
+    key: KeyConfig = KeyConfig(algorithm="ecdsa", curve="P-384")
+    validity_days: int = Field(default=3650, ge=1, le=36500)
+    intermediate: bool = False
+    intermediate_validity_days: int | None = Field(default=None, ge=1, le=36500)
+    path_length: int | None = Field(default=None, ge=0)
+    name_constraints: NameConstraints | None = None
+    renew: RenewConfig | None = None
+
+    @field_validator("name_constraints")
+    @classmethod
+    def _names(cls, value: NameConstraints | None) -> NameConstraints | None:
+        for name in value.permitted_dns_domains if value else []:
+            try:
+                x509util.check_dns_name(name.lstrip("."), "permitted_dns_domains")
+            except InvalidInputError as err:
+                raise ValueError(err.reason) from None
+        return value
+
+
+class AcmeDnsConfig(Strict):
+    provider: str
+    url: str | None = None
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class AcmeIssuer(Strict):
+    type: Literal["acme"]
+    directory_url: str
+    email: str | None = None
+    ca_bundle: str | None = None
+    eab: dict[str, Any] | None = None
+    profile: str | None = None
+    dns: AcmeDnsConfig | None = None
+
+
+Issuer = Annotated[Union[PrivateCaIssuer, AcmeIssuer], Field(discriminator="type")]
+
+
+class UploadConfig(Strict):
+    certificate_file: str
+    chain_file: str | None = None
+    private_key: str | None = None
+    private_key_file: str | None = None
+    passphrase: str | None = None
+
+    @model_validator(mode="after")
+    def _one_key(self) -> UploadConfig:
+        if bool(self.private_key) == bool(self.private_key_file):
+            raise ValueError("give the private key as private_key (a secret) or private_key_file, exactly one")
+        return self
+
+
+class BindingConfig(Strict):
+    target: str
+    server_names: list[str] | None = None
+    sni: bool = False
+
+
+class CertificateConfig(Strict):
+    domains: list[str] = []
+    ip_addresses: list[str] = []
+    issuer: str | None = None
+    challenge: Literal["dns-01", "http-01"] | None = None
+    key: KeyConfig = KeyConfig()
+    reuse_key: bool = False
+    validity_days: int | None = Field(default=None, ge=1, le=36500)
+    client_auth: bool = False
+    renew: RenewConfig | None = None
+    tags: dict[str, str] = {}
+    formats: list[str] = ["pem"]
+    keystore_password: str | None = None
+    upload: UploadConfig | None = None
+    bindings: list[BindingConfig] = []
+
+    @field_validator("domains")
+    @classmethod
+    def _domains(cls, value: list[str]) -> list[str]:
+        for name in value:
+            try:
+                x509util.check_dns_name(name, "domains")
+            except InvalidInputError as err:
+                raise ValueError(err.reason) from None
+        if len({n.lower() for n in value}) != len(value):
+            raise ValueError("lists a domain twice")
+        return value
+
+    @field_validator("formats")
+    @classmethod
+    def _formats(cls, value: list[str]) -> list[str]:
+        try:
+            fmt.check_formats(value)
+        except InvalidInputError as err:
+            raise ValueError(err.reason) from None
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> CertificateConfig:
+        if self.upload is not None:
+            if self.issuer or self.domains:
+                raise ValueError("an uploaded certificate takes no issuer or domains: they come from the file")
+        elif not self.issuer:
+            raise _at("issuer", f"name an issuer from certplane:issuers, or '{SELF_SIGNED}'")
+        elif not (self.domains or self.ip_addresses):
+            raise _at("domains", "a certificate needs at least one domain or IP address")
+        return self
+
+
+class FleetConfig(Strict):
+    issuers: dict[str, Issuer] = {}
+    certificates: dict[str, CertificateConfig] = {}
+    targets: dict[str, dict[str, Any]] = {}
+
+    @model_validator(mode="after")
+    def _references(self) -> FleetConfig:
+        problems = []
+        for name, cert in self.certificates.items():
+            issuer = self.issuers.get(cert.issuer or "")
+            if cert.issuer and cert.issuer != SELF_SIGNED and issuer is None:
+                known = ", ".join(sorted(self.issuers)) or "none defined"
+                problems.append(f"certificates.{name}.issuer: unknown issuer {cert.issuer!r} (known: {known})")
+            if isinstance(issuer, AcmeIssuer) and cert.key.algorithm == "ed25519":
+                problems.append(f"certificates.{name}.key.algorithm: ed25519 keys are for private CAs only "
+                                "(public CAs and browsers do not accept them)")
+            for i, binding in enumerate(cert.bindings):
+                if binding.target not in self.targets:
+                    problems.append(f"certificates.{name}.bindings.{i}.target: unknown target {binding.target!r}")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+class ConfigProblems(Exception):
+    """All config problems at once, one line each."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def _at(field: str, reason: str) -> ValueError:
+    return ValueError(f"@{field}: {reason}")
+
+
+def _format(err: ValidationError) -> list[str]:
+    lines = []
+    for e in err.errors():
+        loc = [str(p) for p in e["loc"] if not str(p).startswith(("function-", "tagged-union"))]
+        loc = [p for p in loc if p not in ("private_ca", "acme")]
+        msg = str(e["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        for line in msg.split("\n"):
+            if line.startswith("@"):
+                sub, _, line = line[1:].partition(": ")
+                path = [*loc, *[s for s in sub.split(".") if s]]
+            elif line.startswith(("certificates.", "issuers.", "targets.")):
+                path, _, line = line.partition(": ")
+                path = [path]
+            else:
+                path = loc
+            if e["type"] == "extra_forbidden":
+                line = "unknown setting"
+            elif e["type"] == "missing":
+                line = "is required"
+            lines.append(f"{NAMESPACE}:{'.'.join(path)}: {line}")
+    return lines
+
+
+def parse_fleet(raw: dict[str, Any], base_dir: Path | None = None) -> FleetConfig:
+    """Validate raw config values; raises ConfigProblems with every problem, one line each."""
+    try:
+        fleet = FleetConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigProblems(_format(err)) from None
+    problems = []
+    for name, cert in fleet.certificates.items():
+        if cert.upload:
+            for field in ("certificate_file", "chain_file", "private_key_file"):
+                path = getattr(cert.upload, field)
+                if path and not (base_dir or Path(".")).joinpath(path).is_file():
+                    problems.append(f"{NAMESPACE}:certificates.{name}.upload.{field}: file not found: {path}")
+    if problems:
+        raise ConfigProblems(problems)
+    return fleet

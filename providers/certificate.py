@@ -1,0 +1,240 @@
+"""Certificates signed here: self-signed (labs, CA roots) and signed by a certplane CA (intermediates, leaves).
+
+Renewal is an in-place update that keeps the resource's identity: `diff` says an update is due when the
+renewal window opens (a pure function of the stored validity and `now`), or when anything that shapes the
+certificate changes; `update` re-issues with a new key unless `reuse_key`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, Resource, UpdateResult
+
+from ._dynamic import CertplaneProvider, is_unknown, note, user_facing, without_provider
+from .core import certificates as x509util
+from .core import formats, keys, renewal
+from .core.errors import InvalidInputError
+
+# Inputs that shape the certificate itself: a change re-issues it.
+REISSUE_FIELDS = (
+    "key", "common_name", "organization", "dns_names", "ip_addresses", "validity_days", "is_ca",
+    "path_length", "client_auth", "permitted_dns_domains", "ca_cert_pem", "ca_chain_pem",
+)
+# Inputs that only change how it is rendered or when it renews.
+RENDER_FIELDS = ("formats", "keystore_password", "renew", "reuse_key", "name")
+SECRET_OUTPUTS = ["private_key_pem", "pkcs12_base64", "jks_base64", "keystore_password"]
+OUTPUTS = (
+    "cert_pem", "chain_pem", "fullchain_pem", "private_key_pem", "serial", "not_before", "not_after",
+    "renewal_time", "fingerprint_sha256", "key_algorithm", "public_key_fingerprint_sha256", "issuer",
+    "pkcs12_base64", "jks_base64", "cert_der_base64", "keystore_password", "dns_names",
+)
+
+
+def _template(props: dict[str, Any]) -> x509util.CertificateTemplate:
+    return x509util.CertificateTemplate(
+        common_name=props.get("common_name") or None,
+        dns_names=tuple(props.get("dns_names") or ()),
+        ip_addresses=tuple(props.get("ip_addresses") or ()),
+        organization=props.get("organization") or None,
+        validity_days=int(props.get("validity_days") or 90),
+        is_ca=bool(props.get("is_ca")),
+        path_length=None if props.get("path_length") is None else int(props["path_length"]),
+        client_auth=bool(props.get("client_auth")),
+        permitted_dns_domains=tuple(props.get("permitted_dns_domains") or ()),
+    )
+
+
+def _load_issuer(props: dict[str, Any]) -> tuple[Any, keys.PrivateKey, list[Any]] | None:
+    if not props.get("ca_cert_pem"):
+        return None
+    certs = x509util.load_certificates(props["ca_cert_pem"])
+    if not certs:
+        raise InvalidInputError("ca_cert_pem", "is not a PEM certificate")
+    ca_cert = certs[0]
+    try:
+        ca_key = keys.load_private_key(props.get("ca_private_key_pem") or "")
+    except InvalidInputError as err:
+        raise InvalidInputError("ca_private_key_pem", err.reason) from None
+    if not keys.same_public_key(ca_key, ca_cert.public_key()):
+        raise InvalidInputError("ca_private_key_pem", "does not match the CA certificate")
+    if not x509util.is_ca(ca_cert):
+        raise InvalidInputError("ca_cert_pem", "is not a CA certificate (basicConstraints CA:FALSE)")
+    above = [c for c in x509util.load_certificates(props.get("ca_chain_pem") or "") if not x509util.is_self_issued(c)]
+    served_chain = ([] if x509util.is_self_issued(ca_cert) else [ca_cert]) + above
+    return ca_cert, ca_key, served_chain
+
+
+def _key_for(props: dict[str, Any], old_key_pem: str | None) -> keys.PrivateKey:
+    if props.get("key_pem"):
+        try:
+            return keys.load_private_key(props["key_pem"])
+        except InvalidInputError as err:
+            raise InvalidInputError("key_pem", err.reason) from None
+    if old_key_pem and props.get("reuse_key"):
+        return keys.load_private_key(old_key_pem)
+    return keys.generate_private_key(keys.KeySpec.parse(props.get("key")))
+
+
+def _render(props: dict[str, Any], key: keys.PrivateKey, cert: Any, chain: list[Any], password: str) -> dict[str, Any]:
+    policy = renewal.RenewalPolicy.parse(props.get("renew"))
+    renew_at = renewal.renewal_time(cert.not_valid_before_utc, cert.not_valid_after_utc, policy)
+    outs = {
+        **{k: v for k, v in without_provider(props).items() if k not in ("ca_private_key_pem", "key_pem")},
+        **formats.render(list(props.get("formats") or []), key=key, leaf=cert, chain=chain, password=password),
+        "serial": x509util.serial_hex(cert),
+        "not_before": x509util.rfc3339(cert.not_valid_before_utc),
+        "not_after": x509util.rfc3339(cert.not_valid_after_utc),
+        "renewal_time": x509util.rfc3339(renew_at),
+        "fingerprint_sha256": x509util.fingerprint_sha256(cert),
+        "key_algorithm": keys.spec_of(key).label,
+        "public_key_fingerprint_sha256": keys.public_key_fingerprint_sha256(key),
+        "issuer": cert.issuer.rfc4514_string(),
+        "keystore_password": password,
+        "key_pem_fingerprint": keys.public_key_fingerprint_sha256(key) if props.get("key_pem") else None,
+    }
+    for name in OUTPUTS:
+        outs.setdefault(name, None)
+    return outs
+
+
+def _issue(props: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+    template = _template(props)
+    template.validate()
+    key = _key_for(props, (old or {}).get("private_key_pem"))
+    issuer = _load_issuer(props)
+    at = renewal.now()
+    if issuer is None:
+        cert = x509util.sign_certificate(template, subject_public_key=key.public_key(), signing_key=key,
+                                         issuer=None, now=at)
+        chain: list[Any] = []
+    else:
+        ca_cert, ca_key, chain = issuer
+        cert = x509util.sign_certificate(template, subject_public_key=key.public_key(), signing_key=ca_key,
+                                         issuer=ca_cert, now=at)
+    password = props.get("keystore_password") or (old or {}).get("keystore_password") or formats.generate_password()
+    return _render(props, key, cert, chain, password)
+
+
+def reissue_reasons(olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
+    """Why the stored certificate no longer fits its inputs (empty when it still does)."""
+    name = news.get("name") or "certificate"
+    reasons = []
+    for field in REISSUE_FIELDS:
+        if is_unknown(news.get(field)):
+            reasons.append(f"{name}: {field} changes (known after apply); re-issuing")
+        elif _norm(olds.get(field)) != _norm(news.get(field)):
+            reasons.append(f"{name}: {field} changed; re-issuing")
+    if news.get("key_pem") and not is_unknown(news["key_pem"]):
+        if keys.public_key_fingerprint_sha256(keys.load_private_key(news["key_pem"])) != olds.get("key_pem_fingerprint"):
+            reasons.append(f"{name}: the signing key changed; re-issuing")
+    elif is_unknown(news.get("key_pem")):
+        reasons.append(f"{name}: key_pem changes (known after apply); re-issuing")
+    if olds.get("not_before") and olds.get("not_after") and not is_unknown(news.get("renew")):
+        decision = renewal.renewal_decision(
+            name, x509util.parse_rfc3339(olds["not_before"]), x509util.parse_rfc3339(olds["not_after"]),
+            renewal.RenewalPolicy.parse(news.get("renew")), renewal.now(),
+        )
+        if decision.due:
+            reasons.append(decision.reason)
+    return reasons
+
+
+def _norm(value: Any) -> Any:
+    if value in (None, "", [], {}):
+        return None
+    if isinstance(value, dict):
+        return {k: _norm(v) for k, v in sorted(value.items()) if _norm(v) is not None} or None
+    if isinstance(value, (list, tuple)):
+        return [_norm(v) for v in value]
+    return value
+
+
+class CertificateProvider(CertplaneProvider):
+    def validate(self, news: dict[str, Any]) -> dict[str, Any]:
+        if not is_unknown(news.get("key")) and not news.get("key_pem"):
+            news["key"] = keys.KeySpec.parse(news.get("key")).as_dict()
+        if not any(is_unknown(news.get(f)) for f in REISSUE_FIELDS):
+            _template(news).validate()
+        if not is_unknown(news.get("renew")):
+            renewal.RenewalPolicy.parse(news.get("renew"))
+        if not is_unknown(news.get("formats")):
+            formats.check_formats(list(news.get("formats") or []))
+        if news.get("ca_cert_pem") and not is_unknown([news.get("ca_cert_pem"), news.get("ca_private_key_pem")]):
+            _load_issuer(news)
+        if news.get("key_pem") and not is_unknown(news.get("key_pem")):
+            _key_for(news, None)
+        return news
+
+    @user_facing("issuing a certificate")
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        return CreateResult(f"cert-{uuid.uuid4().hex[:12]}", _issue(props, None))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        reasons = reissue_reasons(olds, news)
+        for reason in reasons:
+            note(reason)
+        rerender = any(_norm(olds.get(f)) != _norm(news.get(f)) for f in RENDER_FIELDS if f != "keystore_password")
+        if news.get("keystore_password") and news.get("keystore_password") != olds.get("keystore_password"):
+            rerender = True
+        return DiffResult(changes=bool(reasons) or rerender, replaces=[], delete_before_replace=False)
+
+    @user_facing("renewing a certificate")
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        if reissue_reasons(olds, news):
+            return UpdateResult(_issue(news, olds))
+        # Only rendering changed: keep the certificate and key, produce the requested formats.
+        cert = x509util.load_certificates(olds["cert_pem"])[0]
+        chain = x509util.load_certificates(olds.get("chain_pem") or "")
+        key = keys.load_private_key(olds["private_key_pem"])
+        password = news.get("keystore_password") or olds.get("keystore_password") or formats.generate_password()
+        return UpdateResult(_render(news, key, cert, chain, password))
+
+
+class _Certificate(Resource):
+    cert_pem: pulumi.Output[str]
+    chain_pem: pulumi.Output[str]
+    fullchain_pem: pulumi.Output[str]
+    private_key_pem: pulumi.Output[str]
+    serial: pulumi.Output[str]
+    not_before: pulumi.Output[str]
+    not_after: pulumi.Output[str]
+    renewal_time: pulumi.Output[str]
+    fingerprint_sha256: pulumi.Output[str]
+    key_algorithm: pulumi.Output[str]
+    public_key_fingerprint_sha256: pulumi.Output[str]
+    issuer: pulumi.Output[str]
+    pkcs12_base64: pulumi.Output[str | None]
+    jks_base64: pulumi.Output[str | None]
+    cert_der_base64: pulumi.Output[str | None]
+    keystore_password: pulumi.Output[str]
+    dns_names: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None) -> None:
+        base = {"name": name, "key": None, "key_pem": None, "reuse_key": False, "common_name": None,
+                "organization": None, "dns_names": [], "ip_addresses": [], "validity_days": 90, "is_ca": False,
+                "path_length": None, "client_auth": False, "permitted_dns_domains": [], "ca_cert_pem": None,
+                "ca_private_key_pem": None, "ca_chain_pem": None, "renew": None, "formats": [],
+                "keystore_password": None}
+        outputs = {k: None for k in OUTPUTS if k not in base}
+        secret = pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
+        super().__init__(CertificateProvider(), name, {**base, **outputs, **props},
+                         pulumi.ResourceOptions.merge(secret, opts))
+
+
+class SelfSignedCertificate(_Certificate):
+    """A certificate signed by its own key: lab endpoints and CA roots (`is_ca=True`)."""
+
+    def __init__(self, name: str, *, opts: pulumi.ResourceOptions | None = None, **props: Any) -> None:
+        super().__init__(name, props, opts)
+
+
+class LocallySignedCertificate(_Certificate):
+    """A certificate signed by a certplane CA (`ca_cert_pem` + secret `ca_private_key_pem`)."""
+
+    def __init__(self, name: str, *, ca_cert_pem: Any, ca_private_key_pem: Any,
+                 opts: pulumi.ResourceOptions | None = None, **props: Any) -> None:
+        super().__init__(name, {**props, "ca_cert_pem": ca_cert_pem,
+                                "ca_private_key_pem": pulumi.Output.secret(ca_private_key_pem)}, opts)

@@ -1,0 +1,222 @@
+"""X.509 certificates: templates, signing (self-signed and by a CA), PEM handling and chain verification."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+import secrets
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .errors import InvalidInputError
+from .keys import PrivateKey, PublicKey, signature_hash
+
+BACKDATE = dt.timedelta(minutes=5)  # tolerate clock skew between issuer and relying parties
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\s.*?-----END \1-----", re.S)
+
+
+@dataclass(frozen=True)
+class CertificateTemplate:
+    """What to put in a certificate. Names are validated by `validate()`, not by the constructor."""
+
+    common_name: str | None = None
+    dns_names: tuple[str, ...] = ()
+    ip_addresses: tuple[str, ...] = ()
+    organization: str | None = None
+    validity_days: int = 90
+    is_ca: bool = False
+    path_length: int | None = None
+    client_auth: bool = False
+    permitted_dns_domains: tuple[str, ...] = field(default=())
+
+    def validate(self, prefix: str = "") -> None:
+        """Raise InvalidInputError for the first problem, naming the field."""
+        p = f"{prefix}." if prefix else ""
+        if not isinstance(self.validity_days, int) or not 1 <= self.validity_days <= 36500:
+            raise InvalidInputError(f"{p}validity_days", "must be a whole number of days between 1 and 36500")
+        for name in self.dns_names:
+            check_dns_name(name, f"{p}domains")
+        for ip in self.ip_addresses:
+            try:
+                ipaddress.ip_address(ip)
+            except ValueError:
+                raise InvalidInputError(f"{p}ip_addresses", f"{ip!r} is not an IP address") from None
+        if not self.is_ca and not (self.dns_names or self.ip_addresses):
+            raise InvalidInputError(f"{p}domains", "a certificate needs at least one domain or IP address")
+        if self.is_ca and not self.common_name:
+            raise InvalidInputError(f"{p}common_name", "a certificate authority needs a common name")
+        if self.path_length is not None and (not isinstance(self.path_length, int) or self.path_length < 0):
+            raise InvalidInputError(f"{p}path_length", "must be a non-negative whole number")
+        for name in self.permitted_dns_domains:
+            check_dns_name(name.lstrip("."), f"{p}name_constraints.permitted_dns_domains")
+
+
+def check_dns_name(name: str, field_name: str) -> None:
+    """A DNS name or a wildcard whose `*` is the whole leftmost label."""
+    if not isinstance(name, str) or not name or len(name) > 253:
+        raise InvalidInputError(field_name, f"{name!r} is not a valid DNS name")
+    labels = name.lower().rstrip(".").split(".")
+    if labels[0] == "*":
+        labels = labels[1:]
+        if len(labels) < 2:
+            raise InvalidInputError(field_name, f"wildcard {name!r} must cover a domain with at least two labels")
+    if "*" in name[1:] or not labels or not all(_LABEL.match(label) for label in labels):
+        raise InvalidInputError(field_name, f"{name!r} is not a valid DNS name")
+
+
+def _subject(template: CertificateTemplate) -> x509.Name:
+    attrs = []
+    if template.organization:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, template.organization))
+    cn = template.common_name or (template.dns_names[0] if template.dns_names else None)
+    if cn and len(cn) <= 64:
+        attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    return x509.Name(attrs)
+
+
+def random_serial() -> int:
+    """A random positive 128-bit serial (CA/B Forum asks for at least 64 bits of entropy)."""
+    return secrets.randbits(127) | (1 << 126)
+
+
+def sign_certificate(
+    template: CertificateTemplate,
+    *,
+    subject_public_key: PublicKey,
+    signing_key: PrivateKey,
+    issuer: x509.Certificate | None,
+    now: dt.datetime,
+) -> x509.Certificate:
+    """Sign a certificate. `issuer=None` means self-signed by `signing_key`.
+
+    A CA-issued certificate never outlives its issuer: validity is capped at the issuer's not_after.
+    """
+    not_before = now.replace(microsecond=0) - BACKDATE
+    not_after = now.replace(microsecond=0) + dt.timedelta(days=template.validity_days)
+    if issuer is not None:
+        not_after = min(not_after, issuer.not_valid_after_utc)
+        if not_after <= now:
+            raise InvalidInputError("issuer", "the issuing CA certificate has expired: renew the CA first")
+    subject = _subject(template)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.subject if issuer is not None else subject)
+        .public_key(subject_public_key)
+        .serial_number(random_serial())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=template.is_ca, path_length=template.path_length if template.is_ca else None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(subject_public_key), critical=False)
+    )
+    if issuer is not None:
+        ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+    else:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()), critical=False  # type: ignore[arg-type]
+        )
+    if template.is_ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                          data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                          encipher_only=False, decipher_only=False),
+            critical=True,
+        )
+        if template.permitted_dns_domains:
+            builder = builder.add_extension(
+                x509.NameConstraints(permitted_subtrees=[x509.DNSName(d) for d in template.permitted_dns_domains],
+                                     excluded_subtrees=None),
+                critical=True,
+            )
+    else:
+        builder = builder.add_extension(
+            x509.KeyUsage(digital_signature=True, content_commitment=False,
+                          key_encipherment=isinstance(subject_public_key, rsa.RSAPublicKey),
+                          data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                          encipher_only=False, decipher_only=False),
+            critical=True,
+        )
+        usages = [ExtendedKeyUsageOID.SERVER_AUTH] + ([ExtendedKeyUsageOID.CLIENT_AUTH] if template.client_auth else [])
+        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in template.dns_names]
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in template.ip_addresses]
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=not subject.rdns)
+    return builder.sign(signing_key, signature_hash(signing_key))  # type: ignore[arg-type]
+
+
+# --- PEM and identity helpers -------------------------------------------------------------------------------
+
+def pem_blocks(text: str) -> list[tuple[str, str]]:
+    """All PEM blocks in `text` as (label, block), in order; anything between blocks is ignored."""
+    return [(m.group(1), m.group(0)) for m in _PEM_BLOCK.finditer(text or "")]
+
+
+def load_certificates(text: str) -> list[x509.Certificate]:
+    certs = []
+    for label, block in pem_blocks(text):
+        if label in ("CERTIFICATE", "TRUSTED CERTIFICATE", "X509 CERTIFICATE"):
+            certs.append(x509.load_pem_x509_certificate(block.replace(label, "CERTIFICATE").encode()))
+    return certs
+
+
+def to_pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def chain_to_pem(certs: list[x509.Certificate]) -> str:
+    return "".join(to_pem(c) for c in certs)
+
+
+def fingerprint_sha256(cert: x509.Certificate) -> str:
+    """Uppercase colon-separated, as `openssl x509 -fingerprint -sha256` prints it."""
+    return ":".join(f"{b:02X}" for b in cert.fingerprint(hashes.SHA256()))
+
+
+def serial_hex(cert: x509.Certificate) -> str:
+    return f"{cert.serial_number:x}"
+
+
+def rfc3339(t: dt.datetime) -> str:
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.timezone.utc)
+
+
+def dns_names_of(cert: x509.Certificate) -> list[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [str(n) for n in san.get_values_for_type(x509.DNSName)]
+
+
+def is_self_issued(cert: x509.Certificate) -> bool:
+    return cert.issuer == cert.subject
+
+
+def is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """True when `issuer`'s key verifies `cert`'s signature and the names line up."""
+    if cert.issuer != issuer.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, Exception):  # noqa: BLE001 - InvalidSignature and friends
+        return False
+    return True

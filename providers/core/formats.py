@@ -1,0 +1,77 @@
+"""Download formats: PEM variants, PKCS#12/PFX, JKS and DER, as nginx, Apache, Java and the consoles accept."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+
+import jks  # pyjks
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from .certificates import chain_to_pem, to_pem
+from .errors import InvalidInputError
+from .keys import PrivateKey, private_key_to_pem
+
+FORMATS = ("pem", "pkcs12", "jks", "der")
+DEFAULT_ALIAS = "certplane"
+
+
+def check_formats(formats: list[str], field: str = "formats") -> None:
+    for f in formats:
+        if f not in FORMATS:
+            raise InvalidInputError(field, f"unknown format {f!r}: use {', '.join(FORMATS)}")
+
+
+def generate_password() -> str:
+    """A keystore password: 24 URL-safe characters (~143 bits), accepted by keytool and Windows."""
+    return secrets.token_urlsafe(18)
+
+
+def render(
+    formats: list[str],
+    *,
+    key: PrivateKey,
+    leaf: x509.Certificate,
+    chain: list[x509.Certificate],
+    password: str,
+    alias: str = DEFAULT_ALIAS,
+) -> dict[str, str]:
+    """All requested outputs. PEM outputs are always present; binary formats are base64."""
+    out = {
+        "cert_pem": to_pem(leaf),
+        "chain_pem": chain_to_pem(chain),
+        "fullchain_pem": to_pem(leaf) + chain_to_pem(chain),
+        "private_key_pem": private_key_to_pem(key),
+    }
+    if "pkcs12" in formats:
+        out["pkcs12_base64"] = base64.b64encode(pkcs12_bytes(key, leaf, chain, password, alias)).decode()
+    if "jks" in formats:
+        out["jks_base64"] = base64.b64encode(jks_bytes(key, leaf, chain, password, alias)).decode()
+    if "der" in formats:
+        out["cert_der_base64"] = base64.b64encode(leaf.public_bytes(serialization.Encoding.DER)).decode()
+    return out
+
+
+def pkcs12_bytes(key: PrivateKey, leaf: x509.Certificate, chain: list[x509.Certificate], password: str,
+                 alias: str = DEFAULT_ALIAS) -> bytes:
+    """AES-256 PBES2 PKCS#12: read by OpenSSL 1.1+/3, Java 9+ keytool, Windows 10 1709+ and the consoles."""
+    return pkcs12.serialize_key_and_certificates(
+        alias.encode(), key, leaf, chain or None,
+        serialization.BestAvailableEncryption(password.encode()),
+    )
+
+
+def jks_bytes(key: PrivateKey, leaf: x509.Certificate, chain: list[x509.Certificate], password: str,
+              alias: str = DEFAULT_ALIAS) -> bytes:
+    """A Java KeyStore (type JKS) holding one PrivateKeyEntry with the full chain."""
+    key_der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    certs = [c.public_bytes(serialization.Encoding.DER) for c in [leaf, *chain]]
+    entry = jks.PrivateKeyEntry.new(alias, certs, key_der, "pkcs8")
+    store = jks.KeyStore.new("jks", [entry])
+    return bytes(store.saves(password))
+
+
+__all__ = ["FORMATS", "check_formats", "generate_password", "render", "pkcs12_bytes", "jks_bytes", "private_key_to_pem"]

@@ -1,0 +1,188 @@
+"""A Pulumi `LanguageRuntime` plugin for Python programs, on the SDK's generated gRPC stubs.
+
+Why this exists: the real `pulumi` engine is built from the Go module proxy, but the proxy here does not
+serve the Go language host (`github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3` answers
+403 at every version and commit).  The language host is a thin adapter: the engine asks it which plugins a
+program needs and to run the program; the program itself talks to the engine's resource monitor through the
+Python SDK.  This adapter runs the SDK's own `pulumi-language-python-exec` script exactly as the Go host does
+(same arguments, same `PULUMI_CONFIG` / `PULUMI_CONFIG_SECRET_KEYS` environment), so the engine, state,
+diffs, backends and dynamic providers are the real ones.
+
+Protocol (as the engine expects of any plugin): start a gRPC server on a free loopback port, print the port on
+the first line of stdout, serve until the engine kills us.  The engine's address is the last argument.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from concurrent import futures
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2, json_format
+from pulumi.runtime.proto import language_pb2, language_pb2_grpc, plugin_pb2
+
+# Exit code of the exec script after it already printed a user-actionable error (same as the Go host).
+EXIT_AFTER_USER_MESSAGE = 32
+EXEC_SCRIPT = "pulumi-language-python-exec"
+
+
+def _version() -> str:
+    return os.environ.get("CERTPLANE_PULUMI_VERSION", "3.274.1").lstrip("v")
+
+
+def _options(info: Any) -> dict[str, Any]:
+    if info is None or not info.HasField("options"):
+        return {}
+    return json_format.MessageToDict(info.options)
+
+
+def _python_for(info: Any) -> str:
+    """The interpreter that runs the program: the project's `virtualenv` option, else PULUMI_PYTHON_CMD."""
+    venv = _options(info).get("virtualenv")
+    if venv:
+        root = Path(info.root_directory or info.program_directory or ".")
+        candidate = Path(venv) if os.path.isabs(venv) else root / venv
+        python = candidate / "bin" / "python"
+        if python.exists():
+            return str(python)
+    return os.environ.get("PULUMI_PYTHON_CMD") or sys.executable
+
+
+class PythonLanguageRuntime(language_pb2_grpc.LanguageRuntimeServicer):  # type: ignore[misc]
+    def __init__(self, engine_address: str, exec_script: str) -> None:
+        self.engine_address = engine_address
+        self.exec_script = exec_script
+        self._children: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+
+    def Handshake(self, request: Any, context: Any) -> Any:
+        self.engine_address = request.engine_address or self.engine_address
+        return language_pb2.LanguageHandshakeResponse()
+
+    def GetPluginInfo(self, request: Any, context: Any) -> Any:
+        return plugin_pb2.PluginInfo(version=_version())
+
+    def GetRequiredPlugins(self, request: Any, context: Any) -> Any:
+        return language_pb2.GetRequiredPluginsResponse(plugins=[])
+
+    def GetRequiredPackages(self, request: Any, context: Any) -> Any:
+        # Dynamic providers run in the bundled `pulumi-python` resource plugin: nothing to download.
+        return language_pb2.GetRequiredPackagesResponse(packages=[])
+
+    def GetProgramDependencies(self, request: Any, context: Any) -> Any:
+        deps = sorted((d.metadata["Name"], d.version) for d in metadata.distributions())
+        return language_pb2.GetProgramDependenciesResponse(
+            dependencies=[language_pb2.DependencyInfo(name=n, version=v) for n, v in deps]
+        )
+
+    def About(self, request: Any, context: Any) -> Any:
+        info = request.info if request.HasField("info") else None
+        python = _python_for(info)
+        out = subprocess.run([python, "--version"], capture_output=True, text=True, timeout=30, check=False)
+        return language_pb2.AboutResponse(
+            executable=python,
+            version=out.stdout.strip().removeprefix("Python "),
+            metadata={"toolchain": "pip", "languageHost": "certplane (Python)"},
+        )
+
+    def Run(self, request: Any, context: Any) -> Any:
+        info = request.info
+        args = [_python_for(info), "-u", self.exec_script]
+        for flag, value in (
+            ("monitor", request.monitor_address),
+            ("engine", self.engine_address),
+            ("project", request.project),
+            ("root_directory", info.root_directory),
+            ("stack", request.stack),
+            ("pwd", request.pwd),
+            ("dry_run", "true" if request.dryRun else "false"),
+            ("parallel", str(request.parallel)),
+            ("organization", request.organization),
+        ):
+            if value:
+                args += [f"--{flag}", value]
+        args.append(info.entry_point or ".")
+        args += list(request.args)
+        env = dict(os.environ)
+        env["PULUMI_CONFIG"] = json.dumps(dict(request.config))
+        env["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(list(request.configSecretKeys))
+        try:
+            child = subprocess.Popen(args, env=env, cwd=request.pwd or None)
+        except OSError as err:
+            return language_pb2.RunResponse(error=f"could not run the Python program: {err}")
+        with self._lock:
+            self._children.add(child)
+        try:
+            code = child.wait()
+        finally:
+            with self._lock:
+                self._children.discard(child)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if code == 0:
+            return language_pb2.RunResponse()
+        if code == EXIT_AFTER_USER_MESSAGE:
+            return language_pb2.RunResponse(bail=True)
+        return language_pb2.RunResponse(error=f"program exited with non-zero exit code: {code}")
+
+    def Cancel(self, request: Any, context: Any) -> Any:
+        with self._lock:
+            for child in self._children:
+                child.send_signal(signal.SIGINT)
+        return empty_pb2.Empty()
+
+
+def _watch_parent(server: grpc.Server) -> None:
+    """Stop when the engine that spawned us is gone (the Go host does a health check instead)."""
+    parent = os.getppid()
+    while True:
+        threading.Event().wait(1.0)
+        if os.getppid() != parent:
+            server.stop(grace=None)
+            return
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pulumi-language-python")
+    parser.add_argument("--version", action="store_true")
+    parser.add_argument("--tracing", default="")
+    parser.add_argument("--logtostderr", action="store_true")
+    parser.add_argument("-v", dest="verbose", default="0")
+    parser.add_argument("--use-executor", "-use-executor", dest="executor", default="")
+    parser.add_argument("engine_address", nargs="?", default="")
+    opts, _unknown = parser.parse_known_args(argv)
+    if opts.version:
+        print(_version())
+        return 0
+    exec_script = opts.executor or str(Path(__file__).resolve().with_name(EXEC_SCRIPT))
+    if not Path(exec_script).exists():
+        exec_script = os.environ.get("CERTPLANE_PULUMI_EXEC", exec_script)
+    if not Path(exec_script).exists():
+        print(f"missing executor {exec_script}", file=sys.stderr)
+        return 1
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    language_pb2_grpc.add_LanguageRuntimeServicer_to_server(
+        PythonLanguageRuntime(opts.engine_address, exec_script), server
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    print(port, flush=True)
+    # The engine stops plugins with SIGINT/SIGTERM: shut down quietly, never with a traceback.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: server.stop(grace=None))
+    threading.Thread(target=_watch_parent, args=(server,), daemon=True).start()
+    server.wait_for_termination()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
