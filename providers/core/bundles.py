@@ -117,8 +117,8 @@ def _order_chain(leaf: x509.Certificate, pool: list[x509.Certificate]) -> list[x
         ordered.append(issuer)
         remaining = [c for c in remaining if c is not issuer]
         current = issuer
-    # A gap below certificates that were given (leaf + root, no intermediate) or a bare leaf from a CA.
-    if not is_self_issued(current) and (remaining or not ordered):
+    # A leaf whose issuer was not given (bare leaf, or leaf + root without the intermediate).
+    if not ordered and not is_self_issued(leaf):
         raise BundleError(
             f"missing intermediate: no certificate for {_issuer_label(current)}, the issuer of "
             f"{describe(current)}; add the CA's intermediate certificate to the chain"

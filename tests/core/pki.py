@@ -1,0 +1,38 @@
+"""Test PKI built with certplane's own core: keys and certificates made at run time, never committed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from providers.core import certificates as x509util
+from providers.core import keys
+
+NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.timezone.utc)
+
+
+@dataclass
+class Issued:
+    key: keys.PrivateKey
+    cert: x509.Certificate
+
+
+def make_ca(name: str = "Test Root", *, issuer: Issued | None = None, spec: keys.KeySpec | None = None,
+            days: int = 3650, now: dt.datetime = NOW, path_length: int | None = None) -> Issued:
+    key = keys.generate_private_key(spec or keys.KeySpec("ecdsa", curve="P-256"))
+    cert = x509util.sign_certificate(
+        x509util.CertificateTemplate(common_name=name, is_ca=True, validity_days=days, path_length=path_length),
+        subject_public_key=key.public_key(), signing_key=issuer.key if issuer else key,
+        issuer=issuer.cert if issuer else None, now=now)
+    return Issued(key, cert)
+
+
+def make_leaf(issuer: Issued, names: tuple[str, ...] = ("www.example.test",), *, spec: keys.KeySpec | None = None,
+              days: int = 90, now: dt.datetime = NOW) -> Issued:
+    key = keys.generate_private_key(spec or keys.KeySpec("ecdsa", curve="P-256"))
+    cert = x509util.sign_certificate(
+        x509util.CertificateTemplate(dns_names=names, validity_days=days),
+        subject_public_key=key.public_key(), signing_key=issuer.key, issuer=issuer.cert, now=now)
+    return Issued(key, cert)
