@@ -50,9 +50,10 @@ class RenewConfig(Strict):
 
     @model_validator(mode="after")
     def _one(self) -> RenewConfig:
-        RenewalPolicy.parse(self.model_dump(exclude_none=True), field="renew")
-        if self.before_days is not None and self.at_fraction is not None:
-            raise ValueError("give either before_days or at_fraction, not both")
+        try:
+            RenewalPolicy.parse(self.model_dump(exclude_none=True), field="")
+        except InvalidInputError as err:
+            raise _at(err.field.lstrip("."), err.reason) from None
         return self
 
 

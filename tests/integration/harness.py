@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -112,8 +113,17 @@ class EngineProject:
         files = list(self.backend.rglob(f"{self.stack_name}.json"))
         return "\n".join(f.read_text() for f in files)
 
+    def cli(self, *args: str) -> str:
+        """Run the project's `pulumi` on this stack (for what the Automation API does differently)."""
+        out = subprocess.run(["pulumi", *args, "--stack", self.stack_name], cwd=self.dir,
+                             env={**os.environ, **self.env}, capture_output=True, text=True, timeout=300)
+        if out.returncode != 0:
+            raise RuntimeError(f"pulumi {' '.join(args)} failed: {out.stderr.strip()}")
+        return out.stdout
+
     def export_text(self) -> str:
-        return json.dumps(self.stack.export_stack().deployment)
+        """`pulumi stack export` as a user runs it (the Automation API's export adds --show-secrets)."""
+        return self.cli("stack", "export")
 
 
 def changed_steps(preview: auto.PreviewResult) -> dict[str, int]:

@@ -1,0 +1,89 @@
+"""Every bad input gets one exact line that names the field (what `pulumi preview` prints)."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.config import ConfigProblems, parse_fleet
+
+CA = {"type": "private_ca", "common_name": "Root"}
+ACME = {"type": "acme", "directory_url": "https://127.0.0.1:14000/dir"}
+
+
+def problems(raw, base_dir=None):
+    with pytest.raises(ConfigProblems) as err:
+        parse_fleet(raw, base_dir=base_dir)
+    return err.value.lines
+
+
+def cert(**over):
+    return {"domains": ["www.example.test"], "issuer": "ca", **over}
+
+
+@pytest.mark.parametrize(
+    ("raw", "lines"),
+    [
+        ({"issuers": {"ca": CA}, "certificates": {"www": cert(key={"algorithm": "rsa", "size": 1024})}},
+         ["certplane:certificates.www.key.size: RSA keys must be 2048, 3072 or 4096 bits"]),
+        ({"issuers": {"ca": CA}, "certificates": {"www": cert(key={"algorithm": "ecdsa", "curve": "P-521"})}},
+         ["certplane:certificates.www.key.curve: ECDSA curve must be P-256 or P-384"]),
+        ({"issuers": {"ca": CA}, "certificates": {"www": cert(issuer="nope")}},
+         ["certplane:certificates.www.issuer: unknown issuer 'nope' (known: ca)"]),
+        ({"issuers": {"ca": CA}, "certificates": {"www": cert(domains=["bad_name.example.test"])}},
+         ["certplane:certificates.www.domains: 'bad_name.example.test' is not a valid DNS name"]),
+        ({"issuers": {"ca": CA}, "certificates": {"www": cert(domains=["a.example.test", "A.example.test"])}},
+         ["certplane:certificates.www.domains: lists a domain twice"]),
+        ({"issuers": {"ca": CA}, "certificates": {"www": cert(colour="blue")}},
+         ["certplane:certificates.www.colour: unknown setting"]),
+        ({"issuers": {"ca": CA}, "certificates": {"www": cert(formats=["pem", "p7b"])}},
+         ["certplane:certificates.www.formats: unknown format 'p7b': use pem, pkcs12, jks, der"]),
+        ({"issuers": {"ca": CA}, "certificates": {"www": cert(renew={"before_days": 30, "at_fraction": 0.5})}},
+         ["certplane:certificates.www.renew: give either before_days or at_fraction, not both"]),
+        ({"issuers": {"acme": ACME}, "certificates": {"www": cert(issuer="acme", key={"algorithm": "ed25519"})}},
+         ["certplane:certificates.www.key.algorithm: ed25519 keys are for private CAs only (public CAs and "
+          "browsers do not accept them)"]),
+        ({"issuers": {"ca": CA}, "certificates": {"www": {"domains": ["www.example.test"]}}},
+         ["certplane:certificates.www.issuer: name an issuer from certplane:issuers, or 'self_signed'"]),
+        ({"issuers": {"ca": CA}, "certificates": {"www": {"issuer": "ca"}}},
+         ["certplane:certificates.www.domains: a certificate needs at least one domain or IP address"]),
+        ({"issuers": {"ca": {"type": "private_ca"}}}, ["certplane:issuers.ca.common_name: is required"]),
+        ({"issuers": {"ca": {"type": "vault"}}},
+         ["certplane:issuers.ca: Input tag 'vault' found using 'type' does not match any of the expected tags: "
+          "'private_ca', 'acme'"]),
+        ({"issuers": {"ca": {**CA, "name_constraints": {"permitted_dns_domains": ["bad_domain"]}}}},
+         ["certplane:issuers.ca.name_constraints: 'bad_domain' is not a valid DNS name"]),
+        ({"certificates": {"old": {"upload": {"certificate_file": "a.pem"}}}},
+         ["certplane:certificates.old.upload: give the private key as private_key (a secret) or private_key_file, "
+          "exactly one"]),
+        ({"issuers": {"ca": CA}, "certificates": {"old": {"issuer": "ca", "upload": {
+            "certificate_file": "a.pem", "private_key_file": "a.key"}}}},
+         ["certplane:certificates.old: an uploaded certificate takes no issuer or domains: they come from the file"]),
+    ],
+)
+def test_bad_config_lines(raw, lines):
+    assert problems(raw) == lines
+
+
+def test_several_problems_are_all_reported():
+    raw = {"issuers": {"ca": CA}, "certificates": {
+        "a": cert(key={"algorithm": "rsa", "size": 1000}), "b": cert(domains=["x y"])}}
+    assert problems(raw) == ["certplane:certificates.a.key.size: RSA keys must be 2048, 3072 or 4096 bits",
+                             "certplane:certificates.b.domains: 'x y' is not a valid DNS name"]
+
+
+def test_missing_upload_files_are_named(tmp_path):
+    raw = {"certificates": {"old": {"upload": {"certificate_file": "certs/old.pem", "private_key_file": "k.pem"}}}}
+    assert problems(raw, tmp_path) == [
+        "certplane:certificates.old.upload.certificate_file: file not found: certs/old.pem",
+        "certplane:certificates.old.upload.private_key_file: file not found: k.pem"]
+
+
+def test_the_demo_stack_config_is_valid():
+    import yaml
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = yaml.safe_load((root / "Pulumi.local.yaml").read_text())["config"]
+    raw = {k.split(":", 1)[1]: v for k, v in cfg.items() if k.startswith("certplane:")}
+    fleet = parse_fleet({k: v for k, v in raw.items() if k in ("issuers", "certificates", "targets")})
+    assert {"www", "legacy", "lab"} <= set(fleet.certificates)

@@ -1,0 +1,173 @@
+"""The certificate providers' CRUD as plain Python on dicts (no engine): renewal, re-issue, rendering."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+
+import pytest
+from pulumi.dynamic.dynamic import serialize_provider
+
+from providers.certificate import CertificateProvider
+from providers.core import certificates as x509util
+from providers.core import keys
+from providers.private_key import PrivateKeyProvider
+from providers.uploaded_certificate import UploadedCertificateProvider
+from tests.core.pki import make_ca, make_leaf
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+def leaf_inputs(**over):
+    props = {"name": "www", "key": {"algorithm": "ecdsa", "curve": "P-256"}, "dns_names": ["www.example.test"],
+             "validity_days": 90, "formats": ["pem"], "renew": None, "reuse_key": False}
+    props.update(over)
+    return props
+
+
+@pytest.fixture
+def provider():
+    return CertificateProvider()
+
+
+@pytest.fixture
+def created(provider, monkeypatch):
+    monkeypatch.setenv("CERTPLANE_NOW", "2026-11-27T12:00:00Z")
+    result = provider.create(leaf_inputs())
+    return result.id, result.outs
+
+
+def test_create_returns_every_output(created):
+    _id, outs = created
+    cert = x509util.load_certificates(outs["cert_pem"])[0]
+    assert outs["not_after"] == "2027-02-25T12:00:00Z"
+    assert outs["renewal_time"] == "2027-01-26T11:58:20Z"  # two thirds of (90 days + 5 min backdate)
+    assert outs["serial"] == x509util.serial_hex(cert)
+    assert outs["key_algorithm"] == "ECDSA-P-256"
+    assert keys.same_public_key(keys.load_private_key(outs["private_key_pem"]), cert.public_key())
+
+
+def test_diff_is_clean_until_the_renewal_window_opens(provider, created, monkeypatch, capfd):
+    rid, outs = created
+    assert provider.diff(rid, outs, leaf_inputs()).changes is False
+    monkeypatch.setenv("CERTPLANE_NOW", "2027-01-27T00:00:00Z")
+    diff = provider.diff(rid, outs, leaf_inputs())
+    assert diff.changes is True and not diff.replaces
+    err = capfd.readouterr().err
+    assert "certplane: www: renewal due since 2027-01-26 11:58 UTC (at two thirds of the lifetime); " \
+           "expires 2027-02-25 12:00 UTC, 29.5 days left" in err
+
+
+def test_renewal_reissues_in_place_with_a_new_key(provider, created, monkeypatch):
+    rid, outs = created
+    monkeypatch.setenv("CERTPLANE_NOW", "2027-01-27T00:00:00Z")
+    new = provider.update(rid, outs, leaf_inputs()).outs
+    assert new["serial"] != outs["serial"]
+    assert new["public_key_fingerprint_sha256"] != outs["public_key_fingerprint_sha256"]
+    assert new["not_after"] == "2027-04-27T00:00:00Z"
+    assert provider.diff(rid, new, leaf_inputs()).changes is False
+
+
+def test_reuse_key_keeps_the_key(provider, created, monkeypatch):
+    rid, outs = created
+    monkeypatch.setenv("CERTPLANE_NOW", "2027-01-27T00:00:00Z")
+    new = provider.update(rid, outs, leaf_inputs(reuse_key=True)).outs
+    assert new["serial"] != outs["serial"]
+    assert new["public_key_fingerprint_sha256"] == outs["public_key_fingerprint_sha256"]
+
+
+def test_domain_change_reissues_and_says_so(provider, created, capfd):
+    rid, outs = created
+    news = leaf_inputs(dns_names=["www.example.test", "example.test"])
+    assert provider.diff(rid, outs, news).changes is True
+    assert "certplane: www: dns_names changed; re-issuing" in capfd.readouterr().err
+    new = provider.update(rid, outs, news).outs
+    assert x509util.dns_names_of(x509util.load_certificates(new["cert_pem"])[0]) == ["www.example.test",
+                                                                                    "example.test"]
+
+
+def test_format_change_keeps_the_certificate(provider, created):
+    rid, outs = created
+    news = leaf_inputs(formats=["pem", "pkcs12"])
+    assert provider.diff(rid, outs, news).changes is True
+    new = provider.update(rid, outs, news).outs
+    assert new["serial"] == outs["serial"] and new["private_key_pem"] == outs["private_key_pem"]
+    assert base64.b64decode(new["pkcs12_base64"])
+    assert new["keystore_password"] == outs["keystore_password"]
+
+
+def test_signed_by_a_ca_carries_the_chain(provider, monkeypatch):
+    monkeypatch.setenv("CERTPLANE_NOW", "2026-11-27T12:00:00Z")
+    root = make_ca("Root")
+    inter = make_ca("Intermediate", issuer=root, path_length=0)
+    outs = provider.create(leaf_inputs(ca_cert_pem=x509util.to_pem(inter.cert),
+                                       ca_private_key_pem=keys.private_key_to_pem(inter.key),
+                                       ca_chain_pem=x509util.to_pem(root.cert))).outs
+    assert x509util.load_certificates(outs["chain_pem"]) == [inter.cert]  # the root is not served
+    assert "ca_private_key_pem" not in outs  # the CA key is never copied into a leaf's outputs
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"key": {"algorithm": "rsa", "size": 1024}}, "key.size: RSA keys must be 2048, 3072 or 4096 bits"),
+        ({"dns_names": ["bad name"]}, "domains: 'bad name' is not a valid DNS name"),
+        ({"formats": ["pem", "p7b"]}, "formats: unknown format 'p7b': use pem, pkcs12, jks, der"),
+        ({"renew": {"at_fraction": 2}}, "renew.at_fraction: must be between 0 and 1 (exclusive), e.g. 0.667"),
+    ],
+)
+def test_check_reports_one_line_per_problem_on_no_property(provider, over, message):
+    result = provider.check({}, leaf_inputs(**over))
+    assert [(f.property, f.reason) for f in result.failures] == [("", message)]
+
+
+def test_check_tolerates_unknowns_during_preview(provider):
+    from pulumi.output import Unknown
+
+    result = provider.check({}, leaf_inputs(ca_cert_pem=Unknown(), ca_private_key_pem=Unknown()))
+    assert result.failures == []
+
+
+def test_ca_key_must_match_ca_certificate(provider):
+    root, other = make_ca("Root"), make_ca("Other")
+    result = provider.check({}, leaf_inputs(ca_cert_pem=x509util.to_pem(root.cert),
+                                            ca_private_key_pem=keys.private_key_to_pem(other.key)))
+    assert [f.reason for f in result.failures] == ["ca_private_key_pem: does not match the CA certificate"]
+
+
+def test_private_key_algorithm_change_replaces():
+    p = PrivateKeyProvider()
+    outs = p.create({"algorithm": "ecdsa", "curve": "P-256", "size": None}).outs
+    assert p.diff("k", outs, {"algorithm": "ecdsa", "curve": "P-256", "size": None}).changes is False
+    diff = p.diff("k", outs, {"algorithm": "ecdsa", "curve": "P-384", "size": None})
+    assert diff.changes is True and diff.replaces == ["curve"]
+
+
+def test_uploaded_bundle_problems_fail_check_but_an_unchanged_expired_upload_does_not(monkeypatch):
+    root = make_ca("Vendor Root")
+    inter = make_ca("Vendor CA", issuer=root)
+    leaf = make_leaf(inter, ("legacy.example.test",))
+    news = {"name": "legacy", "certificate_pem": x509util.to_pem(leaf.cert), "chain_pem": x509util.to_pem(inter.cert),
+            "private_key_pem": keys.private_key_to_pem(leaf.key), "passphrase": None, "formats": ["pem"]}
+    p = UploadedCertificateProvider()
+    monkeypatch.setenv("CERTPLANE_NOW", "2026-11-27T12:00:00Z")
+    assert p.check({}, news).failures == []
+    bad = {**news, "chain_pem": ""}
+    assert [f.reason for f in p.check({}, bad).failures] == [
+        "upload: missing intermediate: no certificate for 'CN=Vendor CA', the issuer of 'CN=legacy.example.test'; "
+        "add the CA's intermediate certificate to the chain"]
+    monkeypatch.setenv("CERTPLANE_NOW", "2027-06-01T00:00:00Z")  # the leaf has expired since
+    assert p.check(news, news).failures == []
+    assert "expired on" in p.check({}, news).failures[0].reason
+
+
+@pytest.mark.parametrize("provider_cls", [CertificateProvider, PrivateKeyProvider, UploadedCertificateProvider])
+def test_providers_pickle_by_reference_and_load_in_a_fresh_process(provider_cls):
+    blob = serialize_provider(provider_cls())
+    assert len(blob) < 2000, "pickled by reference: no code or captured objects in state"
+    code = ("import base64,sys,dill; p = dill.loads(base64.b64decode(sys.argv[1])); "
+            "print(type(p).__module__ + '.' + type(p).__name__)")
+    out = subprocess.run([sys.executable, "-c", code, blob], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"{provider_cls.__module__}.{provider_cls.__name__}"
