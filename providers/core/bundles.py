@@ -29,7 +29,7 @@ class Bundle:
 def describe(cert: x509.Certificate) -> str:
     cns = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     if cns:
-        return f"'CN={cns[0].value}'"
+        return f"'CN={cns[0].value!s}'"
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         names = san.get_values_for_type(x509.DNSName)
@@ -42,7 +42,7 @@ def describe(cert: x509.Certificate) -> str:
 
 def _issuer_label(cert: x509.Certificate) -> str:
     cns = cert.issuer.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    return f"'CN={cns[0].value}'" if cns else f"'{cert.issuer.rfc4514_string()}'"
+    return f"'CN={cns[0].value!s}'" if cns else f"'{cert.issuer.rfc4514_string()}'"
 
 
 def validate_bundle(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import secrets
 
-import jks  # pyjks
+import jks  # type: ignore[import-untyped]  # pyjks ships no type hints
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12

@@ -107,19 +107,21 @@ def load_private_key(pem: str, password: str | None = None) -> PrivateKey:
     return key
 
 
+def _public(key: PrivateKey | PublicKey) -> PublicKey:
+    if isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)):
+        return key.public_key()
+    return key
+
+
 def public_key_pem(key: PrivateKey | PublicKey) -> str:
-    public = key.public_key() if hasattr(key, "private_bytes") else key
-    return public.public_bytes(  # type: ignore[union-attr]
+    return _public(key).public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ).decode()
 
 
 def public_key_fingerprint_sha256(key: PrivateKey | PublicKey) -> str:
     """SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex (the SPKI pin HPKP and ACM use)."""
-    public = key.public_key() if hasattr(key, "private_bytes") else key
-    der = public.public_bytes(  # type: ignore[union-attr]
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    der = _public(key).public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(der).hexdigest()
 
 

@@ -42,7 +42,7 @@ class RenewalPolicy:
             raise InvalidInputError(f"{field}.before_days", "must be a positive number of days")
         if fraction is not None and (isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1):
             raise InvalidInputError(f"{field}.at_fraction", "must be between 0 and 1 (exclusive), e.g. 0.667")
-        return cls(before_days=before, at_fraction=fraction)  # type: ignore[arg-type]
+        return cls(before_days=before, at_fraction=fraction)
 
     def as_dict(self) -> dict[str, float]:
         out: dict[str, float] = {}
