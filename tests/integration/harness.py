@@ -78,9 +78,15 @@ class EngineProject:
         self.set_config(config, secrets or {})
 
     def set_config(self, config: dict[str, Any], secrets: dict[str, str] | None = None) -> None:
-        values = {f"certplane:{k}": auto.ConfigValue(json.dumps(v)) for k, v in config.items()}
-        values.update({k: auto.ConfigValue(v, secret=True) for k, v in (secrets or {}).items()})
-        self.stack.set_all_config(values, path=False)
+        """Write `certplane:*` as YAML objects (as a user writes Pulumi.<stack>.yaml), then set each secret
+        with `--path --secret`, e.g. {"certplane:certificates.legacy.upload.private_key": PEM}."""
+        stack_file = self.dir / f"Pulumi.{self.stack_name}.yaml"
+        doc = yaml.safe_load(stack_file.read_text()) if stack_file.exists() else {}
+        doc = doc or {}
+        doc["config"] = {f"certplane:{k}": v for k, v in config.items()}
+        stack_file.write_text(yaml.safe_dump(doc, sort_keys=False))
+        for key, value in (secrets or {}).items():
+            self.stack.set_config(key, auto.ConfigValue(value, secret=True), path=True)
 
     @contextmanager
     def environment(self, extra: dict[str, str] | None) -> Iterator[None]:
