@@ -111,3 +111,28 @@ def test_bad_config_fails_preview_with_one_line_and_creates_nothing(tmp_path):
     assert "Traceback" not in text
     state = json.loads(project.export_text())["deployment"]
     assert [r for r in state.get("resources") or [] if "dynamic" in r["type"]] == []
+
+
+def test_ca_renewal_is_followed_by_the_certificates_it_signed(tmp_path):
+    config = {
+        "issuers": {"ca": {"type": "private_ca", "common_name": "Short CA Root", "intermediate": True,
+                           "validity_days": 3650, "intermediate_validity_days": 60}},
+        "certificates": {"web": {"domains": ["web.example.test"], "issuer": "ca", "validity_days": 90,
+                                 "renew": {"before_days": 1}}},
+    }
+    project = EngineProject(tmp_path, config)
+    try:
+        project.up(env={"CERTPLANE_NOW": T0})
+        before = project.outputs()["inventory"]["web"]
+        assert before["not_after"] == "2027-01-26T12:00:00Z"  # capped by the intermediate (60 days)
+        day41 = {"CERTPLANE_NOW": "2027-01-07T12:00:00Z"}
+        preview = project.preview(env=day41)
+        assert changed_steps(preview) == {"update": 2}
+        assert "certplane: ca-intermediate: renewal due since" in preview.stdout
+        assert "certplane: web: ca_cert_pem changes (known after apply); re-issuing" in preview.stdout
+        project.up(env=day41)
+        after = project.outputs()["inventory"]["web"]
+        assert after["serial"] != before["serial"] and after["not_after"] > before["not_after"]
+        assert changed_steps(project.preview(env=day41)) == {}
+    finally:
+        project.destroy()
