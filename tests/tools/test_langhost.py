@@ -1,0 +1,78 @@
+"""The Python language host speaks the engine's plugin protocol: port on stdout, gRPC, quiet shutdown."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+from google.protobuf import empty_pb2
+from pulumi.runtime.proto import language_pb2, language_pb2_grpc
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST = ROOT / "tools" / "langhost" / "pulumi_language_python.py"
+EXEC = ROOT / ".tools" / "bin" / "pulumi-language-python-exec"
+
+
+def start_host():
+    proc = subprocess.Popen([sys.executable, str(HOST), "--use-executor", str(EXEC), "-v=9", "--logtostderr",
+                             "127.0.0.1:1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    port = int(proc.stdout.readline().strip())
+    return proc, port
+
+
+def test_version_flag():
+    out = subprocess.run([sys.executable, str(HOST), "--version"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout.strip() == "3.274.1"
+
+
+def test_serves_plugin_info_and_required_packages_then_stops_quietly_on_sigint():
+    proc, port = start_host()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = language_pb2_grpc.LanguageRuntimeStub(channel)
+            info = stub.GetPluginInfo(empty_pb2.Empty(), timeout=10)
+            assert info.version == "3.274.1"
+            packages = stub.GetRequiredPackages(language_pb2.GetRequiredPackagesRequest(), timeout=10)
+            assert list(packages.packages) == []
+            deps = stub.GetProgramDependencies(language_pb2.GetProgramDependenciesRequest(), timeout=10)
+            assert "pulumi" in {d.name.lower() for d in deps.dependencies}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0
+    assert "Traceback" not in err
+
+
+def test_run_passes_the_go_hosts_arguments_and_config_and_reports_the_exit_code(tmp_path):
+    """A stand-in executor records what it was given: the same flags and environment the Go host passes."""
+    record = tmp_path / "record.json"
+    fake = tmp_path / "fake-exec"
+    fake.write_text("import json, os, sys\n"
+                    f"json.dump({{'argv': sys.argv[1:], 'config': os.environ['PULUMI_CONFIG'], "
+                    f"'secret_keys': os.environ['PULUMI_CONFIG_SECRET_KEYS']}}, open({str(record)!r}, 'w'))\n"
+                    "sys.exit(3)\n")
+    proc = subprocess.Popen([sys.executable, str(HOST), "--use-executor", str(fake), "127.0.0.1:7"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    port = int(proc.stdout.readline().strip())
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = language_pb2_grpc.LanguageRuntimeStub(channel)
+            info = language_pb2.ProgramInfo(root_directory=str(tmp_path), program_directory=str(tmp_path),
+                                            entry_point=".")
+            resp = stub.Run(language_pb2.RunRequest(
+                project="p", stack="s", pwd=str(tmp_path), info=info, monitor_address="127.0.0.1:9",
+                dryRun=True, parallel=4, config={"p:a": "1"}, configSecretKeys=["p:a"]), timeout=60)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=15)
+    assert resp.error == "program exited with non-zero exit code: 3"
+    got = json.loads(record.read_text())
+    assert got["argv"] == ["--monitor", "127.0.0.1:9", "--engine", "127.0.0.1:7", "--project", "p",
+                           "--root_directory", str(tmp_path), "--stack", "s", "--pwd", str(tmp_path),
+                           "--dry_run", "true", "--parallel", "4", "."]
+    assert json.loads(got["config"]) == {"p:a": "1"}
+    assert json.loads(got["secret_keys"]) == ["p:a"]
