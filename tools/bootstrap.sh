@@ -14,12 +14,14 @@ mkdir -p "$BIN" "$CACHE_ROOT"
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 
-# 1. Debian packages: nginx (TLS listener), openssl and keytool (format round trips), BIND (RFC 2136).
+# 1. Debian packages: nginx (TLS listener), openssl and keytool (format round trips), BIND (RFC 2136),
+#    Chromium (report screenshots).
 need_apt=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v keytool >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || need_apt+=(bind9 bind9-utils)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)   # renders `certplane report` in tests
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

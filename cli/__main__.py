@@ -1,0 +1,90 @@
+"""Entry point: `./certplane COMMAND [options]` (or `python -m cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # providers.core (the shared clock) lives at the repo root
+
+from cli import EXIT_UNKNOWN, CliError  # noqa: E402
+from cli import check, inventory, report  # noqa: E402
+from cli.stack import Source  # noqa: E402
+
+EPILOG = """\
+exit codes: 0 healthy, 1 warning, 2 critical, 3 could not check (bad option, missing stack...).
+environment: CERTPLANE_NOW (RFC 3339) time-travels; CERTPLANE_STACK, CERTPLANE_PROJECT_DIR pick the stack
+and project; the Pulumi backend and passphrase are the usual PULUMI_* variables (tools/env.sh sets the
+embedded default); NO_COLOR disables colours."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # usage errors exit 3: 2 means "critical" here
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_UNKNOWN, f"certplane: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = Parser(add_help=False)
+    where = common.add_argument_group("which inventory")
+    where.add_argument("--stack", metavar="NAME",
+                       help="stack to read (default: $CERTPLANE_STACK, else the selected stack, else local)")
+    where.add_argument("--cwd", metavar="DIR",
+                       help="Pulumi project directory (default: $CERTPLANE_PROJECT_DIR, else this repo)")
+    where.add_argument("--inventory-file", metavar="PATH",
+                       help="read the inventory from a JSON file instead of a stack "
+                            "(`pulumi stack output inventory --json`; - for stdin)")
+
+    parser = Parser(prog="certplane", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+                    description="certplane's operator view: what certificates we have, where they are served, "
+                                "who owns them, which will hurt us next.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+
+    inv = sub.add_parser("inventory", parents=[common], help="table of certificates, most urgent first",
+                         description="Every certificate of the stack, most urgent (fewest days left) first.",
+                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    fmt = inv.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+    fmt.add_argument("--csv", action="store_true", help="CSV on stdout (spreadsheets)")
+
+    chk = sub.add_parser("check", parents=[common], help="health check for cron/CI/monitoring; alerts once",
+                         description=check.__doc__, epilog=EPILOG,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    check.add_arguments(chk)
+
+    rep = sub.add_parser("report", parents=[common], help="self-contained HTML report with an expiry timeline",
+                         description="Write one self-contained HTML page (inline CSS and SVG, no network): "
+                                     "an expiry timeline, what needs attention, certificates per target, "
+                                     "key algorithms and issuers.",
+                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    rep.add_argument("--html", required=True, metavar="PATH", help="where to write the page (- for stdout)")
+    rep.add_argument("--warn-days", default="30,14,7,1", metavar="LIST",
+                     help="thresholds that make a certificate a warning (default: 30,14,7,1)")
+    rep.add_argument("--grace-days", type=float, default=1.0, metavar="DAYS",
+                     help="renewal-overdue grace, as for check (default: 1)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    source = Source(stack=args.stack, project_dir=args.cwd, inventory_file=args.inventory_file)
+    commands = {"inventory": inventory.run, "check": check.run, "report": report.run}
+    try:
+        return commands[args.command](args, source)
+    except CliError as err:
+        print(f"certplane: error: {err}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    except KeyboardInterrupt:
+        print("certplane: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `certplane inventory | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""`certplane check`: is every certificate healthy? Exit 0 healthy, 1 warning, 2 critical, 3 could not check.
+
+Critical: expired; renewal overdue (past renewal_time by more than the grace: `pulumi up` should have renewed
+it); with --probe: an endpoint serving another certificate, an incomplete chain, a hostname mismatch, or an
+endpoint that does not answer. Warning: under a --warn-days threshold, renewal due, not yet valid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import EXIT_CRITICAL, EXIT_OK, EXIT_WARNING, CliError, notify, probe, render
+from .inventory import (LEVELS, Certificate, Endpoint, Finding, expiry_findings, fmt_days, fmt_time,
+                        parse_endpoint_spec, parse_warn_days, plural, urgency_key, worst)
+from .stack import Source, load
+
+EXIT_BY_LEVEL = {"ok": EXIT_OK, "warning": EXIT_WARNING, "critical": EXIT_CRITICAL}
+DEFAULT_STATE_FILE = Path(".certplane") / "check-state.json"
+
+
+def probe_jobs(certs: list[Certificate], extra: list[str]) -> list[tuple[str, Endpoint]]:
+    by_name = {c.name: c for c in certs}
+    jobs: list[tuple[str, Endpoint]] = []
+    for cert in certs:
+        for endpoint in cert.endpoints:
+            if not endpoint.server_name:
+                endpoint = Endpoint(endpoint.host, endpoint.port, probe.default_server_name(cert), endpoint.target)
+            jobs.append((cert.name, endpoint))
+    for spec in extra:
+        name, endpoint = parse_endpoint_spec(spec)
+        if name not in by_name:
+            known = ", ".join(sorted(by_name)) or "none"
+            raise CliError(f"--endpoint {spec!r}: no certificate {name!r} in the inventory (known: {known})")
+        if not endpoint.server_name:
+            endpoint = Endpoint(endpoint.host, endpoint.port, probe.default_server_name(by_name[name]),
+                                endpoint.target)
+        jobs.append((name, endpoint))
+    return list(dict.fromkeys(jobs))  # the same endpoint from the inventory and the command line: once
+
+
+def build_channels(args: argparse.Namespace) -> list[notify.Channel]:
+    channels = []
+    if args.webhook:
+        channels.append(notify.webhook_sender(args.webhook, args.notify_timeout))
+    smtp_fields = {"--smtp-host": args.smtp_host, "--mail-from": args.mail_from, "--mail-to": args.mail_to}
+    if any(smtp_fields.values()):
+        missing = [flag for flag, value in smtp_fields.items() if not value]
+        if missing:
+            raise CliError(f"e-mail alerts need {', '.join(missing)} as well")
+        recipients = [a.strip() for value in args.mail_to for a in value.split(",") if a.strip()]
+        channels.append(notify.smtp_sender(args.smtp_host, args.smtp_port, args.mail_from, recipients,
+                                           args.notify_timeout))
+    return channels
+
+
+def run(args: argparse.Namespace, source: Source) -> int:
+    warn_days = parse_warn_days(args.warn_days)
+    if args.grace_days < 0:
+        raise CliError("--grace-days must not be negative")
+    if args.probe_timeout <= 0 or args.notify_timeout <= 0:
+        raise CliError("timeouts must be positive numbers of seconds")
+    channels = build_channels(args)  # validate before any network work
+    loaded = load(source)
+    now, certs = loaded.now, sorted(loaded.certificates, key=lambda c: urgency_key(c, loaded.now))
+    findings: dict[str, list[Finding]] = {c.name: expiry_findings(c, now, warn_days, args.grace_days) for c in certs}
+    notes: list[str] = []
+
+    probed: list[probe.ProbeResult] = []
+    probe_seconds = 0.0
+    if args.probe or args.endpoint:
+        jobs = probe_jobs(certs, args.endpoint or [])
+        if not jobs:
+            notes.append("no endpoints to probe: the inventory lists none; add --endpoint NAME=HOST:PORT[/SNI]")
+        else:
+            progress = render.Progress("probing", len(jobs))
+            start = time.monotonic()
+            try:
+                probed = probe.probe_all(jobs, timeout=args.probe_timeout, workers=args.probe_workers,
+                                         on_done=lambda r: progress.step(f"{r.certificate} {r.endpoint.label}"))
+            finally:
+                progress.close()
+            probe_seconds = time.monotonic() - start
+            by_name = {c.name: c for c in certs}
+            for result in probed:
+                findings[result.certificate].extend(probe.assess(by_name[result.certificate], result))
+    for name in findings:
+        findings[name].sort(key=lambda f: -LEVELS.index(f.level))
+
+    levels = {c.name: worst([f.level for f in findings[c.name]]) for c in certs}
+    status = worst(list(levels.values()))
+    outcomes: list[notify.Outcome] = []
+    if channels:
+        state_path = Path(args.state_file) if args.state_file else loaded.project_dir / DEFAULT_STATE_FILE
+        state = notify.StateFile(state_path)
+        alerts = notify.current_alerts(certs, findings, now, warn_days)
+        outcomes = notify.dispatch(alerts, certs, channels, state, loaded.stack, now)
+    for outcome in outcomes:
+        if outcome.error:
+            print(f"certplane: {outcome.channel} notification to {outcome.target} failed: {outcome.error}",
+                  file=sys.stderr)
+
+    if args.json:
+        doc: dict[str, Any] = {
+            "stack": loaded.stack, "checked_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "status": status,
+            "exit_code": EXIT_BY_LEVEL[status], "warn_days": list(warn_days), "grace_days": args.grace_days,
+            "certificates": [{
+                "name": c.name, "status": levels[c.name], "days_remaining": round(c.days_left(now), 1),
+                "not_after": c.not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "renewal_time": c.renewal_time.strftime("%Y-%m-%dT%H:%M:%SZ") if c.renewal_time else None,
+                "serial": c.serial, "owner": c.owner, "targets": list(c.targets),
+                "findings": [f.as_dict() for f in findings[c.name]],
+            } for c in certs],
+            "probes": [{"certificate": r.certificate, **r.endpoint.as_dict(), "ok": not r.error,
+                        "error": r.error, "seconds": round(r.seconds, 3),
+                        "served_fingerprint_sha256": probe.fingerprint(r.chain[0]) if r.chain else None,
+                        "served_chain_length": len(r.chain)} for r in probed],
+            "notes": notes,
+            "notifications": [o.as_dict() for o in outcomes],
+        }
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return EXIT_BY_LEVEL[status]
+
+    style = render.Style(render.colour_enabled(sys.stdout))
+    out = sys.stdout
+    for note in notes:
+        out.write(style(f"note: {note}", "dim") + "\n")
+    width = max((len(c.name) for c in certs), default=0)
+    for cert in certs:
+        level = levels[cert.name]
+        label = style.level(f"{level.upper():8}", level)
+        flagged = [f for f in findings[cert.name] if f.level != "ok"]
+        if not flagged:
+            renew = f"renews {fmt_time(cert.renewal_time)}" if cert.renewal_time else "no renewal time"
+            served = sum(1 for r in probed if r.certificate == cert.name)
+            live = f"; {plural(served, 'endpoint')} {'serves' if served == 1 else 'serve'} it" if served else ""
+            out.write(f"{label} {cert.name:{width}}  {fmt_days(cert.days_left(now))} days left, {renew}{live}\n")
+            continue
+        for i, finding in enumerate(flagged):
+            lead = label if i == 0 else style.level(f"{finding.level.upper():8}", finding.level)
+            out.write(f"{lead} {cert.name:{width}}  {finding.message}\n")
+    counts = {lvl: sum(1 for v in levels.values() if v == lvl) for lvl in LEVELS}
+    parts = [f"{counts['critical']} critical", f"{counts['warning']} warning", f"{counts['ok']} ok"]
+    probe_note = f"; probed {plural(len(probed), 'endpoint')} in {probe_seconds:.1f}s" if probed else ""
+    out.write(style(f"{status.upper()}: {plural(len(certs), 'certificate')} on stack {loaded.stack} ({', '.join(parts)}) "
+                    f"as of {fmt_time(now)}{probe_note}", render.LEVEL_STYLE[status]) + "\n")
+    for outcome in outcomes:
+        if not outcome.error:
+            sent = ", ".join(outcome.alerts) if outcome.alerts else "nothing new"
+            out.write(style(f"{outcome.channel} ({outcome.target}): {sent}", "dim") + "\n")
+    return EXIT_BY_LEVEL[status]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--warn-days", default="30,14,7,1", metavar="LIST",
+                        help="days-left thresholds that warn, each alerting once (default: 30,14,7,1)")
+    parser.add_argument("--grace-days", type=float, default=1.0, metavar="DAYS",
+                        help="how long past its renewal time a certificate may go before it is critical "
+                             "(default: 1)")
+    parser.add_argument("--probe", action="store_true",
+                        help="TLS-handshake every endpoint in the inventory: served certificate, chain, hostname")
+    parser.add_argument("--endpoint", action="append", metavar="NAME=HOST:PORT[/SNI]",
+                        help="also probe this endpoint for certificate NAME (repeatable; implies --probe)")
+    parser.add_argument("--probe-timeout", type=float, default=probe.DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help=f"connect and handshake timeout per endpoint (default: {probe.DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--probe-workers", type=int, default=probe.MAX_WORKERS, metavar="N",
+                        help=f"concurrent probes (default: {probe.MAX_WORKERS})")
+    parser.add_argument("--json", action="store_true", help="machine-readable result on stdout")
+    group = parser.add_argument_group("notifications (each alert once per threshold crossing)")
+    group.add_argument("--state-file", metavar="PATH",
+                       help="what was already sent (default: <project>/.certplane/check-state.json, mode 0600)")
+    group.add_argument("--webhook", metavar="URL", help="POST a Slack-compatible JSON message here")
+    group.add_argument("--smtp-host", metavar="HOST", help="send e-mail through this SMTP server "
+                       "(STARTTLS when offered; login from $CERTPLANE_SMTP_USER / $CERTPLANE_SMTP_PASSWORD)")
+    group.add_argument("--smtp-port", type=int, default=25, metavar="PORT", help="SMTP port (default: 25)")
+    group.add_argument("--mail-from", metavar="ADDRESS", help="sender address")
+    group.add_argument("--mail-to", action="append", metavar="ADDRESS",
+                       help="recipient (repeatable or comma-separated)")
+    group.add_argument("--notify-timeout", type=float, default=notify.DEFAULT_TIMEOUT, metavar="SECONDS",
+                       help=f"timeout of each notification call (default: {notify.DEFAULT_TIMEOUT:g})")

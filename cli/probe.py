@@ -1,0 +1,193 @@
+"""Live TLS probes: a real handshake with SNI against every endpoint, then checks of what was served.
+
+Certificates are not validated against a trust store here (private CAs are the point of certplane); instead
+each served certificate is compared with the inventory (SHA-256 fingerprint), its chain is checked to link
+leaf -> issuer with real signature verification, and its SANs must cover the probed name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from .inventory import Certificate, Endpoint, Finding
+
+DEFAULT_TIMEOUT = 5.0
+MAX_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    certificate: str
+    endpoint: Endpoint
+    chain: tuple[x509.Certificate, ...] = ()
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def same_fingerprint(a: str, b: str) -> bool:
+    def norm(s: str) -> str:
+        return s.replace(":", "").strip().lower()
+
+    return norm(a) == norm(b)
+
+
+def default_server_name(cert: Certificate) -> str | None:
+    """What to send as SNI when the endpoint names none: the first non-wildcard domain."""
+    for name in cert.domains:
+        if not name.startswith("*."):
+            return name
+    return cert.domains[0][2:] if cert.domains else None
+
+
+def _served_chain(sock: ssl.SSLSocket) -> tuple[x509.Certificate, ...]:
+    getter = getattr(sock, "get_unverified_chain", None)  # public from Python 3.13
+    if getter is None:
+        getter = sock._sslobj.get_unverified_chain  # type: ignore[attr-defined]  # 3.10-3.12
+    raw = getter() or []
+    ders = [c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER) for c in raw]  # type: ignore[attr-defined]
+    if not ders:
+        leaf = sock.getpeercert(binary_form=True)
+        ders = [leaf] if leaf else []
+    return tuple(x509.load_der_x509_certificate(d) for d in ders)
+
+
+def probe(certificate: str, endpoint: Endpoint, timeout: float = DEFAULT_TIMEOUT) -> ProbeResult:
+    """One TLS handshake, bounded by `timeout` seconds for the connect and for the handshake."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # verified below against the inventory, not a trust store
+    start = time.monotonic()
+    sni = endpoint.server_name
+    try:
+        ipaddress.ip_address(sni or "")
+        sni = None  # SNI never carries an IP address (RFC 6066)
+    except ValueError:
+        pass
+    try:
+        with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout) as raw:
+            raw.settimeout(timeout)
+            with context.wrap_socket(raw, server_hostname=sni) as tls:
+                chain = _served_chain(tls)
+    except (socket.timeout, TimeoutError):
+        return ProbeResult(certificate, endpoint, error=f"timed out after {timeout:g}s",
+                           seconds=time.monotonic() - start)
+    except ssl.SSLError as err:
+        return ProbeResult(certificate, endpoint, error=f"TLS handshake failed: {err.reason or err}",
+                           seconds=time.monotonic() - start)
+    except OSError as err:
+        return ProbeResult(certificate, endpoint, error=f"unreachable: {err.strerror or err}",
+                           seconds=time.monotonic() - start)
+    if not chain:
+        return ProbeResult(certificate, endpoint, error="the server sent no certificate",
+                           seconds=time.monotonic() - start)
+    return ProbeResult(certificate, endpoint, chain=chain, seconds=time.monotonic() - start)
+
+
+def probe_all(jobs: Sequence[tuple[str, Endpoint]], *, timeout: float = DEFAULT_TIMEOUT,
+              workers: int = MAX_WORKERS, on_done: Callable[[ProbeResult], None] | None = None) -> list[ProbeResult]:
+    """Probe concurrently on a small thread pool; results in the order of `jobs`."""
+    if not jobs:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs))), thread_name_prefix="probe") as pool:
+        futures = [pool.submit(probe, name, endpoint, timeout) for name, endpoint in jobs]
+        results = []
+        for future in futures:
+            result = future.result()
+            if on_done:
+                on_done(result)
+            results.append(result)
+    return results
+
+
+def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
+    try:
+        child.verify_directly_issued_by(parent)
+        return True
+    except Exception:  # noqa: BLE001 - ValueError (names), InvalidSignature, TypeError (key type) all mean "no"
+        return False
+
+
+def chain_problem(chain: Sequence[x509.Certificate]) -> str | None:
+    """None when the served chain links leaf -> issuer -> ... (the root may be left out), else why not."""
+    leaf = chain[0]
+    if leaf.issuer == leaf.subject and _issued_by(leaf, leaf):
+        return None  # self-signed: nothing to link to
+    issuer = leaf.issuer.rfc4514_string()
+    if len(chain) == 1:
+        return f"chain incomplete: the server sends only the leaf; its issuer ({issuer}) is missing"
+    if not _issued_by(leaf, chain[1]):
+        return (f"chain incomplete: the leaf was issued by {issuer}, but the server sends "
+                f"{chain[1].subject.rfc4514_string()} after it")
+    for i in range(1, len(chain) - 1):
+        if not _issued_by(chain[i], chain[i + 1]):
+            return (f"chain broken: {chain[i].subject.rfc4514_string()} is not issued by the next certificate "
+                    f"({chain[i + 1].subject.rfc4514_string()})")
+    return None
+
+
+def _san(cert: x509.Certificate) -> tuple[list[str], list[str]]:
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return [], []
+    return ext.get_values_for_type(x509.DNSName), [str(ip) for ip in ext.get_values_for_type(x509.IPAddress)]
+
+
+def dns_match(pattern: str, name: str) -> bool:
+    """RFC 6125: exact, or `*` as the whole leftmost label matching exactly one label."""
+    pattern, name = pattern.lower().rstrip("."), name.lower().rstrip(".")
+    if pattern == name:
+        return True
+    if pattern.startswith("*."):
+        head, _, rest = name.partition(".")
+        return bool(head) and rest == pattern[2:]
+    return False
+
+
+def covers(cert: x509.Certificate, name: str) -> bool:
+    dns, ips = _san(cert)
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        return any(dns_match(p, name) for p in dns)
+    return any(ipaddress.ip_address(v) == ip for v in ips)
+
+
+def assess(cert: Certificate, result: ProbeResult) -> list[Finding]:
+    """Findings for one probe; an empty list means the endpoint serves this certificate correctly."""
+    where = result.endpoint.label
+    if result.error:
+        return [Finding(cert.name, "critical", "endpoint-unreachable", f"{where}: {result.error}", endpoint=where)]
+    out = []
+    leaf = result.chain[0]
+    served = fingerprint(leaf)
+    if cert.fingerprint_sha256 and not same_fingerprint(served, cert.fingerprint_sha256):
+        subject = leaf.subject.rfc4514_string() or "(empty subject)"
+        out.append(Finding(cert.name, "critical", "endpoint-mismatch",
+                           f"{where}: serves another certificate ({subject}, serial {leaf.serial_number:x}, "
+                           f"SHA-256 {served[:23]}...) than the inventory's (serial {cert.serial or '?'}, "
+                           f"SHA-256 {cert.fingerprint_sha256[:23]}...)", endpoint=where))
+    problem = chain_problem(result.chain)
+    if problem:
+        out.append(Finding(cert.name, "critical", "chain-incomplete", f"{where}: {problem}", endpoint=where))
+    name = result.endpoint.server_name or result.endpoint.host
+    if not covers(leaf, name):
+        dns, ips = _san(leaf)
+        names = ", ".join(dns + ips) or "no subjectAltName"
+        out.append(Finding(cert.name, "critical", "hostname-mismatch",
+                           f"{where}: hostname mismatch: the served certificate covers {names}, not {name}",
+                           endpoint=where))
+    return out
