@@ -1,0 +1,292 @@
+"""AcmeCertificate: a certificate ordered from an ACME CA (RFC 8555), renewed in place.
+
+`diff` re-issues when the domains, key, profile, challenge or directory change, or when renewal is due:
+at the start of the CA's ACME Renewal Information window (RFC 9773) when the CA offers one, else by the
+renewal policy. `update` re-issues in place (same resource id) with a new key unless `reuse_key`, and never
+revokes: the old certificate stays valid until its replacement is deployed. `delete` revokes only when
+`revoke_on_destroy`. A failed order raises one clear line and leaves the previous state untouched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, Resource, UpdateResult
+
+from ._dynamic import CertplaneProvider, is_unknown, note, user_facing, without_provider
+from .acme_account import check_directory_url
+from .core import certificates as x509util
+from .core import dns as dns_solvers
+from .core import formats, http01, keys, renewal
+from .core.acme import ari, orders, revoke
+from .core.acme import client as acme_client
+from .core.acme.errors import RetryPolicy
+from .core.errors import CertplaneError, InvalidInputError
+
+CHALLENGES = ("dns-01", "http-01")
+REISSUE_FIELDS = ("domains", "key", "profile", "challenge", "directory_url")
+RENDER_FIELDS = ("formats", "renew", "reuse_key", "name", "dns", "http01", "ca_bundle", "account_url",
+                 "revoke_on_destroy", "revoke_reason", "account_key_pem", "order_timeout_seconds")
+# `dns` may carry provider credentials (tsig_secret, aws_secret_access_key): never plaintext in state.
+SECRET_OUTPUTS = ["private_key_pem", "pkcs12_base64", "jks_base64", "keystore_password", "account_key_pem", "dns"]
+OUTPUTS = (
+    "cert_pem", "chain_pem", "fullchain_pem", "private_key_pem", "serial", "not_before", "not_after",
+    "renewal_time", "fingerprint_sha256", "key_algorithm", "public_key_fingerprint_sha256", "issuer",
+    "pkcs12_base64", "jks_base64", "cert_der_base64", "keystore_password", "dns_names",
+    "renewal_source", "ari_window_start", "ari_window_end",
+)
+ARI_PROBE = RetryPolicy(attempts=1, max_total=5.0)  # diff re-checks ARI only if it is quick
+
+
+def challenge_of(props: dict[str, Any]) -> str:
+    return str(props.get("challenge") or ("dns-01" if props.get("dns") else "http-01"))
+
+
+def key_spec(props: dict[str, Any]) -> keys.KeySpec:
+    spec = keys.KeySpec.parse(props.get("key"))
+    acme_client.check_acme_key_spec(spec)
+    return spec
+
+
+def check_domains(domains: Any, challenge: str) -> list[str]:
+    if not isinstance(domains, (list, tuple)) or not domains:
+        raise InvalidInputError("domains", "an ACME certificate needs at least one domain")
+    seen = set()
+    for name in domains:
+        x509util.check_dns_name(name, "domains")
+        if name.lower() in seen:
+            raise InvalidInputError("domains", f"{name!r} is listed twice")
+        seen.add(name.lower())
+        if name.startswith("*.") and challenge != "dns-01":
+            raise InvalidInputError("challenge", f"wildcard {name} can only be validated with dns-01")
+    return [str(d) for d in domains]
+
+
+def solver_for(props: dict[str, Any]) -> Any:
+    if challenge_of(props) == "dns-01":
+        return dns_solvers.make_solver(props.get("dns"))
+    return http01.make_solver(props.get("http01"))
+
+
+def _connect(props: dict[str, Any], retry: RetryPolicy | None = None) -> Any:
+    conn = acme_client.Connection(directory_url=props["directory_url"], ca_bundle=props.get("ca_bundle") or None)
+    if retry is not None:
+        conn = acme_client.Connection(conn.directory_url, conn.ca_bundle, retry=retry, timeout=5)
+    account_key = keys.load_private_key(props["account_key_pem"])
+    return acme_client.connect(conn, account_key, props.get("account_url") or None)
+
+
+def _window(props: dict[str, Any]) -> renewal.AriWindow | None:
+    if props.get("ari_window_start") and props.get("ari_window_end"):
+        return renewal.AriWindow(x509util.parse_rfc3339(props["ari_window_start"]),
+                                 x509util.parse_rfc3339(props["ari_window_end"]))
+    return None
+
+
+def _render(props: dict[str, Any], key: keys.PrivateKey, cert: Any, chain: list[Any], password: str,
+            window: renewal.AriWindow | None) -> dict[str, Any]:
+    policy = renewal.RenewalPolicy.parse(props.get("renew"))
+    renew_at = renewal.renewal_time(cert.not_valid_before_utc, cert.not_valid_after_utc, policy, window)
+    outs = {
+        **without_provider(props),
+        **formats.render(list(props.get("formats") or []), key=key, leaf=cert, chain=chain, password=password),
+        "serial": x509util.serial_hex(cert),
+        "not_before": x509util.rfc3339(cert.not_valid_before_utc),
+        "not_after": x509util.rfc3339(cert.not_valid_after_utc),
+        "renewal_time": x509util.rfc3339(renew_at),
+        "renewal_source": "ari" if window else "policy",
+        "ari_window_start": x509util.rfc3339(window.start) if window else None,
+        "ari_window_end": x509util.rfc3339(window.end) if window else None,
+        "fingerprint_sha256": x509util.fingerprint_sha256(cert),
+        "key_algorithm": keys.spec_of(key).label,
+        "public_key_fingerprint_sha256": keys.public_key_fingerprint_sha256(key),
+        "issuer": cert.issuer.rfc4514_string(),
+        "dns_names": x509util.dns_names_of(cert),
+        "keystore_password": password,
+    }
+    for name in OUTPUTS:
+        outs.setdefault(name, None)
+    return outs
+
+
+def _issue(props: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+    domains = check_domains(props.get("domains"), challenge_of(props))
+    if old and old.get("private_key_pem") and props.get("reuse_key"):
+        key = keys.load_private_key(old["private_key_pem"])
+    else:
+        key = keys.generate_private_key(key_spec(props))
+    client = _connect(props)
+    issued = orders.issue(client, domains, solver_for(props), key=key, profile=props.get("profile") or None,
+                          timeout=float(props.get("order_timeout_seconds") or 120))
+    for problem in issued.cleanup_errors:
+        note(f"{props.get('name') or domains[0]}: {problem}")
+    try:
+        window = ari.renewal_window(client, issued.leaf)
+    except CertplaneError as err:  # ARI is advisory: fall back to the renewal policy
+        note(f"{props.get('name') or domains[0]}: no ACME renewal info ({err}); using the renewal policy")
+        window = None
+    password = props.get("keystore_password") or (old or {}).get("keystore_password") or formats.generate_password()
+    return _render(props, key, issued.leaf, issued.chain, password, window)
+
+
+def _norm(value: Any) -> Any:
+    if value in (None, "", [], {}):
+        return None
+    if isinstance(value, dict):
+        return {k: _norm(v) for k, v in sorted(value.items()) if _norm(v) is not None} or None
+    if isinstance(value, (list, tuple)):
+        return [_norm(v) for v in value]
+    return value
+
+
+def _fresh_window(olds: dict[str, Any]) -> renewal.AriWindow | None:
+    """Re-ask the CA for the renewal window (it may move it, e.g. after an incident); bounded to a few
+    seconds and silent on failure: the window stored at issue time is used then."""
+    if not (olds.get("ari_window_start") and olds.get("cert_pem") and olds.get("account_key_pem")):
+        return _window(olds)
+    try:
+        cert = x509util.load_certificates(olds["cert_pem"])[0]
+        return ari.renewal_window(_connect(olds, ARI_PROBE), cert) or _window(olds)
+    except Exception:  # noqa: BLE001 - advisory only
+        return _window(olds)
+
+
+def reissue_reasons(olds: dict[str, Any], news: dict[str, Any], *, recheck_ari: bool = True) -> list[str]:
+    """Why the stored certificate no longer fits its inputs or is due for renewal (empty when it is fine)."""
+    name = news.get("name") or "certificate"
+    reasons = []
+    for field in REISSUE_FIELDS:
+        if is_unknown(news.get(field)):
+            reasons.append(f"{name}: {field} changes (known after apply); re-issuing")
+        elif _norm(olds.get(field)) != _norm(news.get(field)):
+            if field == "challenge" and challenge_of(olds) == challenge_of(news):
+                continue
+            reasons.append(f"{name}: {field} changed; re-issuing")
+    if olds.get("not_before") and olds.get("not_after") and not is_unknown(news.get("renew")):
+        window = _fresh_window(olds) if recheck_ari else _window(olds)
+        decision = renewal.renewal_decision(
+            name, x509util.parse_rfc3339(olds["not_before"]), x509util.parse_rfc3339(olds["not_after"]),
+            renewal.RenewalPolicy.parse(news.get("renew")), renewal.now(), window,
+        )
+        if decision.due:
+            reasons.append(decision.reason)
+    return reasons
+
+
+class AcmeCertificateProvider(CertplaneProvider):
+    def validate(self, news: dict[str, Any]) -> dict[str, Any]:
+        if not is_unknown(news.get("directory_url")):
+            check_directory_url(news.get("directory_url"))
+        challenge = news.get("challenge")
+        if not is_unknown(challenge):
+            if challenge not in (None, "", *CHALLENGES):
+                raise InvalidInputError("challenge", f"unknown challenge {challenge!r}: use dns-01 or http-01")
+            if not is_unknown(news.get("domains")):
+                check_domains(news.get("domains"), challenge_of(news))
+            if challenge_of(news) == "dns-01" and not is_unknown(news.get("dns")):
+                dns_solvers.validate(news.get("dns"))
+            if challenge_of(news) == "http-01" and not is_unknown(news.get("http01")):
+                http01.validate(news.get("http01"))
+        if not is_unknown(news.get("key")):
+            news["key"] = key_spec(news).as_dict()
+        if not is_unknown(news.get("renew")):
+            renewal.RenewalPolicy.parse(news.get("renew"))
+        if not is_unknown(news.get("formats")):
+            formats.check_formats(list(news.get("formats") or []))
+        if not is_unknown(news.get("revoke_reason")) and news.get("revoke_reason"):
+            revoke.reason_code(news["revoke_reason"])
+        if not is_unknown(news.get("account_key_pem")):
+            if not news.get("account_key_pem"):
+                raise InvalidInputError("account_key_pem", "the ACME account key is required")
+            try:
+                acme_client.jwk_for(keys.load_private_key(news["account_key_pem"]))
+            except InvalidInputError as err:
+                raise InvalidInputError("account_key_pem", err.reason) from None
+        profile = news.get("profile")
+        if not is_unknown(profile) and profile is not None and not isinstance(profile, str):
+            raise InvalidInputError("profile", "must be the name of a profile the CA offers, e.g. shortlived")
+        return news
+
+    @user_facing("issuing an ACME certificate")
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        return CreateResult(f"acme-{uuid.uuid4().hex[:12]}", _issue(props, None))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        reasons = reissue_reasons(olds, news)
+        for reason in reasons:
+            note(reason)
+        rerender = any(_norm(olds.get(f)) != _norm(news.get(f)) for f in RENDER_FIELDS)
+        if news.get("keystore_password") and news.get("keystore_password") != olds.get("keystore_password"):
+            rerender = True
+        return DiffResult(changes=bool(reasons) or rerender, replaces=[], delete_before_replace=False)
+
+    @user_facing("renewing an ACME certificate")
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        if reissue_reasons(olds, news) or not olds.get("cert_pem"):
+            return UpdateResult(_issue(news, olds))  # the old certificate is NOT revoked: it may still be live
+        cert = x509util.load_certificates(olds["cert_pem"])[0]
+        chain = x509util.load_certificates(olds.get("chain_pem") or "")
+        key = keys.load_private_key(olds["private_key_pem"])
+        password = news.get("keystore_password") or olds.get("keystore_password") or formats.generate_password()
+        return UpdateResult(_render(news, key, cert, chain, password, _window(olds)))
+
+    @user_facing("revoking an ACME certificate")
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        if not props.get("revoke_on_destroy") or not props.get("cert_pem"):
+            return
+        cert = x509util.load_certificates(props["cert_pem"])[0]
+        if cert.not_valid_after_utc <= dt.datetime.now(dt.timezone.utc):
+            return  # expired: nothing left to revoke
+        revoke.revoke(_connect(props), cert, props.get("revoke_reason") or "cessationOfOperation")
+        note(f"{props.get('name') or 'certificate'}: revoked serial {x509util.serial_hex(cert)}")
+
+
+class AcmeCertificate(Resource):
+    """A certificate from an ACME CA. Outputs as `SelfSignedCertificate` (cert_pem, chain_pem, fullchain_pem,
+    private_key_pem (secret), serial, not_before, not_after, renewal_time, fingerprint_sha256, key_algorithm,
+    public_key_fingerprint_sha256, issuer, dns_names, pkcs12_base64/jks_base64/cert_der_base64,
+    keystore_password) plus renewal_source ("ari" | "policy") and ari_window_start/ari_window_end."""
+
+    cert_pem: pulumi.Output[str]
+    chain_pem: pulumi.Output[str]
+    fullchain_pem: pulumi.Output[str]
+    private_key_pem: pulumi.Output[str]
+    serial: pulumi.Output[str]
+    not_before: pulumi.Output[str]
+    not_after: pulumi.Output[str]
+    renewal_time: pulumi.Output[str]
+    fingerprint_sha256: pulumi.Output[str]
+    key_algorithm: pulumi.Output[str]
+    public_key_fingerprint_sha256: pulumi.Output[str]
+    issuer: pulumi.Output[str]
+    pkcs12_base64: pulumi.Output[str | None]
+    jks_base64: pulumi.Output[str | None]
+    cert_der_base64: pulumi.Output[str | None]
+    keystore_password: pulumi.Output[str]
+    dns_names: pulumi.Output[list[str]]
+    renewal_source: pulumi.Output[str]
+    ari_window_start: pulumi.Output[str | None]
+    ari_window_end: pulumi.Output[str | None]
+
+    def __init__(self, name: str, *, directory_url: Any, account_key_pem: Any, account_url: Any, domains: Any,
+                 challenge: Any = None, dns: Any = None, http01: Any = None, key: Any = None,
+                 reuse_key: bool = False, profile: Any = None, renew: Any = None, formats: Any = None,
+                 keystore_password: Any = None, revoke_on_destroy: bool = False, revoke_reason: Any = None,
+                 ca_bundle: Any = None, order_timeout_seconds: Any = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        props = {
+            "name": name, "directory_url": directory_url, "ca_bundle": ca_bundle,
+            "account_key_pem": pulumi.Output.secret(account_key_pem), "account_url": account_url,
+            "domains": domains, "challenge": challenge, "dns": dns, "http01": http01, "key": key,
+            "reuse_key": reuse_key, "profile": profile, "renew": renew, "formats": formats or [],
+            "keystore_password": pulumi.Output.secret(keystore_password) if keystore_password is not None else None,
+            "revoke_on_destroy": revoke_on_destroy, "revoke_reason": revoke_reason,
+            "order_timeout_seconds": order_timeout_seconds,
+        }
+        outputs = {k: None for k in OUTPUTS if k not in props}
+        secret = pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
+        super().__init__(AcmeCertificateProvider(), name, {**props, **outputs},
+                         pulumi.ResourceOptions.merge(secret, opts))

@@ -1,0 +1,179 @@
+"""Connecting to an ACME directory with certbot's `acme` library, and the account that signs every request.
+
+We do not speak RFC 8555 ourselves: `acme.client.ClientV2` does. This module adds what certplane needs
+around it: trust for private directories (`ca_bundle`), bounded retries of transient failures (the library
+retries a `badNonce` only once), account registration with optional External Account Binding, and finding an
+existing account by its key so accounts are created once and reused by every order.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from josepy.jwa import ES256, ES384, ES512, RS256, JWASignature
+from josepy.jwk import JWK, JWKEC, JWKRSA
+import requests
+from acme import client as acme_client
+from acme import errors as acme_errors
+from acme import messages
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from ..errors import InvalidInputError
+from ..keys import KeySpec, PrivateKey
+from .errors import RetryPolicy, annotate, is_transient, translate
+
+USER_AGENT = "certplane"
+
+
+class CertplaneNetwork(acme_client.ClientNetwork):
+    """`ClientNetwork` that retries badNonce, 5xx and connection failures with bounded backoff, and keeps the
+    HTTP status and Retry-After of problem responses (for rate-limit messages)."""
+
+    def __init__(self, key: JWK, *, alg: JWASignature, verify_ssl: str | bool,
+                 retry: RetryPolicy, timeout: int = 30) -> None:
+        super().__init__(key, alg=alg, verify_ssl=verify_ssl,  # type: ignore[arg-type]  # a path works
+                         user_agent=USER_AGENT, timeout=timeout)
+        self.retry = retry
+
+    def _check_response(self, response: requests.Response,  # type: ignore[override]
+                        content_type: str | None = None) -> requests.Response:
+        try:
+            return super()._check_response(response, content_type=content_type)
+        except messages.Error as err:
+            annotate(err, response)
+            raise
+
+    def _retrying(self, send: Any, *args: Any, **kwargs: Any) -> requests.Response:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response: requests.Response = send(*args, **kwargs)
+                return response
+            except Exception as err:  # noqa: BLE001 - classified by is_transient
+                bad_nonce = isinstance(err, messages.Error) and err.code == "badNonce"
+                delay = self.retry.nonce_delay if bad_nonce else self.retry.delay(attempt)
+                limit = self.retry.nonce_attempts if bad_nonce else self.retry.attempts
+                if (not is_transient(err) or attempt >= limit
+                        or time.monotonic() - started + delay > self.retry.max_total):
+                    raise
+                time.sleep(delay)
+
+    def post(self, *args: Any, **kwargs: Any) -> requests.Response:
+        return self._retrying(self._post_once, *args, **kwargs)
+
+    def get(self, url: str, content_type: str = acme_client.ClientNetwork.JSON_CONTENT_TYPE,
+            **kwargs: Any) -> requests.Response:
+        return self._retrying(super().get, url, content_type=content_type, **kwargs)
+
+
+def jwk_for(key: PrivateKey) -> tuple[JWK, JWASignature]:
+    """The JWK and JWS algorithm for an account key (RSA → RS256, P-256 → ES256, P-384 → ES384)."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        return JWKRSA(key=key), RS256
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        alg = {"secp256r1": ES256, "secp384r1": ES384, "secp521r1": ES512}.get(key.curve.name)
+        if alg is not None:
+            return JWKEC(key=key), alg
+    raise InvalidInputError("account_key", "ACME account keys must be RSA or ECDSA P-256/P-384")
+
+
+def check_acme_key_spec(spec: KeySpec, field_name: str = "key") -> None:
+    """ACME CAs (Let's Encrypt, Pebble's peers, ZeroSSL) issue for RSA and ECDSA keys only."""
+    if spec.algorithm == "ed25519":
+        raise InvalidInputError(f"{field_name}.algorithm",
+                                "ACME CAs do not issue certificates for Ed25519 keys: use rsa or ecdsa")
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where and how to talk to one ACME directory."""
+
+    directory_url: str
+    ca_bundle: str | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: int = 30
+
+
+def connect(conn: Connection, account_key: PrivateKey, account_url: str | None = None) -> acme_client.ClientV2:
+    """A `ClientV2` for the directory, signing with `account_key` (as `account_url`'s account, when given)."""
+    jwk, alg = jwk_for(account_key)
+    net = CertplaneNetwork(jwk, alg=alg, verify_ssl=conn.ca_bundle or True, retry=conn.retry,
+                           timeout=conn.timeout)
+    try:
+        directory = acme_client.ClientV2.get_directory(conn.directory_url, net)
+    except Exception as err:  # noqa: BLE001 - translated to one line
+        raise translate(err, f"reading the directory {conn.directory_url}",
+                        directory_url=conn.directory_url) from None
+    client = acme_client.ClientV2(directory, net)
+    if account_url:
+        net.account = messages.RegistrationResource(uri=account_url, body=messages.Registration())
+    return client
+
+
+def profiles(client: acme_client.ClientV2) -> dict[str, str]:
+    """The profiles the CA advertises ({name: description}); empty when it has none."""
+    meta = getattr(client.directory, "meta", None)
+    raw = getattr(meta, "profiles", None) if meta is not None else None
+    return dict(raw or {})
+
+
+@dataclass(frozen=True)
+class Account:
+    url: str
+    status: str | None
+    contact: tuple[str, ...]
+
+
+def register_account(client: acme_client.ClientV2, *, email: str | None, eab_kid: str | None = None,
+                     eab_hmac_key: str | None = None, directory_url: str = "") -> Account:
+    """Create the account (terms agreed) or, if this key already has one, return it (idempotent)."""
+    eab = None
+    if eab_kid or eab_hmac_key:
+        if not (eab_kid and eab_hmac_key):
+            raise InvalidInputError("eab", "give both kid and hmac_key for External Account Binding")
+        assert client.net.key is not None
+        try:
+            eab = messages.ExternalAccountBinding.from_data(
+                account_public_key=client.net.key.public_key(), kid=eab_kid, hmac_key=eab_hmac_key,
+                directory=client.directory)
+        except Exception:  # noqa: BLE001 - never echo the HMAC key
+            raise InvalidInputError("eab.hmac_key", "is not a base64url-encoded HMAC key") from None
+    elif client.external_account_required():
+        raise InvalidInputError(
+            "eab", f"the ACME server{' at ' + directory_url if directory_url else ''} requires External "
+                   "Account Binding: set eab.kid and eab.hmac_key from your CA account")
+    reg = messages.NewRegistration.from_data(email=email or None, terms_of_service_agreed=True,
+                                             external_account_binding=eab)
+    try:
+        regr = client.new_account(reg)
+    except acme_errors.ConflictError as conflict:  # the key already has an account: reuse it
+        client.net.account = messages.RegistrationResource(uri=conflict.location, body=messages.Registration())
+        return Account(url=conflict.location, status=None, contact=())
+    except Exception as err:  # noqa: BLE001
+        raise translate(err, "account registration", directory_url=directory_url) from None
+    return Account(url=regr.uri, status=regr.body.status, contact=tuple(regr.body.contact or ()))
+
+
+def find_account(client: acme_client.ClientV2, *, directory_url: str = "") -> Account:
+    """The existing account of the client's key (newAccount with onlyReturnExisting); errors if none."""
+    try:
+        regr = client.query_registration(messages.RegistrationResource(body=messages.Registration()))
+    except Exception as err:  # noqa: BLE001
+        raise translate(err, "looking up the ACME account", directory_url=directory_url) from None
+    return Account(url=regr.uri, status=regr.body.status, contact=tuple(regr.body.contact or ()))
+
+
+def deactivate_account(client: acme_client.ClientV2, account_url: str) -> None:
+    regr = messages.RegistrationResource(uri=account_url, body=messages.Registration())
+    try:
+        client.deactivate_registration(regr)
+    except Exception as err:  # noqa: BLE001
+        raise translate(err, "account deactivation") from None
+
+
+__all__ = ["Account", "CertplaneNetwork", "Connection", "USER_AGENT", "check_acme_key_spec", "connect",
+           "deactivate_account", "find_account", "jwk_for", "profiles", "register_account"]

@@ -1,0 +1,111 @@
+"""AWS Route 53 (or moto via endpoint_url). TXT values are merged so a wildcard + apex pair can coexist."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import InvalidInputError
+from .base import DnsError, int_setting, normalize, setting
+
+NAME = "route53"
+
+
+@dataclass(frozen=True)
+class Route53Provider:
+    """Settings: hosted_zone_id or zone (a name looked up with ListHostedZonesByName), region (us-east-1),
+    endpoint_url (moto), aws_access_key_id / aws_secret_access_key (else the default credential chain),
+    ttl (60)."""
+
+    hosted_zone_id: str | None
+    zone: str | None
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    ttl: int = 60
+    name: str = NAME
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> Route53Provider:
+        zone_id, zone = settings.get("hosted_zone_id") or None, settings.get("zone") or None
+        if not zone_id and not zone:
+            raise InvalidInputError("dns.hosted_zone_id", f"{NAME}: give hosted_zone_id or zone")
+        key_id, secret = settings.get("aws_access_key_id") or None, settings.get("aws_secret_access_key") or None
+        if bool(key_id) != bool(secret):
+            raise InvalidInputError("dns.aws_secret_access_key" if key_id else "dns.aws_access_key_id",
+                                    f"{NAME}: give both aws_access_key_id and aws_secret_access_key, or neither")
+        endpoint = setting(settings, "endpoint_url", NAME)
+        if endpoint and not str(endpoint).startswith(("http://", "https://")):
+            raise InvalidInputError("dns.endpoint_url", f"{NAME}: endpoint_url must be an http(s) URL")
+        return cls(hosted_zone_id=str(zone_id).split("/")[-1] if zone_id else None,
+                   zone=normalize(str(zone)) if zone else None, region=str(settings.get("region") or "us-east-1"),
+                   endpoint_url=str(endpoint) if endpoint else None,
+                   aws_access_key_id=key_id, aws_secret_access_key=secret,
+                   ttl=int_setting(settings, "ttl", NAME, 60, high=86400))
+
+    def _client(self) -> Any:
+        import boto3  # only when used: keeps `import providers` light
+
+        return boto3.client("route53", region_name=self.region, endpoint_url=self.endpoint_url,
+                            aws_access_key_id=self.aws_access_key_id,
+                            aws_secret_access_key=self.aws_secret_access_key)
+
+    def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return fn(**kwargs)
+        except ClientError as err:
+            info = err.response.get("Error", {})
+            raise DnsError(f"{NAME}: {what} failed: {info.get('Code')}: {info.get('Message')}") from None
+        except BotoCoreError as err:
+            raise DnsError(f"{NAME}: {what} failed: {err}") from None
+
+    def _zone_id(self, client: Any) -> str:
+        if self.hosted_zone_id:
+            return self.hosted_zone_id
+        assert self.zone is not None
+        found = self._call("ListHostedZonesByName", client.list_hosted_zones_by_name, DNSName=self.zone,
+                           MaxItems="1")
+        for zone in found.get("HostedZones", []):
+            if normalize(zone["Name"]) == self.zone:
+                return str(zone["Id"]).split("/")[-1]
+        raise DnsError(f"{NAME}: no hosted zone named {self.zone}")
+
+    def _values(self, client: Any, zone_id: str, fqdn: str) -> tuple[list[str], int]:
+        found = self._call("ListResourceRecordSets", client.list_resource_record_sets, HostedZoneId=zone_id,
+                           StartRecordName=fqdn, StartRecordType="TXT", MaxItems="1")
+        for rrset in found.get("ResourceRecordSets", []):
+            if normalize(rrset["Name"]) == normalize(fqdn) and rrset["Type"] == "TXT":
+                return [r["Value"] for r in rrset.get("ResourceRecords", [])], int(rrset.get("TTL", self.ttl))
+        return [], self.ttl
+
+    def _change(self, client: Any, zone_id: str, fqdn: str, action: str, values: list[str], ttl: int) -> None:
+        change = {"Action": action, "ResourceRecordSet": {  # DELETE must match the stored set, TTL included
+            "Name": fqdn.rstrip(".") + ".", "Type": "TXT", "TTL": ttl,
+            "ResourceRecords": [{"Value": v} for v in values]}}
+        self._call(f"{action} TXT {fqdn}", client.change_resource_record_sets, HostedZoneId=zone_id,
+                   ChangeBatch={"Comment": "certplane ACME DNS-01", "Changes": [change]})
+
+    def present(self, fqdn: str, value: str) -> None:
+        client = self._client()
+        zone_id = self._zone_id(client)
+        quoted = f'"{value}"'
+        values, _ttl = self._values(client, zone_id, fqdn)
+        if quoted not in values:
+            self._change(client, zone_id, fqdn, "UPSERT", [*values, quoted], self.ttl)
+
+    def cleanup(self, fqdn: str, value: str) -> None:
+        client = self._client()
+        zone_id = self._zone_id(client)
+        quoted = f'"{value}"'
+        values, ttl = self._values(client, zone_id, fqdn)
+        if quoted not in values:
+            return
+        remaining = [v for v in values if v != quoted]
+        if remaining:
+            self._change(client, zone_id, fqdn, "UPSERT", remaining, ttl)
+        else:
+            self._change(client, zone_id, fqdn, "DELETE", values, ttl)

@@ -1,0 +1,298 @@
+"""AcmeAccount and AcmeCertificate providers' CRUD as plain Python on dicts, against a local Pebble."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from providers import acme_account, acme_certificate
+from providers.core import certificates as x509util
+from providers.core import keys
+from providers.core.errors import CertplaneError
+from tests.acme_fixtures import (  # noqa: F401 - pytest fixtures
+    EAB_HMAC,
+    EAB_KID,
+    challtestsrv_dns,
+    pebble,
+    pebble_eab,
+    standalone_http01,
+    verify_chain,
+)
+from tools.servers.pebble import PebbleServer
+
+
+def account_props(server: PebbleServer, **extra: Any) -> dict[str, Any]:
+    return {"directory_url": server.directory_url, "email": "ops@example.test",
+            "ca_bundle": str(server.ca_bundle_path), "key": None, **extra}
+
+
+@pytest.fixture(scope="module")
+def registered(pebble: PebbleServer) -> dict[str, Any]:
+    provider = acme_account.AcmeAccountProvider()
+    props = provider.check({}, account_props(pebble)).inputs
+    return dict(provider.create(props).outs)
+
+
+def cert_props(server: PebbleServer, account: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    props = {
+        "name": "www", "directory_url": server.directory_url, "ca_bundle": str(server.ca_bundle_path),
+        "account_key_pem": account["account_key_pem"], "account_url": account["account_url"],
+        "domains": ["www.example.test", "example.test"], "challenge": "dns-01", "dns": challtestsrv_dns(server),
+        "http01": None, "key": {"algorithm": "ecdsa", "curve": "P-256"}, "reuse_key": False,
+        "profile": "default", "renew": None, "formats": ["pem", "pkcs12"], "keystore_password": None,
+        "revoke_on_destroy": False, "revoke_reason": None, "order_timeout_seconds": None,
+    }
+    props.update(extra)
+    check = acme_certificate.AcmeCertificateProvider().check({}, props)
+    assert check.failures == [], [f.reason for f in check.failures]
+    return dict(check.inputs)
+
+
+def check_failure(provider: Any, props: dict[str, Any]) -> str:
+    result = provider.check({}, props)
+    assert len(result.failures) == 1
+    return str(result.failures[0].reason)
+
+
+# --- AcmeAccount ---------------------------------------------------------------------------------------
+
+def test_account_create_outputs_and_reuse(pebble, registered):
+    assert registered["account_url"].startswith(f"https://127.0.0.1:{pebble.acme_port}/my-account/")
+    assert registered["key_algorithm"] == "ECDSA-P-256"
+    key = keys.load_private_key(registered["account_key_pem"])
+    from providers.core.acme import client as acme_client
+
+    conn = acme_client.Connection(pebble.directory_url, ca_bundle=str(pebble.ca_bundle_path))
+    assert acme_client.find_account(acme_client.connect(conn, key)).url == registered["account_url"]
+
+
+def test_account_diff_and_email_update(pebble, registered):
+    provider = acme_account.AcmeAccountProvider()
+    news = provider.check({}, account_props(pebble, email="sec@example.test")).inputs
+    diff = provider.diff("id", registered, news)
+    assert diff.changes and diff.replaces == []
+    outs = provider.update("id", registered, news).outs
+    assert outs["account_url"] == registered["account_url"] and outs["email"] == "sec@example.test"
+    assert outs["account_key_pem"] == registered["account_key_pem"]
+    moved = provider.diff("id", registered, {**news, "directory_url": "https://acme.example/dir"})
+    assert moved.replaces == ["directory_url"]
+    same = provider.diff("id", registered, provider.check({}, account_props(pebble)).inputs)
+    assert not same.changes
+
+
+def test_account_check_failures(pebble):
+    provider = acme_account.AcmeAccountProvider()
+    assert check_failure(provider, account_props(pebble, directory_url="ftp://x")) == (
+        "directory_url: must be the http(s) URL of an ACME directory, e.g. https://acme-v02.api.letsencrypt.org/directory")
+    assert check_failure(provider, account_props(pebble, key={"algorithm": "ed25519"})) == (
+        "key.algorithm: ACME account keys must be rsa or ecdsa")
+    assert check_failure(provider, account_props(pebble, email="ops")) == "email: 'ops' is not an e-mail address"
+    assert check_failure(provider, account_props(pebble, eab_kid="kid-1")) == (
+        "eab: give both kid and hmac_key for External Account Binding")
+
+
+def test_account_eab_required_missing_and_given(pebble_eab, capsys):
+    provider = acme_account.AcmeAccountProvider()
+    with pytest.raises(CertplaneError) as err:
+        provider.create(account_props(pebble_eab))
+    assert str(err.value) == (f"registering an ACME account: eab: the ACME server at {pebble_eab.directory_url} "
+                              "requires External Account Binding: set eab.kid and eab.hmac_key from your CA account")
+    assert "error: certplane: registering an ACME account: eab:" in capsys.readouterr().err
+    outs = provider.create(account_props(pebble_eab, eab_kid=EAB_KID, eab_hmac_key=EAB_HMAC)).outs
+    assert "/my-account/" in outs["account_url"]
+
+
+# --- AcmeCertificate ------------------------------------------------------------------------------------
+
+def test_certificate_create_dns01_outputs(pebble, registered):
+    provider = acme_certificate.AcmeCertificateProvider()
+    result = provider.create(cert_props(pebble, registered))
+    outs = result.outs
+    assert result.id.startswith("acme-")
+    for name in acme_certificate.OUTPUTS:
+        assert name in outs
+    leaf = x509util.load_certificates(outs["cert_pem"])[0]
+    chain = x509util.load_certificates(outs["chain_pem"])
+    verify_chain(leaf, chain, pebble.root_pem, "www.example.test")
+    assert outs["fullchain_pem"] == outs["cert_pem"] + outs["chain_pem"]
+    assert outs["dns_names"] == ["www.example.test", "example.test"]
+    assert outs["serial"] == x509util.serial_hex(leaf)
+    assert outs["key_algorithm"] == "ECDSA-P-256"
+    assert keys.same_public_key(keys.load_private_key(outs["private_key_pem"]), leaf.public_key())
+    assert outs["pkcs12_base64"] and outs["jks_base64"] is None and outs["keystore_password"]
+    assert outs["issuer"].startswith("CN=Pebble Intermediate CA")
+    # Pebble offers ARI: renewal_time is the start of the CA's window
+    assert outs["renewal_source"] == "ari"
+    assert outs["renewal_time"] == outs["ari_window_start"] < outs["ari_window_end"] < outs["not_after"]
+    assert not provider.diff(result.id, outs, cert_props(pebble, registered)).changes
+
+
+def test_certificate_http01_standalone(pebble, registered):
+    props = cert_props(pebble, registered, domains=["h.example.test", "h2.example.test"], challenge="http-01",
+                       dns=None, http01=standalone_http01(pebble), key={"algorithm": "rsa", "size": 2048})
+    outs = acme_certificate.AcmeCertificateProvider().create(props).outs
+    assert outs["dns_names"] == ["h.example.test", "h2.example.test"] and outs["key_algorithm"] == "RSA-2048"
+
+
+def test_certificate_shortlived_profile(pebble, registered):
+    outs = acme_certificate.AcmeCertificateProvider().create(
+        cert_props(pebble, registered, domains=["s.example.test"], profile="shortlived")).outs
+    life = x509util.parse_rfc3339(outs["not_after"]) - x509util.parse_rfc3339(outs["not_before"])
+    assert dt.timedelta(days=5, hours=23) <= life <= dt.timedelta(days=6, hours=1)
+
+
+def test_domain_change_reissues_in_place_with_a_new_key(pebble, registered, capsys):
+    provider = acme_certificate.AcmeCertificateProvider()
+    olds = provider.create(cert_props(pebble, registered, domains=["a.example.test"])).outs
+    news = cert_props(pebble, registered, domains=["a.example.test", "b.example.test"])
+    diff = provider.diff("id", olds, news)
+    assert diff.changes and diff.replaces == []
+    assert "www: domains changed; re-issuing" in capsys.readouterr().err
+    outs = provider.update("id", olds, news).outs
+    assert outs["dns_names"] == ["a.example.test", "b.example.test"]
+    assert outs["serial"] != olds["serial"]
+    assert outs["public_key_fingerprint_sha256"] != olds["public_key_fingerprint_sha256"]
+    assert outs["keystore_password"] == olds["keystore_password"]
+    # nothing was revoked by the update: the old certificate may still be deployed
+    assert pebble.cert_status(olds["serial"])["Status"] == "Valid"
+
+
+def test_reuse_key_keeps_the_key_across_renewal(pebble, registered):
+    provider = acme_certificate.AcmeCertificateProvider()
+    olds = provider.create(cert_props(pebble, registered, domains=["k.example.test"], reuse_key=True)).outs
+    news = cert_props(pebble, registered, domains=["k.example.test"], reuse_key=True, profile="shortlived")
+    outs = provider.update("id", olds, news).outs
+    assert outs["serial"] != olds["serial"]
+    assert outs["private_key_pem"] == olds["private_key_pem"]
+
+
+def test_renewal_due_at_the_ari_window_start(pebble, registered, monkeypatch, capsys):
+    provider = acme_certificate.AcmeCertificateProvider()
+    props = cert_props(pebble, registered, domains=["ari.example.test"], renew={"before_days": 1})
+    olds = provider.create(props).outs
+    start = x509util.parse_rfc3339(olds["ari_window_start"])
+    monkeypatch.setenv("CERTPLANE_NOW", x509util.rfc3339(start - dt.timedelta(hours=1)))
+    assert not provider.diff("id", olds, props).changes
+    monkeypatch.setenv("CERTPLANE_NOW", x509util.rfc3339(start + dt.timedelta(minutes=5)))
+    capsys.readouterr()
+    assert provider.diff("id", olds, props).changes
+    line = capsys.readouterr().err
+    assert f"certplane: www: renewal due since {start:%Y-%m-%d %H:%M} UTC (ACME renewal info window)" in line
+    outs = provider.update("id", olds, props).outs
+    assert outs["serial"] != olds["serial"]
+    assert pebble.cert_status(olds["serial"])["Status"] == "Valid"  # never revoked by renewal
+
+
+def test_renewal_falls_back_to_the_policy_without_ari(pebble, registered, monkeypatch, capsys):
+    provider = acme_certificate.AcmeCertificateProvider()
+    props = cert_props(pebble, registered, domains=["policy.example.test"], renew={"before_days": 30})
+    olds = {**provider.create(props).outs, "ari_window_start": None, "ari_window_end": None,
+            "renewal_source": "policy"}
+    not_after = x509util.parse_rfc3339(olds["not_after"])
+    monkeypatch.setenv("CERTPLANE_NOW", x509util.rfc3339(not_after - dt.timedelta(days=29)))
+    capsys.readouterr()
+    assert provider.diff("id", olds, props).changes
+    assert "(30 days before expiry)" in capsys.readouterr().err
+
+
+def test_delete_revokes_only_when_asked(pebble, registered):
+    provider = acme_certificate.AcmeCertificateProvider()
+    kept = provider.create(cert_props(pebble, registered, domains=["keep.example.test"])).outs
+    provider.delete("id", kept)
+    assert pebble.cert_status(kept["serial"])["Status"] == "Valid"
+    gone = provider.create(cert_props(pebble, registered, domains=["gone.example.test"], revoke_on_destroy=True)).outs
+    provider.delete("id", gone)
+    status = pebble.cert_status(gone["serial"])
+    assert status["Status"] == "Revoked" and status["Reason"] == 5  # cessationOfOperation
+    provider.delete("id", gone)  # already revoked: still fine
+
+
+def test_failed_order_is_one_clean_line_and_retries_cleanly(pebble, registered, capsys):
+    provider = acme_certificate.AcmeCertificateProvider()
+    with pytest.raises(CertplaneError) as err:
+        provider.create(cert_props(pebble, registered, domains=["ok.example.test", "blocked.example"]))
+    assert str(err.value) == (
+        "issuing an ACME certificate: acme: order for ok.example.test, blocked.example failed: "
+        "urn:ietf:params:acme:error:rejectedIdentifier: Order included an identifier for which issuance is "
+        'forbidden by policy: "blocked.example" (blocked.example: blocked.example is a forbidden domain)')
+    assert capsys.readouterr().err.count("\n") == 1
+    outs = provider.create(cert_props(pebble, registered, domains=["ok.example.test"])).outs
+    assert outs["dns_names"] == ["ok.example.test"]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"key": {"algorithm": "ed25519"}}, "key.algorithm: ACME CAs do not issue certificates for Ed25519 keys: use rsa or ecdsa"),
+    ({"challenge": "tls-alpn-01"}, "challenge: unknown challenge 'tls-alpn-01': use dns-01 or http-01"),
+    ({"challenge": "http-01", "domains": ["*.example.test"], "http01": {"mode": "standalone", "listen": "127.0.0.1:80"}},
+     "challenge: wildcard *.example.test can only be validated with dns-01"),
+    ({"dns": {"provider": "cloudflare"}}, "dns.provider: unrecognized DNS provider: cloudflare (known: challtestsrv, rfc2136, route53)"),
+    ({"domains": []}, "domains: an ACME certificate needs at least one domain"),
+    ({"challenge": "http-01", "dns": None, "http01": None},
+     "http01: HTTP-01 needs settings: {mode: webroot, webroot: DIR} or {mode: standalone, listen: HOST:PORT}"),
+    ({"domains": ["bad_name.example.test"]}, "domains: 'bad_name.example.test' is not a valid DNS name"),
+    ({"renew": {"before_days": -1}}, "renew.before_days: must be a positive number of days"),
+    ({"formats": ["pfx"]}, "formats: unknown format 'pfx': use pem, pkcs12, jks, der"),
+    ({"account_key_pem": ""}, "account_key_pem: the ACME account key is required"),
+    ({"revoke_reason": "oops"}, "revoke_reason: unknown revocation reason 'oops': use unspecified, keyCompromise, "
+                                "affiliationChanged, superseded, cessationOfOperation"),
+])
+def test_certificate_check_failures(pebble, registered, extra, message):
+    props = {**cert_props(pebble, registered), **extra}
+    assert check_failure(acme_certificate.AcmeCertificateProvider(), props) == message
+
+
+def test_check_tolerates_unknowns_during_preview(pebble, registered):
+    from providers._dynamic import UNKNOWN
+
+    props = {**cert_props(pebble, registered), "account_key_pem": UNKNOWN, "account_url": UNKNOWN,
+             "domains": UNKNOWN, "dns": {"provider": "challtestsrv", "url": UNKNOWN}}
+    assert acme_certificate.AcmeCertificateProvider().check({}, props).failures == []
+    diff = acme_certificate.AcmeCertificateProvider().diff("id", {"domains": ["a.example.test"]}, props)
+    assert diff.changes
+
+
+
+def test_resources_declare_key_material_secret(monkeypatch):
+    """The resource classes pass every input and declare key material (and DNS credentials) secret."""
+    import pulumi
+    import pulumi.dynamic
+
+    built: dict[str, tuple[Any, dict[str, Any], Any]] = {}
+
+    def record(self: Any, provider: Any, name: str, props: dict[str, Any], opts: Any = None) -> None:
+        built[name] = (provider, props, opts)
+
+    monkeypatch.setattr(pulumi.dynamic.Resource, "__init__", record)
+    acme_account.AcmeAccount("acct", directory_url="https://127.0.0.1:1/dir", eab_kid="kid-1", eab_hmac_key="c2Vj")
+    acme_certificate.AcmeCertificate("www", directory_url="https://127.0.0.1:1/dir", account_key_pem="PEM",
+                                     account_url="https://127.0.0.1:1/acct/1", domains=["www.example.test"],
+                                     dns={"provider": "challtestsrv", "url": "http://127.0.0.1:8055"})
+    provider, props, opts = built["acct"]
+    assert isinstance(provider, acme_account.AcmeAccountProvider) and not vars(provider)
+    assert set(opts.additional_secret_outputs) == {"account_key_pem", "eab_hmac_key"}
+    assert isinstance(props["eab_hmac_key"], pulumi.Output)
+    provider, props, opts = built["www"]
+    assert isinstance(provider, acme_certificate.AcmeCertificateProvider) and not vars(provider)
+    assert {"private_key_pem", "pkcs12_base64", "jks_base64", "keystore_password", "account_key_pem",
+            "dns"} == set(opts.additional_secret_outputs)
+    assert isinstance(props["account_key_pem"], pulumi.Output)
+    assert set(acme_certificate.OUTPUTS) <= set(props)
+
+
+def test_account_delete_deactivates_only_when_asked(pebble):
+    from providers.core.acme import client as acme_client
+    from providers.core.acme.errors import AcmeError
+
+    provider = acme_account.AcmeAccountProvider()
+    conn = acme_client.Connection(pebble.directory_url, ca_bundle=str(pebble.ca_bundle_path))
+    kept = provider.create(provider.check({}, account_props(pebble)).inputs).outs
+    provider.delete("id", kept)
+    key = keys.load_private_key(kept["account_key_pem"])
+    assert acme_client.find_account(acme_client.connect(conn, key)).status == "valid"
+    gone = provider.create(provider.check({}, account_props(pebble, deactivate_on_destroy=True)).inputs).outs
+    provider.delete("id", gone)
+    with pytest.raises(AcmeError) as err:
+        acme_client.find_account(acme_client.connect(conn, keys.load_private_key(gone["account_key_pem"])))
+    assert "acme: looking up the ACME account failed: urn:ietf:params:acme:error:unauthorized" in str(err.value)

@@ -1,0 +1,249 @@
+"""Local Pebble ACME CA + pebble-challtestsrv on free 127.0.0.1 ports, for tests and the demo.
+
+Pebble's own TLS listener gets a certificate generated here (not the test cert shipped with Pebble, which
+expires in 2027), so `ca_bundle_path` is under our control. Every wait is bounded; `stop()` always kills both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = ROOT / ".tools" / "bin"
+DEFAULT_PROFILES = {
+    "default": {"description": "90 days", "validityPeriod": 90 * 86400},
+    "shortlived": {"description": "6 days", "validityPeriod": 6 * 86400},
+}
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago on 127.0.0.1 (also free for UDP in practice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _tls_pair(directory: Path) -> tuple[Path, Path]:
+    """A self-signed ECDSA certificate for 127.0.0.1/localhost: the CA bundle for Pebble's HTTPS endpoints."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "certplane local pebble")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "pebble-tls.pem", directory / "pebble-tls.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+class PebbleServer:
+    """Pebble + challtestsrv. Use as a context manager, or call `start()` / `stop()`.
+
+    - `http01_port`: the port Pebble's VA connects to for HTTP-01 (default: a free port).
+    - `challtestsrv_http01`: let challtestsrv answer HTTP-01 on that port (False: you serve it yourself).
+    - `dns_server`: where Pebble's VA resolves names (default: challtestsrv's DNS; e.g. a BIND address).
+    - ports default to free ones; `workdir` (kept on stop when given) holds config, TLS pair, root and logs.
+    - `eab_keys` {kid: base64url HMAC key}, `eab_required`, `domain_blocklist`, `profiles`,
+      `nonce_reject` (PEBBLE_WFE_NONCEREJECT %), `authz_reuse` (PEBBLE_AUTHZREUSE %).
+    """
+
+    def __init__(self, *, http01_port: int | None = None, challtestsrv_http01: bool = False,
+                 dns_server: str | None = None, eab_keys: dict[str, str] | None = None,
+                 eab_required: bool = False, domain_blocklist: list[str] | None = None,
+                 profiles: dict[str, Any] | None = None, nonce_reject: int = 0, authz_reuse: int = 0,
+                 start_timeout: float = 20.0, workdir: Path | None = None, acme_port: int | None = None,
+                 management_port: int | None = None, dns_port: int | None = None,
+                 challtestsrv_port: int | None = None) -> None:
+        self.http01_port = http01_port or free_port()
+        self.challtestsrv_http01 = challtestsrv_http01
+        self.eab_keys = dict(eab_keys or {})
+        self.eab_required = eab_required
+        self.domain_blocklist = list(domain_blocklist or [])
+        self.profiles = profiles or DEFAULT_PROFILES
+        self.nonce_reject = nonce_reject
+        self.authz_reuse = authz_reuse
+        self.start_timeout = start_timeout
+        self._own_workdir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="certplane-pebble-"))
+        self.acme_port = acme_port or free_port()
+        self.management_port = management_port or free_port()
+        self.dns_port = dns_port or free_port()
+        self.challtestsrv_port = challtestsrv_port or free_port()
+        self.dns_server = dns_server or f"127.0.0.1:{self.dns_port}"
+        self.ca_bundle_path = self.workdir / "pebble-tls.pem"
+        self.root_pem = ""
+        self._procs: list[subprocess.Popen[bytes]] = []
+
+    # --- addresses -------------------------------------------------------------------------------------
+    @property
+    def directory_url(self) -> str:
+        return f"https://127.0.0.1:{self.acme_port}/dir"
+
+    @property
+    def management_url(self) -> str:
+        return f"https://127.0.0.1:{self.management_port}"
+
+    @property
+    def challtestsrv_url(self) -> str:
+        return f"http://127.0.0.1:{self.challtestsrv_port}"
+
+    @property
+    def root_path(self) -> Path:
+        """Pebble's root CA (fetched from /roots/0 at start; regenerated on every launch)."""
+        return self.workdir / "pebble-root.pem"
+
+    @property
+    def challtestsrv_dns(self) -> str:
+        """challtestsrv's DNS server (host:port) — also the resolver tests check propagation against."""
+        return f"127.0.0.1:{self.dns_port}"
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+    def __enter__(self) -> PebbleServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> PebbleServer:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        cert_path, key_path = _tls_pair(self.workdir)
+        config: dict[str, Any] = {
+            "listenAddress": f"127.0.0.1:{self.acme_port}",
+            "managementListenAddress": f"127.0.0.1:{self.management_port}",
+            "certificate": str(cert_path),
+            "privateKey": str(key_path),
+            "httpPort": self.http01_port,
+            "tlsPort": free_port(),
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": self.eab_required,
+            "externalAccountMACKeys": self.eab_keys,
+            "domainBlocklist": self.domain_blocklist,
+            "retryAfter": {"authz": 1, "order": 1},
+            "profiles": self.profiles,
+        }
+        config_path = self.workdir / "pebble-config.json"
+        config_path.write_text(json.dumps({"pebble": config}, indent=2))
+        cts = [
+            str(BIN / "pebble-challtestsrv"),
+            "-http01", f"127.0.0.1:{self.http01_port}" if self.challtestsrv_http01 else "",
+            "-https01", "", "-tlsalpn01", "", "-doh", "",
+            "-dnsserver", f"127.0.0.1:{self.dns_port}",
+            "-management", f"127.0.0.1:{self.challtestsrv_port}",
+            "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
+        ]
+        self._spawn(cts, "challtestsrv")
+        self._wait_http(self.challtestsrv_url + "/", what="pebble-challtestsrv", any_status=True)
+        env = {**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": str(self.nonce_reject),
+               "PEBBLE_AUTHZREUSE": str(self.authz_reuse)}
+        self._spawn([str(BIN / "pebble"), "-config", str(config_path), "-dnsserver", self.dns_server],
+                    "pebble", env=env)
+        self._wait_http(self.directory_url, what="pebble")
+        self.root_pem = self.get_management("/roots/0").decode()
+        self.root_path.write_text(self.root_pem)
+
+    def _spawn(self, argv: list[str], name: str, env: dict[str, str] | None = None) -> None:
+        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - owned by the process
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir)
+        log.close()
+        self._procs.append(proc)
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_bundle_path))
+
+    def _wait_http(self, url: str, *, what: str, any_status: bool = False) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            for proc in self._procs:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{what} exited early (code {proc.returncode}); see {self.workdir}")
+            try:
+                ctx = self._ssl_context() if url.startswith("https") else None
+                with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:
+                    resp.read()
+                return
+            except urllib.error.HTTPError as err:
+                if any_status:
+                    return
+                last = err
+            except (OSError, ssl.SSLError) as err:
+                last = err
+            time.sleep(0.05)
+        raise RuntimeError(f"{what} did not answer {url} within {self.start_timeout:g}s: {last}")
+
+    def stop(self) -> None:
+        for proc in self._procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        self._procs.clear()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # --- helpers for tests -----------------------------------------------------------------------------
+    def get_management(self, path: str) -> bytes:
+        with urllib.request.urlopen(self.management_url + path, timeout=10, context=self._ssl_context()) as r:
+            return bytes(r.read())
+
+    def post_management(self, path: str, body: dict[str, Any]) -> bytes:
+        req = urllib.request.Request(self.management_url + path, data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=10, context=self._ssl_context()) as r:
+            return bytes(r.read())
+
+    def cert_status(self, serial_hex: str) -> dict[str, Any]:
+        """Pebble's view of a certificate: {"Status": "Valid"|"Revoked", "Reason", "RevokedAt", ...}."""
+        result: dict[str, Any] = json.loads(self.get_management(f"/cert-status-by-serial/{serial_hex}"))
+        return result
+
+    def challtestsrv(self, path: str, **body: Any) -> bytes:
+        """POST to challtestsrv's management API, e.g. `challtestsrv("/set-cname", host=..., target=...)`."""
+        req = urllib.request.Request(self.challtestsrv_url + path, data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return bytes(r.read())
+
+    def root_certificate(self) -> x509.Certificate:
+        return x509.load_pem_x509_certificate(self.root_pem.encode())
+
+
+__all__ = ["PebbleServer", "free_port", "DEFAULT_PROFILES"]
