@@ -84,20 +84,56 @@ class PrivateCaIssuer(Strict):
         return value
 
 
-class AcmeDnsConfig(Strict):
-    provider: str
-    url: str | None = None
-    model_config = ConfigDict(extra="allow", frozen=True)
+class EabConfig(Strict):
+    kid: str = Field(min_length=1)
+    hmac_key: str = Field(min_length=1)  # base64url; give it as a secret
 
 
 class AcmeIssuer(Strict):
+    """Any RFC 8555 directory: Let's Encrypt, ZeroSSL, Google Trust Services, step-ca, Pebble."""
+
     type: Literal["acme"]
     directory_url: str
     email: str | None = None
     ca_bundle: str | None = None
-    eab: dict[str, Any] | None = None
+    eab: EabConfig | None = None
     profile: str | None = None
-    dns: AcmeDnsConfig | None = None
+    dns: dict[str, Any] | None = None
+    http01: dict[str, Any] | None = None
+    account_key: KeyConfig = KeyConfig(algorithm="ecdsa", curve="P-256")
+    revoke_on_destroy: bool = False
+    renew: RenewConfig | None = None
+
+    @field_validator("directory_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be the https:// URL of the CA's ACME directory")
+        return value
+
+    @field_validator("dns")
+    @classmethod
+    def _dns(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            from providers.core import dns as dns_providers
+
+            try:
+                dns_providers.make_provider(value)
+            except InvalidInputError as err:
+                raise _at(err.field.removeprefix("dns").lstrip("."), err.reason) from None
+        return value
+
+    @field_validator("http01")
+    @classmethod
+    def _http01(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            from providers.core import http01
+
+            try:
+                http01.validate(value)
+            except InvalidInputError as err:
+                raise _at(err.field.removeprefix("http01").lstrip("."), err.reason) from None
+        return value
 
 
 Issuer = Annotated[Union[PrivateCaIssuer, AcmeIssuer], Field(discriminator="type")]
@@ -185,9 +221,22 @@ class FleetConfig(Strict):
             if cert.issuer and cert.issuer != SELF_SIGNED and issuer is None:
                 known = ", ".join(sorted(self.issuers)) or "none defined"
                 problems.append(f"certificates.{name}.issuer: unknown issuer {cert.issuer!r} (known: {known})")
-            if isinstance(issuer, AcmeIssuer) and cert.key.algorithm == "ed25519":
-                problems.append(f"certificates.{name}.key.algorithm: ed25519 keys are for private CAs only "
-                                "(public CAs and browsers do not accept them)")
+            if isinstance(issuer, AcmeIssuer):
+                if cert.key.algorithm == "ed25519":
+                    problems.append(f"certificates.{name}.key.algorithm: ed25519 keys are for private CAs only "
+                                    "(public CAs and browsers do not accept them)")
+                challenge = cert.challenge or ("dns-01" if issuer.dns else "http-01")
+                if challenge == "dns-01" and not issuer.dns:
+                    problems.append(f"certificates.{name}.challenge: dns-01 needs a DNS provider: set "
+                                    f"certplane:issuers.{cert.issuer}.dns")
+                if challenge == "http-01" and not issuer.http01:
+                    problems.append(f"certificates.{name}.challenge: http-01 needs certplane:issuers.{cert.issuer}"
+                                    ".http01 ({mode: webroot, webroot: DIR} or {mode: standalone, listen: HOST:PORT})")
+                if challenge == "http-01" and any(d.startswith("*.") for d in cert.domains):
+                    problems.append(f"certificates.{name}.challenge: wildcard domains can only be validated "
+                                    "with dns-01")
+                if cert.ip_addresses:
+                    problems.append(f"certificates.{name}.ip_addresses: not supported for ACME certificates yet")
             for i, binding in enumerate(cert.bindings):
                 if binding.target not in self.targets:
                     problems.append(f"certificates.{name}.bindings.{i}.target: unknown target {binding.target!r}")
@@ -212,7 +261,8 @@ def _format(err: ValidationError) -> list[str]:
     lines = []
     for e in err.errors():
         loc = [str(p) for p in e["loc"] if not str(p).startswith(("function-", "tagged-union"))]
-        loc = [p for p in loc if p not in ("private_ca", "acme")]
+        if len(loc) > 2 and loc[0] == "issuers" and loc[2] in ("private_ca", "acme"):
+            del loc[2]  # the discriminated union's tag, not a field
         msg = str(e["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
         for line in msg.split("\n"):
             if line.startswith("@"):
@@ -237,7 +287,9 @@ def parse_fleet(raw: dict[str, Any], base_dir: Path | None = None) -> FleetConfi
         fleet = FleetConfig.model_validate(raw)
     except ValidationError as err:
         raise ConfigProblems(_format(err)) from None
-    problems = []
+    from .targets import validate_targets
+
+    problems = validate_targets(fleet.targets)
     for name, cert in fleet.certificates.items():
         if cert.upload:
             for field in ("certificate_file", "chain_file", "private_key_file"):

@@ -7,8 +7,10 @@ from typing import Any
 
 import pulumi
 
-from .config import SELF_SIGNED, FleetConfig, PrivateCaIssuer
-from .managed_certificate import ManagedCertificate
+from providers.acme_account import AcmeAccount
+
+from .config import SELF_SIGNED, AcmeIssuer, FleetConfig, PrivateCaIssuer
+from .managed_certificate import ManagedCertificate, _path
 from .private_ca import PrivateCa
 
 
@@ -26,10 +28,21 @@ class Fleet(pulumi.ComponentResource):
             for issuer_name, spec in config.issuers.items()
             if isinstance(spec, PrivateCaIssuer)
         }
+        # One ACME account per ACME issuer, created once and reused by every order of that issuer.
+        self.accounts = {
+            issuer_name: (spec, AcmeAccount(
+                f"{issuer_name}-account", directory_url=spec.directory_url, email=spec.email,
+                ca_bundle=_path(spec.ca_bundle, base_dir), eab_kid=spec.eab.kid if spec.eab else None,
+                eab_hmac_key=pulumi.Output.secret(spec.eab.hmac_key) if spec.eab else None,
+                key=spec.account_key.spec(), opts=child))
+            for issuer_name, spec in config.issuers.items()
+            if isinstance(spec, AcmeIssuer)
+        }
         self.managed: dict[str, ManagedCertificate] = {}
         entries: dict[str, Any] = {}
         for cert_name, spec in config.certificates.items():
-            managed = ManagedCertificate(cert_name, spec, issuer=self.cas.get(spec.issuer or ""),
+            managed = ManagedCertificate(cert_name, spec, ca=self.cas.get(spec.issuer or ""),
+                                         acme=self.accounts.get(spec.issuer or ""), targets=config.targets,
                                          base_dir=base_dir, opts=child)
             self.managed[cert_name] = managed
             issuer_label = "upload" if spec.upload else (spec.issuer or SELF_SIGNED)

@@ -7,10 +7,13 @@ from typing import Any
 
 import pulumi
 
+from providers.acme_account import AcmeAccount
+from providers.acme_certificate import AcmeCertificate
 from providers.certificate import LocallySignedCertificate, SelfSignedCertificate
 from providers.uploaded_certificate import UploadedCertificate
 
-from .config import SELF_SIGNED, CertificateConfig
+from .bindings import bind
+from .config import SELF_SIGNED, AcmeIssuer, CertificateConfig
 from .private_ca import PrivateCa
 
 DEFAULT_VALIDITY_DAYS = 90
@@ -23,7 +26,8 @@ PUBLIC_FIELDS = ("serial", "not_before", "not_after", "renewal_time", "fingerpri
 class ManagedCertificate(pulumi.ComponentResource):
     certificate: Any  # the dynamic resource holding the certificate
 
-    def __init__(self, name: str, spec: CertificateConfig, *, issuer: PrivateCa | None, base_dir: Path,
+    def __init__(self, name: str, spec: CertificateConfig, *, base_dir: Path, ca: PrivateCa | None = None,
+                 acme: tuple[AcmeIssuer, AcmeAccount] | None = None, targets: dict[str, dict[str, Any]] | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("certplane:index:ManagedCertificate", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -50,15 +54,18 @@ class ManagedCertificate(pulumi.ComponentResource):
             }
             if spec.issuer == SELF_SIGNED:
                 self.certificate = SelfSignedCertificate(name, opts=child, **shape)
-            elif issuer is not None:
+            elif ca is not None:
                 if spec.validity_days is None:
-                    shape["validity_days"] = min(DEFAULT_VALIDITY_DAYS, issuer.validity_days)
+                    shape["validity_days"] = min(DEFAULT_VALIDITY_DAYS, ca.validity_days)
                 self.certificate = LocallySignedCertificate(
-                    name, ca_cert_pem=issuer.cert_pem, ca_private_key_pem=issuer.private_key_pem,
-                    ca_chain_pem=issuer.chain_pem, opts=child, **shape,
+                    name, ca_cert_pem=ca.cert_pem, ca_private_key_pem=ca.private_key_pem,
+                    ca_chain_pem=ca.chain_pem, opts=child, **shape,
                 )
+            elif acme is not None:
+                self.certificate = _acme_certificate(name, spec, *acme, base_dir=base_dir, common=common, opts=child)
             else:
-                raise ValueError(f"certificate {name}: issuer {spec.issuer!r} is not supported yet")
+                raise ValueError(f"certificate {name}: issuer {spec.issuer!r} is not supported")
+        self.bindings = bind(name, self.certificate, spec.bindings, targets or {}, parent=self, base_dir=base_dir)
         self.register_outputs({"serial": self.certificate.serial})
 
     def inventory_entry(self, issuer_name: str, targets: list[str]) -> pulumi.Output[dict[str, Any]]:
@@ -105,3 +112,23 @@ class ManagedCertificate(pulumi.ComponentResource):
         if {"pkcs12", "jks"} & set(self.spec.formats):
             out["keystore_password"] = pulumi.Output.secret(cert.keystore_password)
         return out
+
+
+def _acme_certificate(name: str, spec: CertificateConfig, issuer: AcmeIssuer, account: AcmeAccount, *,
+                      base_dir: Path, common: dict[str, Any], opts: pulumi.ResourceOptions) -> AcmeCertificate:
+    challenge = spec.challenge or ("dns-01" if issuer.dns else "http-01")
+    renew = common["renew"] or (issuer.renew.model_dump(exclude_none=True) if issuer.renew else None)
+    return AcmeCertificate(
+        name, directory_url=account.directory_url, account_key_pem=account.account_key_pem,
+        account_url=account.account_url, domains=spec.domains, challenge=challenge,
+        # DNS settings can hold credentials (TSIG secrets, AWS keys): always secret.
+        dns=pulumi.Output.secret(issuer.dns) if challenge == "dns-01" else None,
+        http01=issuer.http01 if challenge == "http-01" else None,
+        key=spec.key.spec(), reuse_key=spec.reuse_key, profile=issuer.profile, renew=renew,
+        formats=common["formats"], keystore_password=spec.keystore_password,
+        revoke_on_destroy=issuer.revoke_on_destroy, ca_bundle=_path(issuer.ca_bundle, base_dir), opts=opts,
+    )
+
+
+def _path(value: str | None, base_dir: Path) -> str | None:
+    return str((base_dir / value).resolve()) if value else None

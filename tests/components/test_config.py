@@ -7,7 +7,10 @@ import pytest
 from components.config import ConfigProblems, parse_fleet
 
 CA = {"type": "private_ca", "common_name": "Root"}
-ACME = {"type": "acme", "directory_url": "https://127.0.0.1:14000/dir"}
+ACME = {"type": "acme", "directory_url": "https://127.0.0.1:14000/dir",
+        "dns": {"provider": "challtestsrv", "url": "http://127.0.0.1:8055"}}
+ACME_HTTP = {"type": "acme", "directory_url": "https://127.0.0.1:14000/dir",
+             "http01": {"mode": "standalone", "listen": "127.0.0.1:5002"}}
 
 
 def problems(raw, base_dir=None):
@@ -42,6 +45,17 @@ def cert(**over):
         ({"issuers": {"acme": ACME}, "certificates": {"www": cert(issuer="acme", key={"algorithm": "ed25519"})}},
          ["certplane:certificates.www.key.algorithm: ed25519 keys are for private CAs only (public CAs and "
           "browsers do not accept them)"]),
+        ({"issuers": {"acme": {**ACME, "dns": {"provider": "godaddy"}}}},
+         ["certplane:issuers.acme.dns.provider: unrecognized DNS provider: godaddy (known: challtestsrv, rfc2136, "
+          "route53)"]),
+        ({"issuers": {"acme": {**ACME, "dns": {"provider": "challtestsrv", "url": "ftp://x"}}}},
+         ["certplane:issuers.acme.dns.url: challtestsrv: url must be an http(s) URL, e.g. http://127.0.0.1:8055"]),
+        ({"issuers": {"acme": {**ACME, "directory_url": "127.0.0.1:14000/dir"}}},
+         ["certplane:issuers.acme.directory_url: must be the https:// URL of the CA's ACME directory"]),
+        ({"issuers": {"acme": ACME_HTTP}, "certificates": {"w": cert(issuer="acme", domains=["*.a.example.test"])}},
+         ["certplane:certificates.w.challenge: wildcard domains can only be validated with dns-01"]),
+        ({"issuers": {"acme": ACME_HTTP}, "certificates": {"w": cert(issuer="acme", challenge="dns-01")}},
+         ["certplane:certificates.w.challenge: dns-01 needs a DNS provider: set certplane:issuers.acme.dns"]),
         ({"issuers": {"ca": CA}, "certificates": {"www": {"domains": ["www.example.test"]}}},
          ["certplane:certificates.www.issuer: name an issuer from certplane:issuers, or 'self_signed'"]),
         ({"issuers": {"ca": CA}, "certificates": {"www": {"issuer": "ca"}}},
