@@ -30,3 +30,8 @@ class RetryableError(CertplaneError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class DeployError(CertplaneError):
+    """Deploying, verifying or removing a certificate at a target (nginx, a load balancer) failed; the message
+    starts with the target kind and never contains key material."""

@@ -1,0 +1,145 @@
+"""Shared mechanics for targets: atomic file writes, bounded subprocesses and TLS probes."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from cryptography import x509
+
+from ..certificates import fingerprint_sha256, load_certificates
+from ..errors import DeployError
+
+_SECRET_MARKERS = ("PRIVATE KEY",)
+
+
+def atomic_write(path: Path, data: bytes, mode: int, *, uid: int = -1, gid: int = -1) -> None:
+    """Write via a temp file in the same directory, fsync, rename: readers see the old or the new file, never
+    half of one. The mode is set before any byte is written, so a key is never briefly world-readable."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        if uid != -1 or gid != -1:
+            os.fchown(fd, uid, gid)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def ensure_dir(path: Path, mode: int) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, mode)
+
+
+class FileSet:
+    """Snapshot a few files, change them, and put every one back if anything after fails."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.saved = {p: (read_or_none(p), p.stat().st_mode & 0o7777 if p.exists() else 0) for p in paths}
+
+    def restore(self) -> None:
+        for path, (data, mode) in self.saved.items():
+            if data is None:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            else:
+                atomic_write(path, data, mode)
+
+
+@contextlib.contextmanager
+def locked(lock_file: Path, *, timeout: float = 120.0) -> Iterator[None]:
+    """One deploy at a time per target directory: Pulumi runs resources in parallel threads and processes."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise DeployError(f"timed out after {timeout:g} s waiting for the lock {lock_file}") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def scrub(line: str) -> str:
+    """Never pass on a line that could carry key material."""
+    return "(output withheld: it looked like key material)" if any(m in line for m in _SECRET_MARKERS) else line
+
+
+def run(args: Sequence[str], *, timeout: float, what: str) -> tuple[int, list[str]]:
+    """Run a command without a shell; returns (exit code, non-empty stderr-or-stdout lines, scrubbed)."""
+    try:
+        proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise DeployError(f"{what}: command not found: {args[0]}") from None
+    except subprocess.TimeoutExpired:
+        raise DeployError(f"{what}: {args[0]} did not finish within {timeout:g} s") from None
+    lines = [ln.strip() for ln in (proc.stderr or proc.stdout or "").splitlines() if ln.strip()]
+    return proc.returncode, [scrub(ln) for ln in lines]
+
+
+def served_certificate(host: str, port: int, sni: str | None, *, timeout: float = 3.0) -> x509.Certificate:
+    """The leaf a TLS server presents for `sni` (None: no SNI extension). Trust is not checked here: the caller
+    compares fingerprints, which is stricter than chain validation for 'is my certificate live'."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # no system CA store to load: trust is not the question here
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((host, port), timeout=timeout) as raw, \
+            ctx.wrap_socket(raw, server_hostname=sni) as tls:
+        der = tls.getpeercert(binary_form=True)
+    if der is None:
+        raise OSError("the server sent no certificate")
+    return x509.load_der_x509_certificate(der)
+
+
+def served_fingerprint(host: str, port: int, sni: str | None, *, timeout: float = 3.0) -> str | None:
+    """Fingerprint of the served leaf, or None when no handshake completes."""
+    try:
+        return fingerprint_sha256(served_certificate(host, port, sni, timeout=timeout))
+    except (OSError, ssl.SSLError, ValueError):
+        return None
+
+
+def fingerprint_of_pem(pem: str | bytes | None) -> str | None:
+    certs = load_certificates(pem.decode() if isinstance(pem, bytes) else (pem or ""))
+    return fingerprint_sha256(certs[0]) if certs else None
+
+
+def probe_name(server_name: str) -> str:
+    """An SNI value that a server_name matches: a wildcard is probed with a concrete label."""
+    return "certplane-probe" + server_name[1:] if server_name.startswith("*.") else server_name

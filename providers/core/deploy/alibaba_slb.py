@@ -1,0 +1,241 @@
+"""alibaba_slb: upload the bundle to Certificate Management Service (CAS `UploadUserCertificate`), register it
+with Server Load Balancer (`UploadServerCertificate` by AliCloudCertificateId) and bind it to an HTTPS listener
+(`SetLoadBalancerHTTPSListenerAttribute` ServerCertificateId) or, for SNI, to per-domain extensions.
+
+Uses the official Tea SDKs (alibabacloud_cas20200407, alibabacloud_slb20140515, alibabacloud_tea_openapi).
+No Alibaba Cloud emulator exists: this adapter is tested against a small local stub that speaks the same RPC
+shape (POST /, `x-acs-action` header, parameters in the query string), not against Alibaba Cloud itself.
+Credentials come from the SDK's default chain (ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET, profile, RAM role), never
+from settings or state. CAS has no re-import into the same id, so renewal uploads anew, re-points the listener,
+then retires the previous certificate.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..errors import DeployError, InvalidInputError
+from . import base
+from ._support import fingerprint_of_pem
+from .base import DEFAULT, Binding, Bundle
+
+KIND = "alibaba_slb"
+SETTINGS = ("region", "load_balancer_id", "listener_port", "endpoint", "cas_endpoint", "slb_endpoint",
+            "protocol", "timeout_ms")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+$")
+
+
+class AlibabaSlbTarget:
+    """Settings: region, load_balancer_id, listener_port; optional endpoint (both APIs, e.g. a local stub),
+    cas_endpoint, slb_endpoint, protocol (https), timeout_ms (10000)."""
+
+    kind = KIND
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        base.reject_unknown(settings, SETTINGS)
+        self.region = base.required_text(settings, "region")
+        if not _REGION.match(self.region):
+            raise InvalidInputError("region", f"{self.region!r} is not a region id like cn-hangzhou")
+        self.load_balancer_id = base.required_text(settings, "load_balancer_id")
+        self.listener_port = base.whole(settings, "listener_port", 0, minimum=1, maximum=65535)
+        endpoint = base.text(settings, "endpoint")
+        self.cas_endpoint = base.text(settings, "cas_endpoint") or endpoint
+        self.slb_endpoint = base.text(settings, "slb_endpoint") or endpoint
+        self.protocol = base.text(settings, "protocol", default="https") or "https"
+        if self.protocol not in ("https", "http"):
+            raise InvalidInputError("protocol", "must be https (or http for a local stub)")
+        self.timeout_ms = base.whole(settings, "timeout_ms", 10000, minimum=100, maximum=600000)
+
+    def check_binding(self, binding: Binding) -> None:
+        if binding.sni and not binding.server_names:
+            raise InvalidInputError("server_names", "an SNI binding on SLB needs the domains to extend")
+
+    # --- clients, created per call ----------------------------------------------------------------------------
+
+    def _config(self, endpoint: str | None) -> Any:
+        from alibabacloud_credentials.client import Client as Credentials  # type: ignore[import-untyped]
+        from alibabacloud_tea_openapi import models as open_api  # type: ignore[import-untyped]
+
+        return open_api.Config(credential=Credentials(), region_id=self.region, endpoint=endpoint,
+                               protocol=self.protocol, read_timeout=self.timeout_ms, connect_timeout=self.timeout_ms)
+
+    def _cas(self, action: str, request: Callable[[Any], Any], call: Callable[[Any, Any], Any]) -> dict[str, Any]:
+        from alibabacloud_cas20200407 import models  # type: ignore[import-untyped]
+        from alibabacloud_cas20200407.client import Client  # type: ignore[import-untyped]
+
+        return _invoke(action, lambda: call(Client(self._config(self.cas_endpoint)), request(models)))
+
+    def _slb(self, action: str, request: Callable[[Any], Any], call: Callable[[Any, Any], Any]) -> dict[str, Any]:
+        from alibabacloud_slb20140515 import models  # type: ignore[import-untyped]
+        from alibabacloud_slb20140515.client import Client  # type: ignore[import-untyped]
+
+        return _invoke(action, lambda: call(Client(self._config(self.slb_endpoint)), request(models)))
+
+    # --- the five verbs -----------------------------------------------------------------------------------------
+
+    def deploy(self, binding: Binding, bundle: Bundle) -> dict[str, Any]:
+        self.check_binding(binding)
+        old = dict(binding.live)
+        name = f"certplane-{binding.binding_id}-{bundle.fingerprint_sha256.replace(':', '')[:12].lower()}"[:64]
+        cert_id = self._cas("UploadUserCertificate", lambda m: m.UploadUserCertificateRequest(
+            name=name, cert=bundle.fullchain_pem, key=bundle.key_pem),
+            lambda c, r: c.upload_user_certificate(r))["CertId"]
+        server_cert_id = self._slb("UploadServerCertificate", lambda m: m.UploadServerCertificateRequest(
+            region_id=self.region, ali_cloud_certificate_id=str(cert_id), ali_cloud_certificate_name=name,
+            ali_cloud_certificate_region_id=self.region),
+            lambda c, r: c.upload_server_certificate(r))["ServerCertificateId"]
+        replaced = old.get("replaced_server_certificate_id")
+        if binding.sni:
+            self._bind_domains(binding, server_cert_id)
+        else:
+            current = self._listener_certificate()
+            if replaced is None and current and current != old.get("server_certificate_id"):
+                replaced = current
+            self._set_listener_certificate(server_cert_id)
+        if old.get("server_certificate_id") and old["server_certificate_id"] != server_cert_id:
+            self._retire(str(old["server_certificate_id"]), old.get("cert_id"))
+        return {"cert_id": cert_id, "server_certificate_id": server_cert_id, "region": self.region,
+                "load_balancer_id": self.load_balancer_id, "listener_port": self.listener_port,
+                "replaced_server_certificate_id": replaced}
+
+    def verify(self, binding: Binding, bundle: Bundle) -> None:
+        ours = str(binding.live.get("server_certificate_id") or "")
+        bound = self._bound(binding)
+        for where, sc_id in bound.items():
+            if sc_id != ours:
+                raise DeployError(f"alibaba_slb: {self._where(where)} uses server certificate {sc_id or 'none'}, "
+                                  f"expected {ours}")
+        got = self._cas_fingerprint(binding.live.get("cert_id"))
+        if got != bundle.fingerprint_sha256:
+            raise DeployError(f"alibaba_slb: CAS certificate {binding.live.get('cert_id')} holds "
+                              f"{got or 'no certificate'}, expected {bundle.fingerprint_sha256}")
+
+    def rollback(self, binding: Binding, previous: Bundle | None) -> None:
+        if previous is None:
+            self.remove(binding)
+        else:
+            self.deploy(binding, previous)
+
+    def observe(self, binding: Binding) -> dict[str, str | None]:
+        ours = str(binding.live.get("server_certificate_id") or "")
+        out: dict[str, str | None] = {}
+        for where, sc_id in self._bound(binding).items():
+            if not sc_id:
+                out[where] = None
+            elif sc_id == ours:
+                out[where] = self._cas_fingerprint(binding.live.get("cert_id"))
+            else:
+                out[where] = self._cas_fingerprint(self._cas_id_of(sc_id))
+        return out
+
+    def remove(self, binding: Binding) -> None:
+        ours = str(binding.live.get("server_certificate_id") or "")
+        if not ours:
+            return
+        if binding.sni:
+            for ext in self._domain_extensions():
+                if ext.get("ServerCertificateId") == ours and ext.get("Domain") in binding.server_names:
+                    self._slb("DeleteDomainExtension", lambda m: m.DeleteDomainExtensionRequest(
+                        region_id=self.region, domain_extension_id=ext["DomainExtensionId"]),
+                        lambda c, r: c.delete_domain_extension(r))
+        elif self._listener_certificate() == ours:
+            fallback = binding.live.get("replaced_server_certificate_id")
+            if not fallback:
+                raise DeployError(f"alibaba_slb: {ours} is the certificate of {self._where(DEFAULT)} and there is "
+                                  "no earlier certificate to restore; bind another certificate first")
+            self._set_listener_certificate(str(fallback))
+        self._retire(ours, binding.live.get("cert_id"))
+
+    # --- mechanics ------------------------------------------------------------------------------------------
+
+    def _where(self, key: str) -> str:
+        listener = f"listener {self.load_balancer_id}:{self.listener_port}"
+        return listener if key == DEFAULT else f"{listener} domain {key}"
+
+    def _listener_certificate(self) -> str | None:
+        body = self._slb("DescribeLoadBalancerHTTPSListenerAttribute",
+                         lambda m: m.DescribeLoadBalancerHTTPSListenerAttributeRequest(
+                             region_id=self.region, load_balancer_id=self.load_balancer_id,
+                             listener_port=self.listener_port),
+                         lambda c, r: c.describe_load_balancer_httpslistener_attribute(r))
+        return str(body.get("ServerCertificateId") or "") or None
+
+    def _set_listener_certificate(self, server_cert_id: str) -> None:
+        self._slb("SetLoadBalancerHTTPSListenerAttribute", lambda m: m.SetLoadBalancerHTTPSListenerAttributeRequest(
+            region_id=self.region, load_balancer_id=self.load_balancer_id, listener_port=self.listener_port,
+            server_certificate_id=server_cert_id), lambda c, r: c.set_load_balancer_httpslistener_attribute(r))
+
+    def _domain_extensions(self) -> list[dict[str, Any]]:
+        body = self._slb("DescribeDomainExtensions", lambda m: m.DescribeDomainExtensionsRequest(
+            region_id=self.region, load_balancer_id=self.load_balancer_id, listener_port=self.listener_port),
+            lambda c, r: c.describe_domain_extensions(r))
+        return list((body.get("DomainExtensions") or {}).get("DomainExtension") or [])
+
+    def _bind_domains(self, binding: Binding, server_cert_id: str) -> None:
+        existing = {e.get("Domain"): e for e in self._domain_extensions()}
+        for domain in binding.server_names:
+            ext = existing.get(domain)
+            if ext is None:
+                self._slb("CreateDomainExtension", lambda m: m.CreateDomainExtensionRequest(
+                    region_id=self.region, load_balancer_id=self.load_balancer_id, listener_port=self.listener_port,
+                    domain=domain, server_certificate_id=server_cert_id), lambda c, r: c.create_domain_extension(r))
+            elif ext.get("ServerCertificateId") != server_cert_id:
+                self._slb("SetDomainExtensionAttribute", lambda m: m.SetDomainExtensionAttributeRequest(
+                    region_id=self.region, domain_extension_id=ext["DomainExtensionId"],
+                    server_certificate_id=server_cert_id), lambda c, r: c.set_domain_extension_attribute(r))
+
+    def _bound(self, binding: Binding) -> dict[str, str | None]:
+        """Where the binding should be served -> the server certificate id found there."""
+        if not binding.sni:
+            return {DEFAULT: self._listener_certificate()}
+        by_domain = {e.get("Domain"): e.get("ServerCertificateId") for e in self._domain_extensions()}
+        return {d: (str(by_domain[d]) if by_domain.get(d) else None) for d in binding.server_names}
+
+    def _cas_id_of(self, server_cert_id: str) -> Any:
+        body = self._slb("DescribeServerCertificates", lambda m: m.DescribeServerCertificatesRequest(
+            region_id=self.region, server_certificate_id=server_cert_id),
+            lambda c, r: c.describe_server_certificates(r))
+        certs = (body.get("ServerCertificates") or {}).get("ServerCertificate") or []
+        return certs[0].get("AliCloudCertificateId") if certs else None
+
+    def _cas_fingerprint(self, cert_id: Any) -> str | None:
+        if not cert_id:
+            return None
+        body = self._cas("GetUserCertificateDetail", lambda m: m.GetUserCertificateDetailRequest(
+            cert_id=int(cert_id), cert_filter=True), lambda c, r: c.get_user_certificate_detail(r))
+        return fingerprint_of_pem(body.get("Cert"))
+
+    def _retire(self, server_cert_id: str, cert_id: Any) -> None:
+        """Delete a certificate no listener uses any more: the SLB copy first, then the CAS original."""
+        self._slb("DeleteServerCertificate", lambda m: m.DeleteServerCertificateRequest(
+            region_id=self.region, server_certificate_id=server_cert_id),
+            lambda c, r: c.delete_server_certificate(r))
+        if cert_id:
+            self._cas("DeleteUserCertificate", lambda m: m.DeleteUserCertificateRequest(cert_id=int(cert_id)),
+                      lambda c, r: c.delete_user_certificate(r))
+
+
+def _invoke(action: str, fn: Callable[[], Any]) -> dict[str, Any]:
+    """One SDK call -> its response body as a plain dict, or DeployError(`alibaba_slb: Action: Code: message`)."""
+    try:
+        response = fn()
+    except Exception as err:  # noqa: BLE001 - Tea SDK errors share no small importable base
+        raise DeployError(f"alibaba_slb: {action}: {_describe(err)}") from None
+    body = getattr(response, "body", None)
+    mapped = body.to_map() if body is not None else {}
+    return dict(mapped or {})
+
+
+def _describe(err: Exception) -> str:
+    """`Code: message` for an API error. Transport errors only name their kind: their text quotes the request
+    URL, and RPC parameters (the private key among them) travel in its query string."""
+    code, message = getattr(err, "code", None), getattr(err, "message", None)
+    if code and isinstance(message, str) and getattr(err, "status_code", None) is not None:
+        text = re.sub(r"^code: \d+, ", "", message.splitlines()[0] if message else "")
+        text = re.sub(r"\s*request id: \S+$", "", text).strip()
+        if not re.search(r"PRIVATE(\+|%20|\s)*KEY", text, re.I):
+            return f"{code}: {text}" if text else str(code)
+    reason = "cannot connect to the endpoint" if "connect" in str(err).lower() else "request failed"
+    return f"{reason} ({type(err).__name__})"

@@ -1,0 +1,136 @@
+"""The alibaba_slb target through the official Tea SDK against a local stub (no Alibaba emulator exists)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from providers.core.deploy import DEFAULT, Binding, get_target
+from providers.core.errors import DeployError, InvalidInputError
+from tests.core.deploy.alibaba_stub import AlibabaStub, ApiError
+from tests.core.deploy.fixtures import LocalCa
+
+
+@pytest.fixture
+def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[AlibabaStub]:
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAI-test-id")
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "test-secret")
+    server = AlibabaStub()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def target(stub: AlibabaStub) -> object:
+    return get_target("alibaba_slb", {"region": "cn-hangzhou", "load_balancer_id": stub.lb,
+                                      "listener_port": stub.port, "endpoint": stub.endpoint, "protocol": "http",
+                                      "timeout_ms": 5000})
+
+
+def preexisting(stub: AlibabaStub, ca: LocalCa) -> str:
+    """The listener already serves a certificate made outside certplane."""
+    original = ca.bundle(["old.example.test"], name="old")
+    stub.cas[1] = {"Cert": original.fullchain_pem, "Key": original.key_pem, "Name": "old"}
+    stub.server_certs["sc-original"] = {"ServerCertificateId": "sc-original", "AliCloudCertificateId": "1"}
+    stub.listener_cert = "sc-original"
+    return "sc-original"
+
+
+def test_default_listener_certificate_renewal_and_removal(stub: AlibabaStub, ca: LocalCa) -> None:
+    t = target(stub)
+    original = preexisting(stub, ca)
+    binding = Binding("www--slb", ("www.example.test",))
+    v1 = ca.bundle(["www.example.test"])
+    live = t.deploy(binding, v1)  # type: ignore[attr-defined]
+    assert stub.actions() == ["UploadUserCertificate", "UploadServerCertificate",
+                              "DescribeLoadBalancerHTTPSListenerAttribute", "SetLoadBalancerHTTPSListenerAttribute"]
+    assert {c[2] for c in stub.calls} == {"LTAI-test-id"}  # credentials from the default chain (environment)
+    assert stub.listener_cert == live["server_certificate_id"] and live["replaced_server_certificate_id"] == original
+    assert stub.cas[live["cert_id"]]["Cert"] == v1.fullchain_pem
+    binding = binding.with_live(live)
+    t.verify(binding, v1)  # type: ignore[attr-defined]
+    assert t.observe(binding) == {DEFAULT: v1.fingerprint_sha256}  # type: ignore[attr-defined]
+
+    # Renewal: CAS has no re-import, so a new certificate is uploaded, bound, and the old one retired.
+    v2 = ca.bundle(["www.example.test"])
+    live2 = t.deploy(binding, v2)  # type: ignore[attr-defined]
+    assert live2["replaced_server_certificate_id"] == original
+    assert stub.listener_cert == live2["server_certificate_id"] != live["server_certificate_id"]
+    assert live["server_certificate_id"] not in stub.server_certs and live["cert_id"] not in stub.cas
+    t.verify(binding.with_live(live2), v2)  # type: ignore[attr-defined]
+
+    # Removal: the original certificate goes back on the listener before ours is deleted.
+    stub.calls.clear()
+    t.remove(binding.with_live(live2))  # type: ignore[attr-defined]
+    actions = stub.actions()
+    assert actions.index("SetLoadBalancerHTTPSListenerAttribute") < actions.index("DeleteServerCertificate") \
+        < actions.index("DeleteUserCertificate")
+    assert stub.listener_cert == original and set(stub.server_certs) == {original} and set(stub.cas) == {1}
+
+
+def test_sni_domain_extensions(stub: AlibabaStub, ca: LocalCa) -> None:
+    t = target(stub)
+    preexisting(stub, ca)
+    binding = Binding("api--slb", ("api.example.test", "api2.example.test"), sni=True)
+    v1 = ca.bundle(["api.example.test", "api2.example.test"], name="api")
+    live = t.deploy(binding, v1)  # type: ignore[attr-defined]
+    assert sorted(e["Domain"] for e in stub.extensions.values()) == ["api.example.test", "api2.example.test"]
+    assert {e["ServerCertificateId"] for e in stub.extensions.values()} == {live["server_certificate_id"]}
+    assert stub.listener_cert == "sc-original"  # the default is untouched
+    t.verify(binding.with_live(live), v1)  # type: ignore[attr-defined]
+    assert t.observe(binding.with_live(live)) == {"api.example.test": v1.fingerprint_sha256,  # type: ignore[attr-defined]
+                                                  "api2.example.test": v1.fingerprint_sha256}
+    v2 = ca.bundle(["api.example.test", "api2.example.test"], name="api")
+    live2 = t.deploy(binding.with_live(live), v2)  # type: ignore[attr-defined]
+    assert stub.actions().count("CreateDomainExtension") == 2 and stub.actions().count("SetDomainExtensionAttribute") == 2
+    t.verify(binding.with_live(live2), v2)  # type: ignore[attr-defined]
+    t.remove(binding.with_live(live2))  # type: ignore[attr-defined]
+    assert stub.extensions == {} and set(stub.server_certs) == {"sc-original"}
+
+
+def test_drift_and_verify_failure(stub: AlibabaStub, ca: LocalCa) -> None:
+    t = target(stub)
+    original = preexisting(stub, ca)
+    binding = Binding("www--slb", ("www.example.test",))
+    ours = ca.bundle(["www.example.test"])
+    binding = binding.with_live(t.deploy(binding, ours))  # type: ignore[attr-defined]
+    stub.listener_cert = original  # someone re-pointed the listener by hand
+    old_fp = t.observe(binding)[DEFAULT]  # type: ignore[attr-defined]
+    assert old_fp is not None and old_fp != ours.fingerprint_sha256
+    with pytest.raises(DeployError) as err:
+        t.verify(binding, ours)  # type: ignore[attr-defined]
+    assert str(err.value) == (f"alibaba_slb: listener {stub.lb}:{stub.port} uses server certificate {original}, "
+                              f"expected {binding.live['server_certificate_id']}")
+
+
+def test_api_errors_are_one_line_and_never_carry_the_key(stub: AlibabaStub, ca: LocalCa) -> None:
+    t = target(stub)
+    stub.fail["SetLoadBalancerHTTPSListenerAttribute"] = ApiError("Forbidden.RAM", "User not authorized to operate.", 403)
+    bundle = ca.bundle(["www.example.test"])
+    with pytest.raises(DeployError) as err:
+        t.deploy(Binding("www--slb", ("www.example.test",)), bundle)  # type: ignore[attr-defined]
+    assert str(err.value) == "alibaba_slb: SetLoadBalancerHTTPSListenerAttribute: Forbidden.RAM: User not authorized to operate."
+    # A transport error's text quotes the request URL, whose query string carries the key: it must not leak.
+    down = get_target("alibaba_slb", {"region": "cn-hangzhou", "load_balancer_id": stub.lb, "listener_port": 443,
+                                      "endpoint": "127.0.0.1:1", "protocol": "http", "timeout_ms": 500})
+    with pytest.raises(DeployError) as err:
+        down.deploy(Binding("www--slb", ("www.example.test",)), bundle)  # type: ignore[attr-defined]
+    assert str(err.value) == ("alibaba_slb: UploadUserCertificate: cannot connect to the endpoint "
+                              "(UnretryableException)")
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"load_balancer_id": "lb-1", "listener_port": 443}, "region: is required"),
+    ({"region": "cn-hangzhou", "listener_port": 443}, "load_balancer_id: is required"),
+    ({"region": "cn-hangzhou", "load_balancer_id": "lb-1", "listener_port": 70000},
+     "listener_port: must be a whole number between 1 and 65535"),
+    ({"region": "cn-hangzhou", "load_balancer_id": "lb-1", "listener_port": 443, "protocol": "ftp"},
+     "protocol: must be https (or http for a local stub)"),
+])
+def test_bad_settings_name_the_field(raw: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidInputError) as err:
+        get_target("alibaba_slb", raw)
+    assert str(err.value) == message
