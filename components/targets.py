@@ -51,7 +51,9 @@ class FilesTargetConfig(_Target):
 class AwsElbv2TargetConfig(_Target):
     type: Literal["aws_elbv2"]
     region: str
-    listener_arn: str
+    listener_arn: str | None = None
+    load_balancer_name: str | None = None
+    listener_port: int | None = None
     endpoint_url: str | None = None
 
 

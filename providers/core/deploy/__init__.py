@@ -25,7 +25,7 @@ REGISTRY: dict[str, Callable[[Mapping[str, Any]], DeployTarget]] = {
 LOCATION_SETTINGS: dict[str, tuple[str, ...]] = {
     "nginx": ("conf_dir", "conf"),
     "files": ("directory",),
-    "aws_elbv2": ("region", "listener_arn", "endpoint_url"),
+    "aws_elbv2": ("region", "listener_arn", "load_balancer_name", "listener_port", "endpoint_url"),
     "alibaba_slb": ("region", "load_balancer_id", "listener_port", "endpoint", "cas_endpoint", "slb_endpoint"),
 }
 

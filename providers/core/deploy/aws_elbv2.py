@@ -24,14 +24,16 @@ if TYPE_CHECKING:
     from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
 
 KIND = "aws_elbv2"
-SETTINGS = ("region", "listener_arn", "endpoint_url")
+SETTINGS = ("region", "listener_arn", "load_balancer_name", "listener_port", "endpoint_url")
 _LISTENER_ARN = re.compile(r"^arn:aws[a-z-]*:elasticloadbalancing:(?P<region>[a-z0-9-]+):\d{12}:listener/.+")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 T = TypeVar("T")
 
 
 class AwsElbv2Target:
-    """Settings: region, listener_arn; optional endpoint_url (moto, VPC endpoints)."""
+    """Settings: region and the listener, either `listener_arn` or `load_balancer_name` + `listener_port`
+    (stable across environments and re-creations; resolved per call); optional endpoint_url (moto, VPC
+    endpoints)."""
 
     kind = KIND
 
@@ -40,14 +42,48 @@ class AwsElbv2Target:
         self.region = base.required_text(settings, "region")
         if not _REGION.match(self.region):
             raise InvalidInputError("region", f"{self.region!r} is not an AWS region like us-east-1")
-        self.listener_arn = base.required_text(settings, "listener_arn")
-        match = _LISTENER_ARN.match(self.listener_arn)
-        if not match:
-            raise InvalidInputError("listener_arn", "must be an ELBv2 listener ARN "
-                                    "(arn:aws:elasticloadbalancing:REGION:ACCOUNT:listener/...)")
-        if match["region"] != self.region:
-            raise InvalidInputError("listener_arn", f"is in {match['region']}, but region is {self.region}")
         self.endpoint_url = base.text(settings, "endpoint_url")
+        self.load_balancer_name = base.text(settings, "load_balancer_name")
+        port = settings.get("listener_port")
+        self._arn = base.text(settings, "listener_arn")
+        if self._arn:
+            if self.load_balancer_name:
+                raise InvalidInputError("listener_arn", "give listener_arn or load_balancer_name + listener_port, "
+                                        "not both")
+            match = _LISTENER_ARN.match(self._arn)
+            if not match:
+                raise InvalidInputError("listener_arn", "must be an ELBv2 listener ARN "
+                                        "(arn:aws:elasticloadbalancing:REGION:ACCOUNT:listener/...)")
+            if match["region"] != self.region:
+                raise InvalidInputError("listener_arn", f"is in {match['region']}, but region is {self.region}")
+        elif not self.load_balancer_name:
+            raise InvalidInputError("listener_arn", "is required (or load_balancer_name + listener_port)")
+        else:
+            if isinstance(port, float) and port.is_integer():
+                port = int(port)
+            if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+                raise InvalidInputError("listener_port", "must be the HTTPS listener's port, e.g. 443")
+        self.listener_port = port
+
+    @property
+    def listener_arn(self) -> str:
+        if self._arn is None:
+            self._arn = self._find_listener()
+        return self._arn
+
+    def _find_listener(self) -> str:
+        elb = self._elb()
+        lbs = self._call("describe_load_balancers", lambda: elb.describe_load_balancers(
+            Names=[str(self.load_balancer_name)]))["LoadBalancers"]
+        if not lbs:
+            raise DeployError(f"aws_elbv2: no load balancer named {self.load_balancer_name} in {self.region}")
+        listeners = self._call("describe_listeners", lambda: elb.describe_listeners(
+            LoadBalancerArn=lbs[0]["LoadBalancerArn"]))["Listeners"]
+        for listener in listeners:
+            if listener.get("Port") == self.listener_port:
+                return str(listener["ListenerArn"])
+        raise DeployError(f"aws_elbv2: load balancer {self.load_balancer_name} has no listener on port "
+                          f"{self.listener_port}")
 
     # --- clients, created per call ----------------------------------------------------------------------------
 

@@ -155,6 +155,22 @@ def test_drift_someone_else_set_the_default(moto: MotoServer, alb: dict[str, Any
     assert t.observe(binding) == {DEFAULT: ours.fingerprint_sha256}
 
 
+def test_the_listener_can_be_named_by_load_balancer_and_port(moto: MotoServer, alb: dict[str, Any],
+                                                             ca: LocalCa) -> None:
+    """Names survive re-creation of the load balancer; ARNs do not."""
+    t = get_target("aws_elbv2", {"region": REGION, "load_balancer_name": "certplane-alb", "listener_port": 443.0,
+                                 "endpoint_url": moto.endpoint_url})
+    bundle = ca.bundle(["api.example.test"], name="api")
+    live = t.deploy(Binding("api--alb", ("api.example.test",), sni=True), bundle)
+    assert live["listener_arn"] == alb["listener_arn"]
+    assert listener_certs(moto, alb["listener_arn"])[live["certificate_arn"]] is False
+    missing = get_target("aws_elbv2", {"region": REGION, "load_balancer_name": "certplane-alb", "listener_port": 8443,
+                                       "endpoint_url": moto.endpoint_url})
+    with pytest.raises(DeployError) as err:
+        missing.deploy(Binding("api--alb", ("api.example.test",), sni=True), bundle)
+    assert str(err.value) == "aws_elbv2: load balancer certplane-alb has no listener on port 8443"
+
+
 def test_never_leaves_a_listener_without_a_certificate(moto: MotoServer, ca: LocalCa) -> None:
     listener = create_https_listener(moto.endpoint_url, REGION)["listener_arn"]  # moto allows no certificate
     t = get_target("aws_elbv2", {"region": REGION, "listener_arn": listener, "endpoint_url": moto.endpoint_url})
@@ -214,7 +230,10 @@ def test_errors_are_one_line(moto: MotoServer, alb: dict[str, Any], ca: LocalCa,
      "listener_arn: is in eu-west-1, but region is us-east-1"),
     ({"region": "Virginia", "listener_arn": "x"}, "region: 'Virginia' is not an AWS region like us-east-1"),
     ({"region": "us-east-1", "listener_arn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/a",
-      "secret_access_key": "x"}, "secret_access_key: unknown setting (known: region, listener_arn, endpoint_url)"),
+      "secret_access_key": "x"}, "secret_access_key: unknown setting (known: region, listener_arn, "
+                                 "load_balancer_name, listener_port, endpoint_url)"),
+    ({"region": "us-east-1"}, "listener_arn: is required (or load_balancer_name + listener_port)"),
+    ({"region": "us-east-1", "load_balancer_name": "web"}, "listener_port: must be the HTTPS listener's port, e.g. 443"),
 ])
 def test_bad_settings_name_the_field(raw: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidInputError) as err:
