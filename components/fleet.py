@@ -46,7 +46,7 @@ class Fleet(pulumi.ComponentResource):
                                          base_dir=base_dir, opts=child)
             self.managed[cert_name] = managed
             issuer_label = "upload" if spec.upload else (spec.issuer or SELF_SIGNED)
-            entries[cert_name] = managed.inventory_entry(issuer_label, [b.target for b in spec.bindings])
+            entries[cert_name] = managed.inventory_entry(issuer_label, config.targets)
         self.inventory = pulumi.Output.from_input(entries)
         self.certificates = {n: m.download() for n, m in self.managed.items()}
         self.register_outputs({})

@@ -68,8 +68,9 @@ class ManagedCertificate(pulumi.ComponentResource):
         self.bindings = bind(name, self.certificate, spec.bindings, targets or {}, parent=self, base_dir=base_dir)
         self.register_outputs({"serial": self.certificate.serial})
 
-    def inventory_entry(self, issuer_name: str, targets: list[str]) -> pulumi.Output[dict[str, Any]]:
-        """Plain data for dashboards and other stacks: never a secret."""
+    def inventory_entry(self, issuer_name: str, targets: dict[str, dict[str, Any]]) -> pulumi.Output[dict[str, Any]]:
+        """Plain data for dashboards and other stacks: never a secret. `targets` is `certplane:targets`; TLS
+        endpoints (nginx listeners) are listed so `certplane check --probe` can verify what is served."""
         cert = self.certificate
         spec = self.spec
 
@@ -80,8 +81,9 @@ class ManagedCertificate(pulumi.ComponentResource):
             fields = dict(zip(PUBLIC_FIELDS, values))
             not_after = x509util.parse_rfc3339(fields["not_after"])
             days = (not_after - renewal.now()).total_seconds() / 86400
+            domains = spec.domains or fields["dns_names"] or []
             return {
-                "domains": spec.domains or fields["dns_names"] or [],
+                "domains": domains,
                 "issuer": issuer_name,
                 "issuer_dn": fields["issuer"],
                 "serial": fields["serial"],
@@ -91,7 +93,8 @@ class ManagedCertificate(pulumi.ComponentResource):
                 "renewal_time": fields["renewal_time"],
                 "fingerprint_sha256": fields["fingerprint_sha256"],
                 "key_algorithm": fields["key_algorithm"],
-                "targets": targets,
+                "targets": [b.target for b in spec.bindings],
+                "endpoints": _endpoints(spec, targets, domains),
                 "tags": dict(spec.tags),
             }
 
@@ -112,6 +115,21 @@ class ManagedCertificate(pulumi.ComponentResource):
         if {"pkcs12", "jks"} & set(self.spec.formats):
             out["keystore_password"] = pulumi.Output.secret(cert.keystore_password)
         return out
+
+
+def _endpoints(spec: CertificateConfig, targets: dict[str, dict[str, Any]], domains: list[str]) -> list[dict[str, Any]]:
+    """Where a TLS client can check this certificate: each nginx binding's listener, once per server name."""
+    out = []
+    for binding in spec.bindings:
+        target = targets.get(binding.target) or {}
+        if target.get("type") != "nginx" or ":" not in str(target.get("listen", "")):
+            continue
+        host, _, port = str(target["listen"]).rpartition(":")
+        host = "127.0.0.1" if host in ("", "0.0.0.0", "*") else host.strip("[]")
+        for name in binding.server_names or domains:
+            sni = "certplane-probe" + name[1:] if name.startswith("*.") else name  # a name the wildcard covers
+            out.append({"host": host, "port": int(port), "server_name": sni, "target": binding.target})
+    return out
 
 
 def _acme_certificate(name: str, spec: CertificateConfig, issuer: AcmeIssuer, account: AcmeAccount, *,

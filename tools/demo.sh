@@ -4,18 +4,28 @@ set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/env.sh"
 cd "$CERTPLANE_ROOT"
 STACK=local
+# The demo's AWS is moto on 127.0.0.1: dummy credentials from the environment (never from stack state).
+export AWS_ACCESS_KEY_ID=certplane-demo AWS_SECRET_ACCESS_KEY=certplane-demo AWS_DEFAULT_REGION=us-east-1
 
 case "${1:-up}" in
   up)
     python tools/demo_upload.py .certplane/demo-upload
+    echo "certplane: local servers"
+    python -m tools.servers.demo up
     pulumi stack select "$STACK" --create --non-interactive >/dev/null
     pulumi up --yes --non-interactive --stack "$STACK" --suppress-outputs
-    python -m tools.inventory --stack "$STACK"
+    echo
+    echo "certplane: verifying every TLS endpoint with a real handshake"
+    ./certplane check --stack "$STACK" --probe --warn-days 7 || [ $? -eq 1 ]
+    echo
+    ./certplane inventory --stack "$STACK"
     ;;
   down)
     if pulumi stack ls --json 2>/dev/null | grep -q "\"name\": *\"$STACK\""; then
-      pulumi destroy --yes --non-interactive --stack "$STACK"
+      python -m tools.servers.demo up >/dev/null   # bindings are removed from live servers
+      pulumi destroy --yes --non-interactive --stack "$STACK" --suppress-outputs
     fi
+    python -m tools.servers.demo down
     ;;
   *) echo "usage: $0 up|down" >&2; exit 2 ;;
 esac
