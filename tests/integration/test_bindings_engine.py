@@ -1,0 +1,91 @@
+"""Listener bindings on the real engine with a real nginx: deploy, renewal rotation, drift on refresh."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from providers.core.deploy._support import served_fingerprint
+from tests.core.deploy.fixtures import free_port
+from tools.servers.nginx import NginxServer
+
+from .harness import EngineProject, changed_steps
+
+pytestmark = pytest.mark.integration
+T0 = "2026-11-27T12:00:00Z"
+
+
+@pytest.fixture
+def nginx(tmp_path):
+    server = NginxServer(tmp_path / "nginx", f"127.0.0.1:{free_port()}")
+    server.start(timeout=10)
+    try:
+        yield server
+    finally:
+        server.stop(timeout=10)
+
+
+def config(nginx: NginxServer) -> dict:
+    return {
+        "issuers": {"ca": {"type": "private_ca", "common_name": "Edge Root", "intermediate": True}},
+        "certificates": {
+            "www": {"domains": ["www.example.test", "example.test"], "issuer": "ca", "validity_days": 30,
+                    "bindings": [{"target": "edge"}]},
+            "api": {"domains": ["api.example.test"], "issuer": "ca", "validity_days": 90,
+                    "bindings": [{"target": "edge"}]},
+        },
+        "targets": {"edge": {"type": "nginx", "conf_dir": str(nginx.conf_dir), "listen": nginx.listen}},
+    }
+
+
+def served(nginx: NginxServer, name: str) -> str | None:
+    host, port = nginx.listen.rsplit(":", 1)
+    return served_fingerprint(host, int(port), name)
+
+
+def test_deploy_rotate_on_renewal_and_repair_drift(tmp_path, nginx):
+    project = EngineProject(tmp_path, config(nginx))
+    try:
+        project.up(env={"CERTPLANE_NOW": T0})
+        inv = project.outputs()["inventory"]
+        for name in ("www.example.test", "example.test"):
+            assert served(nginx, name) == inv["www"]["fingerprint_sha256"]
+        assert served(nginx, "api.example.test") == inv["api"]["fingerprint_sha256"]
+        assert inv["www"]["endpoints"][0]["server_name"] == "www.example.test"
+
+        # Renewal: the certificate is re-issued and its binding follows in the same `up`.
+        day25 = {"CERTPLANE_NOW": "2026-12-22T12:00:00Z"}
+        preview = project.preview(env=day25)
+        assert changed_steps(preview) == {"update": 2}  # www and its binding
+        project.up(env=day25)
+        renewed = project.outputs()["inventory"]
+        assert renewed["www"]["fingerprint_sha256"] != inv["www"]["fingerprint_sha256"]
+        assert served(nginx, "www.example.test") == renewed["www"]["fingerprint_sha256"]
+        assert served(nginx, "api.example.test") == inv["api"]["fingerprint_sha256"]
+
+        # Drift: someone puts another certificate in place by hand; refresh reports it, up repairs it.
+        certs = nginx.conf_dir / "certplane" / "certs"
+        api_chain = (certs / "api--edge.fullchain.pem").read_text()
+        api_key = (certs / "api--edge.key.pem").read_text()
+        (certs / "www--edge.fullchain.pem").write_text(api_chain)
+        (certs / "www--edge.key.pem").write_text(api_key)
+        nginx.reload()
+        for _ in range(100):  # the reload is asynchronous: wait (bounded) until the hand-placed one is served
+            if served(nginx, "www.example.test") == inv["api"]["fingerprint_sha256"]:
+                break
+            time.sleep(0.05)
+        refresh = project.stack.refresh(color="never")
+        assert re.search(r"certplane: .*www\.example\.test serves .*, expected .*; the next `pulumi up` "
+                         r"redeploys it", refresh.stdout), refresh.stdout
+        assert changed_steps(project.preview(env=day25)) == {"update": 1}
+        project.up(env=day25)
+        assert served(nginx, "www.example.test") == renewed["www"]["fingerprint_sha256"]
+        assert changed_steps(project.preview(env=day25)) == {}
+
+        state = project.export_text()
+        assert "PRIVATE KEY-----" not in state and api_key.splitlines()[1] not in state
+    finally:
+        project.destroy()
+    assert not (nginx.conf_dir / "certplane" / "www--edge.conf").exists()
