@@ -14,9 +14,10 @@ import uuid
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, Resource, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, UpdateResult
 
-from ._dynamic import CertplaneProvider, is_unknown, note, user_facing, without_provider
+from . import _issued
+from ._dynamic import CertplaneProvider, is_unknown, note, user_facing
 from .acme_account import check_directory_url
 from .core import certificates as x509util
 from .core import dns as dns_solvers
@@ -31,13 +32,8 @@ REISSUE_FIELDS = ("domains", "key", "profile", "challenge", "directory_url")
 RENDER_FIELDS = ("formats", "renew", "reuse_key", "name", "dns", "http01", "ca_bundle", "account_url",
                  "revoke_on_destroy", "revoke_reason", "account_key_pem", "order_timeout_seconds")
 # `dns` may carry provider credentials (tsig_secret, aws_secret_access_key): never plaintext in state.
-SECRET_OUTPUTS = ["private_key_pem", "pkcs12_base64", "jks_base64", "keystore_password", "account_key_pem", "dns"]
-OUTPUTS = (
-    "cert_pem", "chain_pem", "fullchain_pem", "private_key_pem", "serial", "not_before", "not_after",
-    "renewal_time", "fingerprint_sha256", "key_algorithm", "public_key_fingerprint_sha256", "issuer",
-    "pkcs12_base64", "jks_base64", "cert_der_base64", "keystore_password", "dns_names",
-    "renewal_source", "ari_window_start", "ari_window_end",
-)
+SECRET_OUTPUTS = [*_issued.SECRET_OUTPUTS, "account_key_pem", "dns"]
+OUTPUTS = _issued.OUTPUTS
 ARI_PROBE = RetryPolicy(attempts=1, max_total=5.0)  # diff re-checks ARI only if it is quick
 
 
@@ -86,32 +82,6 @@ def _window(props: dict[str, Any]) -> renewal.AriWindow | None:
     return None
 
 
-def _render(props: dict[str, Any], key: keys.PrivateKey, cert: Any, chain: list[Any], password: str,
-            window: renewal.AriWindow | None) -> dict[str, Any]:
-    policy = renewal.RenewalPolicy.parse(props.get("renew"))
-    renew_at = renewal.renewal_time(cert.not_valid_before_utc, cert.not_valid_after_utc, policy, window)
-    outs = {
-        **without_provider(props),
-        **formats.render(list(props.get("formats") or []), key=key, leaf=cert, chain=chain, password=password),
-        "serial": x509util.serial_hex(cert),
-        "not_before": x509util.rfc3339(cert.not_valid_before_utc),
-        "not_after": x509util.rfc3339(cert.not_valid_after_utc),
-        "renewal_time": x509util.rfc3339(renew_at),
-        "renewal_source": "ari" if window else "policy",
-        "ari_window_start": x509util.rfc3339(window.start) if window else None,
-        "ari_window_end": x509util.rfc3339(window.end) if window else None,
-        "fingerprint_sha256": x509util.fingerprint_sha256(cert),
-        "key_algorithm": keys.spec_of(key).label,
-        "public_key_fingerprint_sha256": keys.public_key_fingerprint_sha256(key),
-        "issuer": cert.issuer.rfc4514_string(),
-        "dns_names": x509util.dns_names_of(cert),
-        "keystore_password": password,
-    }
-    for name in OUTPUTS:
-        outs.setdefault(name, None)
-    return outs
-
-
 def _issue(props: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
     domains = check_domains(props.get("domains"), challenge_of(props))
     if old and old.get("private_key_pem") and props.get("reuse_key"):
@@ -128,18 +98,7 @@ def _issue(props: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
     except CertplaneError as err:  # ARI is advisory: fall back to the renewal policy
         note(f"{props.get('name') or domains[0]}: no ACME renewal info ({err}); using the renewal policy")
         window = None
-    password = props.get("keystore_password") or (old or {}).get("keystore_password") or formats.generate_password()
-    return _render(props, key, issued.leaf, issued.chain, password, window)
-
-
-def _norm(value: Any) -> Any:
-    if value in (None, "", [], {}):
-        return None
-    if isinstance(value, dict):
-        return {k: _norm(v) for k, v in sorted(value.items()) if _norm(v) is not None} or None
-    if isinstance(value, (list, tuple)):
-        return [_norm(v) for v in value]
-    return value
+    return _issued.render(props, key, issued.leaf, issued.chain, _issued.keystore_password(props, old), window=window)
 
 
 def _fresh_window(olds: dict[str, Any]) -> renewal.AriWindow | None:
@@ -161,7 +120,7 @@ def reissue_reasons(olds: dict[str, Any], news: dict[str, Any], *, recheck_ari: 
     for field in REISSUE_FIELDS:
         if is_unknown(news.get(field)):
             reasons.append(f"{name}: {field} changes (known after apply); re-issuing")
-        elif _norm(olds.get(field)) != _norm(news.get(field)):
+        elif _issued.normalize(olds.get(field)) != _issued.normalize(news.get(field)):
             if field == "challenge" and challenge_of(olds) == challenge_of(news):
                 continue
             reasons.append(f"{name}: {field} changed; re-issuing")
@@ -218,20 +177,14 @@ class AcmeCertificateProvider(CertplaneProvider):
         reasons = reissue_reasons(olds, news)
         for reason in reasons:
             note(reason)
-        rerender = any(_norm(olds.get(f)) != _norm(news.get(f)) for f in RENDER_FIELDS)
-        if news.get("keystore_password") and news.get("keystore_password") != olds.get("keystore_password"):
-            rerender = True
+        rerender = _issued.rendering_changed(olds, news, RENDER_FIELDS)
         return DiffResult(changes=bool(reasons) or rerender, replaces=[], delete_before_replace=False)
 
     @user_facing("renewing an ACME certificate")
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         if reissue_reasons(olds, news) or not olds.get("cert_pem"):
             return UpdateResult(_issue(news, olds))  # the old certificate is NOT revoked: it may still be live
-        cert = x509util.load_certificates(olds["cert_pem"])[0]
-        chain = x509util.load_certificates(olds.get("chain_pem") or "")
-        key = keys.load_private_key(olds["private_key_pem"])
-        password = news.get("keystore_password") or olds.get("keystore_password") or formats.generate_password()
-        return UpdateResult(_render(news, key, cert, chain, password, _window(olds)))
+        return UpdateResult(_issued.rerender(olds, news, window=_window(olds)))
 
     @user_facing("revoking an ACME certificate")
     def delete(self, _id: str, props: dict[str, Any]) -> None:
@@ -244,32 +197,9 @@ class AcmeCertificateProvider(CertplaneProvider):
         note(f"{props.get('name') or 'certificate'}: revoked serial {x509util.serial_hex(cert)}")
 
 
-class AcmeCertificate(Resource):
-    """A certificate from an ACME CA. Outputs as `SelfSignedCertificate` (cert_pem, chain_pem, fullchain_pem,
-    private_key_pem (secret), serial, not_before, not_after, renewal_time, fingerprint_sha256, key_algorithm,
-    public_key_fingerprint_sha256, issuer, dns_names, pkcs12_base64/jks_base64/cert_der_base64,
-    keystore_password) plus renewal_source ("ari" | "policy") and ari_window_start/ari_window_end."""
-
-    cert_pem: pulumi.Output[str]
-    chain_pem: pulumi.Output[str]
-    fullchain_pem: pulumi.Output[str]
-    private_key_pem: pulumi.Output[str]
-    serial: pulumi.Output[str]
-    not_before: pulumi.Output[str]
-    not_after: pulumi.Output[str]
-    renewal_time: pulumi.Output[str]
-    fingerprint_sha256: pulumi.Output[str]
-    key_algorithm: pulumi.Output[str]
-    public_key_fingerprint_sha256: pulumi.Output[str]
-    issuer: pulumi.Output[str]
-    pkcs12_base64: pulumi.Output[str | None]
-    jks_base64: pulumi.Output[str | None]
-    cert_der_base64: pulumi.Output[str | None]
-    keystore_password: pulumi.Output[str]
-    dns_names: pulumi.Output[list[str]]
-    renewal_source: pulumi.Output[str]
-    ari_window_start: pulumi.Output[str | None]
-    ari_window_end: pulumi.Output[str | None]
+class AcmeCertificate(_issued.IssuedCertificate):
+    """A certificate from an ACME CA. Outputs as every certificate resource (providers/_issued.py), with
+    renewal_source "ari" when the CA offers ACME Renewal Information, and ari_window_start/ari_window_end."""
 
     def __init__(self, name: str, *, directory_url: Any, account_key_pem: Any, account_url: Any, domains: Any,
                  challenge: Any = None, dns: Any = None, http01: Any = None, key: Any = None,

@@ -11,9 +11,10 @@ import uuid
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, Resource, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, UpdateResult
 
-from ._dynamic import CertplaneProvider, is_unknown, note, user_facing, without_provider
+from . import _issued
+from ._dynamic import CertplaneProvider, is_unknown, note, user_facing
 from .core import certificates as x509util
 from .core import formats, keys, renewal
 from .core.errors import InvalidInputError
@@ -25,12 +26,7 @@ REISSUE_FIELDS = (
 )
 # Inputs that only change how it is rendered or when it renews.
 RENDER_FIELDS = ("formats", "keystore_password", "renew", "reuse_key", "name")
-SECRET_OUTPUTS = ["private_key_pem", "pkcs12_base64", "jks_base64", "keystore_password"]
-OUTPUTS = (
-    "cert_pem", "chain_pem", "fullchain_pem", "private_key_pem", "serial", "not_before", "not_after",
-    "renewal_time", "fingerprint_sha256", "key_algorithm", "public_key_fingerprint_sha256", "issuer",
-    "pkcs12_base64", "jks_base64", "cert_der_base64", "keystore_password", "dns_names",
-)
+NOT_OUTPUTS = ("ca_private_key_pem", "key_pem")  # never copy the CA's key (or an external key) into outputs
 
 
 def _template(props: dict[str, Any]) -> x509util.CertificateTemplate:
@@ -79,24 +75,8 @@ def _key_for(props: dict[str, Any], old_key_pem: str | None) -> keys.PrivateKey:
 
 
 def _render(props: dict[str, Any], key: keys.PrivateKey, cert: Any, chain: list[Any], password: str) -> dict[str, Any]:
-    policy = renewal.RenewalPolicy.parse(props.get("renew"))
-    renew_at = renewal.renewal_time(cert.not_valid_before_utc, cert.not_valid_after_utc, policy)
-    outs = {
-        **{k: v for k, v in without_provider(props).items() if k not in ("ca_private_key_pem", "key_pem")},
-        **formats.render(list(props.get("formats") or []), key=key, leaf=cert, chain=chain, password=password),
-        "serial": x509util.serial_hex(cert),
-        "not_before": x509util.rfc3339(cert.not_valid_before_utc),
-        "not_after": x509util.rfc3339(cert.not_valid_after_utc),
-        "renewal_time": x509util.rfc3339(renew_at),
-        "fingerprint_sha256": x509util.fingerprint_sha256(cert),
-        "key_algorithm": keys.spec_of(key).label,
-        "public_key_fingerprint_sha256": keys.public_key_fingerprint_sha256(key),
-        "issuer": cert.issuer.rfc4514_string(),
-        "keystore_password": password,
-        "key_pem_fingerprint": keys.public_key_fingerprint_sha256(key) if props.get("key_pem") else None,
-    }
-    for name in OUTPUTS:
-        outs.setdefault(name, None)
+    outs = _issued.render(props, key, cert, chain, password, drop=NOT_OUTPUTS)
+    outs["key_pem_fingerprint"] = keys.public_key_fingerprint_sha256(key) if props.get("key_pem") else None
     return outs
 
 
@@ -114,8 +94,7 @@ def _issue(props: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
         ca_cert, ca_key, chain = issuer
         cert = x509util.sign_certificate(template, subject_public_key=key.public_key(), signing_key=ca_key,
                                          issuer=ca_cert, now=at)
-    password = props.get("keystore_password") or (old or {}).get("keystore_password") or formats.generate_password()
-    return _render(props, key, cert, chain, password)
+    return _render(props, key, cert, chain, _issued.keystore_password(props, old))
 
 
 def reissue_reasons(olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
@@ -125,7 +104,7 @@ def reissue_reasons(olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
     for field in REISSUE_FIELDS:
         if is_unknown(news.get(field)):
             reasons.append(f"{name}: {field} changes (known after apply); re-issuing")
-        elif _norm(olds.get(field)) != _norm(news.get(field)):
+        elif _issued.normalize(olds.get(field)) != _issued.normalize(news.get(field)):
             reasons.append(f"{name}: {field} changed; re-issuing")
     if news.get("key_pem") and not is_unknown(news["key_pem"]):
         if keys.public_key_fingerprint_sha256(keys.load_private_key(news["key_pem"])) != olds.get("key_pem_fingerprint"):
@@ -140,16 +119,6 @@ def reissue_reasons(olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
         if decision.due:
             reasons.append(decision.reason)
     return reasons
-
-
-def _norm(value: Any) -> Any:
-    if value in (None, "", [], {}):
-        return None
-    if isinstance(value, dict):
-        return {k: _norm(v) for k, v in sorted(value.items()) if _norm(v) is not None} or None
-    if isinstance(value, (list, tuple)):
-        return [_norm(v) for v in value]
-    return value
 
 
 class CertificateProvider(CertplaneProvider):
@@ -176,50 +145,27 @@ class CertificateProvider(CertplaneProvider):
         reasons = reissue_reasons(olds, news)
         for reason in reasons:
             note(reason)
-        rerender = any(_norm(olds.get(f)) != _norm(news.get(f)) for f in RENDER_FIELDS if f != "keystore_password")
-        if news.get("keystore_password") and news.get("keystore_password") != olds.get("keystore_password"):
-            rerender = True
+        rerender = _issued.rendering_changed(olds, news, (f for f in RENDER_FIELDS if f != "keystore_password"))
         return DiffResult(changes=bool(reasons) or rerender, replaces=[], delete_before_replace=False)
 
     @user_facing("renewing a certificate")
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         if reissue_reasons(olds, news):
             return UpdateResult(_issue(news, olds))
-        # Only rendering changed: keep the certificate and key, produce the requested formats.
-        cert = x509util.load_certificates(olds["cert_pem"])[0]
-        chain = x509util.load_certificates(olds.get("chain_pem") or "")
-        key = keys.load_private_key(olds["private_key_pem"])
-        password = news.get("keystore_password") or olds.get("keystore_password") or formats.generate_password()
-        return UpdateResult(_render(news, key, cert, chain, password))
+        outs = _issued.rerender(olds, news, drop=NOT_OUTPUTS)
+        outs["key_pem_fingerprint"] = olds.get("key_pem_fingerprint")
+        return UpdateResult(outs)
 
 
-class _Certificate(Resource):
-    cert_pem: pulumi.Output[str]
-    chain_pem: pulumi.Output[str]
-    fullchain_pem: pulumi.Output[str]
-    private_key_pem: pulumi.Output[str]
-    serial: pulumi.Output[str]
-    not_before: pulumi.Output[str]
-    not_after: pulumi.Output[str]
-    renewal_time: pulumi.Output[str]
-    fingerprint_sha256: pulumi.Output[str]
-    key_algorithm: pulumi.Output[str]
-    public_key_fingerprint_sha256: pulumi.Output[str]
-    issuer: pulumi.Output[str]
-    pkcs12_base64: pulumi.Output[str | None]
-    jks_base64: pulumi.Output[str | None]
-    cert_der_base64: pulumi.Output[str | None]
-    keystore_password: pulumi.Output[str]
-    dns_names: pulumi.Output[list[str]]
-
+class _Certificate(_issued.IssuedCertificate):
     def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None) -> None:
         base = {"name": name, "key": None, "key_pem": None, "reuse_key": False, "common_name": None,
                 "organization": None, "dns_names": [], "ip_addresses": [], "validity_days": 90, "is_ca": False,
                 "path_length": None, "client_auth": False, "permitted_dns_domains": [], "ca_cert_pem": None,
                 "ca_private_key_pem": None, "ca_chain_pem": None, "renew": None, "formats": [],
                 "keystore_password": None}
-        outputs = {k: None for k in OUTPUTS if k not in base}
-        secret = pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
+        outputs = {k: None for k in (*_issued.OUTPUTS, "key_pem_fingerprint") if k not in base}
+        secret = pulumi.ResourceOptions(additional_secret_outputs=_issued.SECRET_OUTPUTS)
         super().__init__(CertificateProvider(), name, {**base, **outputs, **props},
                          pulumi.ResourceOptions.merge(secret, opts))
 

@@ -8,18 +8,17 @@ import uuid
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CheckResult, CreateResult, DiffResult, Resource, UpdateResult
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, UpdateResult
 
-from ._dynamic import CertplaneProvider, failure, is_unknown, user_facing, without_provider
-from .core import bundles, formats, keys, renewal
+from . import _issued
+from ._dynamic import CertplaneProvider, failure, is_unknown, user_facing
+from .core import bundles, formats, renewal
 from .core import certificates as x509util
 from .core.errors import BundleError, CertplaneError
 
 INPUT_FIELDS = ("certificate_pem", "chain_pem", "private_key_pem", "passphrase")
-OUTPUTS = ("cert_pem", "chain_pem", "fullchain_pem", "serial", "not_before", "not_after", "renewal_time",
-           "fingerprint_sha256", "key_algorithm", "public_key_fingerprint_sha256", "issuer", "dns_names",
-           "pkcs12_base64", "jks_base64", "cert_der_base64", "keystore_password", "input_private_key_pem")
-SECRET_OUTPUTS = ["private_key_pem", "pkcs12_base64", "jks_base64", "keystore_password", "passphrase"]
+OUTPUTS = (*_issued.OUTPUTS, "input_private_key_pem")
+SECRET_OUTPUTS = [*_issued.SECRET_OUTPUTS, "passphrase", "input_private_key_pem"]
 
 
 def _bundle(props: dict[str, Any], at: dt.datetime) -> bundles.Bundle:
@@ -30,28 +29,11 @@ def _bundle(props: dict[str, Any], at: dt.datetime) -> bundles.Bundle:
 
 
 def _outputs(props: dict[str, Any], bundle: bundles.Bundle, password: str) -> dict[str, Any]:
-    leaf, chain = bundle.leaf, list(bundle.chain)
-    served_chain = [c for c in chain if not x509util.is_self_issued(c)]
-    policy = renewal.RenewalPolicy.parse(props.get("renew"))
-    renew_at = renewal.renewal_time(leaf.not_valid_before_utc, leaf.not_valid_after_utc, policy)
-    rendered = formats.render(list(props.get("formats") or []), key=bundle.key, leaf=leaf, chain=served_chain,
-                              password=password)
-    return {
-        **without_provider(props),
-        **rendered,
-        # The key as given may be encrypted; outputs carry the usable PKCS#8 form (secret either way).
-        "input_private_key_pem": props.get("private_key_pem"),
-        "serial": x509util.serial_hex(leaf),
-        "not_before": x509util.rfc3339(leaf.not_valid_before_utc),
-        "not_after": x509util.rfc3339(leaf.not_valid_after_utc),
-        "renewal_time": x509util.rfc3339(renew_at),
-        "fingerprint_sha256": x509util.fingerprint_sha256(leaf),
-        "key_algorithm": keys.spec_of(bundle.key).label,
-        "public_key_fingerprint_sha256": keys.public_key_fingerprint_sha256(bundle.key),
-        "issuer": leaf.issuer.rfc4514_string(),
-        "dns_names": x509util.dns_names_of(leaf),
-        "keystore_password": password,
-    }
+    served_chain = [c for c in bundle.chain if not x509util.is_self_issued(c)]
+    outs = _issued.render(props, bundle.key, bundle.leaf, served_chain, password)
+    # The key as given may be encrypted: outputs carry the usable PKCS#8 form, and the input for diffs.
+    outs["input_private_key_pem"] = props.get("private_key_pem")
+    return outs
 
 
 class UploadedCertificateProvider(CertplaneProvider):
@@ -74,8 +56,7 @@ class UploadedCertificateProvider(CertplaneProvider):
     @user_facing("uploading a certificate")
     def create(self, props: dict[str, Any]) -> CreateResult:
         bundle = _bundle(props, renewal.now())
-        password = props.get("keystore_password") or formats.generate_password()
-        return CreateResult(f"upload-{uuid.uuid4().hex[:12]}", _outputs(props, bundle, password))
+        return CreateResult(f"upload-{uuid.uuid4().hex[:12]}", _outputs(props, bundle, _issued.keystore_password(props, None)))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         fields = (*INPUT_FIELDS, "formats", "renew", "keystore_password", "name")
@@ -88,8 +69,7 @@ class UploadedCertificateProvider(CertplaneProvider):
     @user_facing("updating an uploaded certificate")
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         bundle = _bundle(news, renewal.now())
-        password = news.get("keystore_password") or olds.get("keystore_password") or formats.generate_password()
-        return UpdateResult(_outputs(news, bundle, password))
+        return UpdateResult(_outputs(news, bundle, _issued.keystore_password(news, olds)))
 
 
 def _validity_tolerant_now(news: dict[str, Any]) -> dt.datetime:
@@ -100,25 +80,7 @@ def _validity_tolerant_now(news: dict[str, Any]) -> dt.datetime:
     return renewal.now()
 
 
-class UploadedCertificate(Resource):
-    cert_pem: pulumi.Output[str]
-    chain_pem: pulumi.Output[str]
-    fullchain_pem: pulumi.Output[str]
-    private_key_pem: pulumi.Output[str]
-    serial: pulumi.Output[str]
-    not_before: pulumi.Output[str]
-    not_after: pulumi.Output[str]
-    renewal_time: pulumi.Output[str]
-    fingerprint_sha256: pulumi.Output[str]
-    key_algorithm: pulumi.Output[str]
-    public_key_fingerprint_sha256: pulumi.Output[str]
-    issuer: pulumi.Output[str]
-    dns_names: pulumi.Output[list[str]]
-    pkcs12_base64: pulumi.Output[str | None]
-    jks_base64: pulumi.Output[str | None]
-    cert_der_base64: pulumi.Output[str | None]
-    keystore_password: pulumi.Output[str]
-
+class UploadedCertificate(_issued.IssuedCertificate):
     def __init__(self, name: str, *, certificate_pem: Any, chain_pem: Any, private_key_pem: Any,
                  passphrase: Any = None, formats: Any = None, renew: Any = None, keystore_password: Any = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -129,5 +91,5 @@ class UploadedCertificate(Resource):
             "formats": formats or [], "renew": renew, "keystore_password": keystore_password,
         }
         props.update({k: None for k in OUTPUTS if k not in props})
-        secret = pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS + ["input_private_key_pem"])
+        secret = pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
         super().__init__(UploadedCertificateProvider(), name, props, pulumi.ResourceOptions.merge(secret, opts))
