@@ -27,7 +27,7 @@ SETTINGS = ("region", "load_balancer_id", "listener_port", "endpoint", "cas_endp
 _REGION = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+$")
 
 
-class AlibabaSlbTarget:
+class AlibabaSlbTarget(base.RedeployRollback):
     """Settings: region, load_balancer_id, listener_port; optional endpoint (both APIs, e.g. a local stub),
     cas_endpoint, slb_endpoint, protocol (https), timeout_ms (10000)."""
 
@@ -111,12 +111,6 @@ class AlibabaSlbTarget:
         if got != bundle.fingerprint_sha256:
             raise DeployError(f"alibaba_slb: CAS certificate {binding.live.get('cert_id')} holds "
                               f"{got or 'no certificate'}, expected {bundle.fingerprint_sha256}")
-
-    def rollback(self, binding: Binding, previous: Bundle | None) -> None:
-        if previous is None:
-            self.remove(binding)
-        else:
-            self.deploy(binding, previous)
 
     def observe(self, binding: Binding) -> dict[str, str | None]:
         ours = str(binding.live.get("server_certificate_id") or "")

@@ -30,7 +30,7 @@ _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 T = TypeVar("T")
 
 
-class AwsElbv2Target:
+class AwsElbv2Target(base.RedeployRollback):
     """Settings: region and the listener, either `listener_arn` or `load_balancer_name` + `listener_port`
     (stable across environments and re-creations; resolved per call); optional endpoint_url (moto, VPC
     endpoints)."""
@@ -133,12 +133,6 @@ class AwsElbv2Target:
         got = self._fingerprint(arn)
         if got != bundle.fingerprint_sha256:
             raise DeployError(f"aws_elbv2: ACM {arn} holds {got or 'no certificate'}, expected {bundle.fingerprint_sha256}")
-
-    def rollback(self, binding: Binding, previous: Bundle | None) -> None:
-        if previous is None:
-            self.remove(binding)
-        else:
-            self.deploy(binding, previous)
 
     def observe(self, binding: Binding) -> dict[str, str | None]:
         arn = str(binding.live.get("certificate_arn") or "")

@@ -145,3 +145,20 @@ def reject_unknown(settings: Mapping[str, Any], known: tuple[str, ...]) -> None:
     for key in settings:
         if key not in known and key != "type":
             raise InvalidInputError(key, f"unknown setting (known: {', '.join(known)})")
+
+
+class RedeployRollback:
+    """The rollback every target here uses: put the previous bundle back by deploying it again, or remove the
+    binding when there was none. Targets that can restore more cheaply override it."""
+
+    def deploy(self, binding: Binding, bundle: Bundle) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def remove(self, binding: Binding) -> None:
+        raise NotImplementedError
+
+    def rollback(self, binding: Binding, previous: Bundle | None) -> None:
+        if previous is None:
+            self.remove(binding)
+        else:
+            self.deploy(binding, previous)

@@ -35,7 +35,7 @@ def _mode(settings: Mapping[str, Any], key: str, default: int) -> int:
     return mode
 
 
-class FilesTarget:
+class FilesTarget(base.RedeployRollback):
     """Settings: directory; optional mode ("0640"), key_mode ("0600"), owner, group, formats ([pem]),
     reload_command (argv list), reload_timeout (30 s). Files are named after the certificate."""
 
@@ -101,12 +101,6 @@ class FilesTarget:
         if got != bundle.fingerprint_sha256:
             raise DeployError(f"files: {self.paths(bundle.name)['fullchain_file']} holds {got or 'no certificate'}, "
                               f"expected {bundle.fingerprint_sha256}")
-
-    def rollback(self, binding: Binding, previous: Bundle | None) -> None:
-        if previous is None:
-            self.remove(binding)
-        else:
-            self.deploy(binding, previous)
 
     def observe(self, binding: Binding) -> dict[str, str | None]:
         name = str(binding.live.get("name") or "") or _name_from_live(binding.live)

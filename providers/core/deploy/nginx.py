@@ -150,7 +150,7 @@ def _nginx_error(lines: list[str]) -> str:
     return re.sub(r"^(nginx: )?([\d/]+ [\d:]+ )?\[\w+\] (\d+#\d+: )?", "", picked).strip() or "no message"
 
 
-class NginxTarget:
+class NginxTarget(base.RedeployRollback):
     """Settings: conf_dir, listen (HOST:PORT); optional conf, prefix, nginx_bin, reload_command, test_command,
     poll_tries (50), poll_interval (0.1 s), confirmations (3 consecutive good rounds), command_timeout (30 s)."""
 
@@ -203,12 +203,6 @@ class NginxTarget:
 
     def verify(self, binding: Binding, bundle: Bundle) -> None:
         self._wait_served(binding, bundle.fingerprint_sha256)
-
-    def rollback(self, binding: Binding, previous: Bundle | None) -> None:
-        if previous is None:
-            self.remove(binding)
-        else:
-            self.deploy(binding, previous)
 
     def observe(self, binding: Binding) -> dict[str, str | None]:
         return {name: served_fingerprint(self.host, self.port, probe_name(name)) for name in binding.server_names}
