@@ -92,12 +92,16 @@ def test_missing_upload_files_are_named(tmp_path):
         "certplane:certificates.old.upload.private_key_file: file not found: k.pem"]
 
 
-def test_the_demo_stack_config_is_valid():
+def test_the_demo_stack_config_is_valid(tmp_path):
     import yaml
     from pathlib import Path
 
+    from tools.demo_upload import main as make_demo_upload
+
     root = Path(__file__).resolve().parents[2]
+    make_demo_upload(str(tmp_path / ".certplane" / "demo-upload"))  # what `make demo` generates first
     cfg = yaml.safe_load((root / "Pulumi.local.yaml").read_text())["config"]
     raw = {k.split(":", 1)[1]: v for k, v in cfg.items() if k.startswith("certplane:")}
-    fleet = parse_fleet({k: v for k, v in raw.items() if k in ("issuers", "certificates", "targets")})
-    assert {"www", "legacy", "lab"} <= set(fleet.certificates)
+    fleet = parse_fleet({k: v for k, v in raw.items() if k in ("issuers", "certificates", "targets")},
+                        base_dir=tmp_path)
+    assert {"www", "legacy", "lab", "shop", "blog"} <= set(fleet.certificates)
