@@ -79,6 +79,8 @@ def test_deploy_rotate_on_renewal_and_repair_drift(tmp_path, nginx):
         refresh = project.stack.refresh(color="never")
         assert re.search(r"certplane: .*www\.example\.test serves .*, expected .*; the next `pulumi up` "
                          r"redeploys it", refresh.stdout), refresh.stdout
+        after_refresh = project.export_text()
+        assert "PRIVATE KEY-----" not in after_refresh and api_key.splitlines()[1] not in after_refresh
         assert changed_steps(project.preview(env=day25)) == {"update": 1}
         project.up(env=day25)
         assert served(nginx, "www.example.test") == renewed["www"]["fingerprint_sha256"]
