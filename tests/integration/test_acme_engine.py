@@ -14,7 +14,7 @@ from .harness import EngineProject, changed_steps
 
 pytestmark = pytest.mark.integration
 
-DNS_NAMES = [f"d{i}" for i in range(7)]
+DNS_NAMES = [f"d{i}" for i in range(6)]
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +30,8 @@ def config(server: PebbleServer) -> dict:
     certs["rsa"] = {"domains": ["rsa.acme.example.test"], "issuer": "pebble", "key": {"algorithm": "rsa"}}
     certs["web"] = {"domains": ["web.acme.example.test", "www.web.acme.example.test"], "issuer": "pebble-http",
                     "challenge": "http-01"}
+    # A second HTTP-01 order at the same time: both share the one standalone responder port.
+    certs["web2"] = {"domains": ["web2.acme.example.test"], "issuer": "pebble-http", "challenge": "http-01"}
     base = {"type": "acme", "directory_url": server.directory_url, "email": "ops@example.test",
             "ca_bundle": str(server.ca_bundle_path), "profile": "default"}
     return {

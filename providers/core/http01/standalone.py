@@ -23,14 +23,40 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+class _Responder:
+    """One listening socket per address, shared by every order in this process that uses it: Pulumi issues
+    certificates concurrently, and two responders cannot bind the same port. Reference-counted."""
+
+    def __init__(self, host: str, port: int, request_timeout: int) -> None:
+        self.resources: set[standalone.HTTP01RequestHandler.HTTP01Resource] = set()
+        try:
+            self.server = standalone.HTTP01Server((host, port), self.resources, ipv6=":" in host,
+                                                  timeout=request_timeout)
+        except OSError as err:
+            raise CertplaneError(f"standalone: cannot listen on {host}:{port}: {err.strerror}") from None
+        self.users = 0
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
+                                       name="certplane-http01", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+# Process-wide on purpose: the thing shared is a port, which is process-wide too.
+_RESPONDERS: dict[tuple[str, int], _Responder] = {}
+_LOCK = threading.Lock()
+
+
 class StandaloneSolver:
     challenge_type = "http-01"
 
     def __init__(self, host: str, port: int, request_timeout: int = 5) -> None:
         self.host, self.port, self.request_timeout = host, port, request_timeout
-        self._resources: set[standalone.HTTP01RequestHandler.HTTP01Resource] = set()
-        self._server: standalone.HTTP01Server | None = None
-        self._thread: threading.Thread | None = None
+        self._mine: set[standalone.HTTP01RequestHandler.HTTP01Resource] = set()
+        self._responder: _Responder | None = None
 
     def _resource(self, challenge: Challenge) -> standalone.HTTP01RequestHandler.HTTP01Resource:
         chall = challenges.HTTP01(token=b64decode(challenge.token))
@@ -38,33 +64,37 @@ class StandaloneSolver:
         return standalone.HTTP01RequestHandler.HTTP01Resource(chall=chall, response=response,
                                                               validation=challenge.validation)
 
-    def _start(self) -> None:
-        try:
-            server = standalone.HTTP01Server((self.host, self.port), self._resources,
-                                             ipv6=":" in self.host, timeout=self.request_timeout)
-        except OSError as err:
-            raise CertplaneError(f"standalone: cannot listen on {self.host}:{self.port}: {err.strerror}") from None
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="certplane-http01", daemon=True)
-        self._thread.start()
-
     def present(self, challenge: Challenge) -> None:
-        self._resources.add(self._resource(challenge))  # the handler reads this set on every request
-        if self._server is None:
-            self._start()
+        resource = self._resource(challenge)
+        with _LOCK:
+            if self._responder is None:
+                key = (self.host, self.port)
+                responder = _RESPONDERS.get(key) or _Responder(self.host, self.port, self.request_timeout)
+                _RESPONDERS[key] = responder
+                responder.users += 1
+                self._responder = responder
+            self._mine.add(resource)
+            self._responder.resources.add(resource)  # the handler reads this set on every request
 
     def wait_ready(self, challenges: Sequence[Challenge]) -> None:
         """Nothing to wait for: the socket is listening before the CA is told to look."""
 
     def cleanup(self, challenge: Challenge) -> None:
-        self._resources.discard(self._resource(challenge))
+        resource = self._resource(challenge)
+        with _LOCK:
+            self._mine.discard(resource)
+            if self._responder is not None:
+                self._responder.resources.discard(resource)
 
     def close(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
+        with _LOCK:
+            responder, self._responder = self._responder, None
+            if responder is None:
+                return
+            responder.resources.difference_update(self._mine)
+            self._mine.clear()
+            responder.users -= 1
+            if responder.users > 0:
+                return
+            _RESPONDERS.pop((self.host, self.port), None)
+        responder.stop()

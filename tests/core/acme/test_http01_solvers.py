@@ -77,3 +77,27 @@ def test_standalone_port_in_use_is_a_clear_error():
             solver.present(CH)
         solver.close()
     assert str(err.value) == f"standalone: cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+def test_concurrent_orders_share_one_standalone_responder():
+    """Pulumi issues certificates in parallel: two orders on the same address must not fight over the port."""
+    port = free_port()
+    settings = {"mode": "standalone", "listen": f"127.0.0.1:{port}"}
+    other = Challenge(domain="api.example.test", token="b3RoZXItdG9rZW4tb3RoZXI", validation="b3RoZXI.thumbprint")
+    first, second = http01.make_solver(settings), http01.make_solver(settings)
+    first.present(CH)
+    second.present(other)
+
+    def fetch(ch: Challenge) -> str:
+        url = f"http://127.0.0.1:{port}/.well-known/acme-challenge/{ch.token}"
+        with urllib.request.urlopen(url, timeout=3) as resp:
+            return resp.read().decode()
+
+    assert fetch(CH) == CH.validation and fetch(other) == other.validation
+    first.cleanup(CH)
+    first.close()
+    assert fetch(other) == other.validation  # still served for the order that is still running
+    second.cleanup(other)
+    second.close()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1)
