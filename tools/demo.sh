@@ -13,7 +13,8 @@ case "${1:-up}" in
     echo "certplane: local servers"
     python -m tools.servers.demo up
     pulumi stack select "$STACK" --create --non-interactive >/dev/null
-    pulumi up --yes --non-interactive --stack "$STACK" --suppress-outputs
+    # --refresh: what is live is read first, so a binding changed by hand is put back.
+    pulumi up --yes --non-interactive --refresh --stack "$STACK" --suppress-outputs
     echo
     echo "certplane: verifying every TLS endpoint with a real handshake"
     ./certplane check --stack "$STACK" --probe --warn-days 7 || [ $? -eq 1 ]
