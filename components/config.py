@@ -294,8 +294,18 @@ def parse_fleet(raw: dict[str, Any], base_dir: Path | None = None) -> FleetConfi
         if cert.upload:
             for field in ("certificate_file", "chain_file", "private_key_file"):
                 path = getattr(cert.upload, field)
-                if path and not (base_dir or Path(".")).joinpath(path).is_file():
-                    problems.append(f"{NAMESPACE}:certificates.{name}.upload.{field}: file not found: {path}")
+                if not path:
+                    continue
+                where = f"{NAMESPACE}:certificates.{name}.upload.{field}"
+                try:
+                    (base_dir or Path(".")).joinpath(path).read_text(encoding="utf-8")
+                except FileNotFoundError:
+                    problems.append(f"{where}: file not found: {path}")
+                except UnicodeDecodeError:
+                    problems.append(f"{where}: {path} is not a PEM text file (DER, PKCS#7 and PFX are not accepted; "
+                                    "convert with openssl)")
+                except OSError as err:
+                    problems.append(f"{where}: cannot read {path}: {err.strerror}")
     if problems:
         raise ConfigProblems(problems)
     return fleet

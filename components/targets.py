@@ -88,7 +88,7 @@ def validate_targets(raw: dict[str, Any] | None) -> list[str]:
         if not kind:
             problems.append(f"{at}.type: is required ({', '.join(sorted(REGISTRY))})")
             continue
-        if kind not in REGISTRY:
+        if not isinstance(kind, str) or kind not in REGISTRY:
             problems.append(f"{at}.type: unrecognized deploy target: {kind} (known: {', '.join(sorted(REGISTRY))})")
             continue
         try:

@@ -84,10 +84,12 @@ def _window(props: dict[str, Any]) -> renewal.AriWindow | None:
 
 def _issue(props: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
     domains = check_domains(props.get("domains"), challenge_of(props))
-    if old and old.get("private_key_pem") and props.get("reuse_key"):
-        key = keys.load_private_key(old["private_key_pem"])
+    spec = key_spec(props)
+    old_key = keys.load_private_key(old["private_key_pem"]) if old and old.get("private_key_pem") else None
+    if old_key is not None and props.get("reuse_key") and keys.spec_of(old_key) == spec:
+        key = old_key  # a changed algorithm or size always means a new key
     else:
-        key = keys.generate_private_key(key_spec(props))
+        key = keys.generate_private_key(spec)
     client = _connect(props)
     issued = orders.issue(client, domains, solver_for(props), key=key, profile=props.get("profile") or None,
                           timeout=float(props.get("order_timeout_seconds") or 120))

@@ -26,7 +26,8 @@ from .core.errors import DeployError, InvalidInputError
 INPUTS = ("certificate", "target", "target_type", "target_settings", "server_names", "sni", "cert_pem", "chain_pem",
           "private_key_pem", "fingerprint_sha256", "keystore_password")
 SECRET_OUTPUTS = ["private_key_pem", "keystore_password"]
-UPDATE_FIELDS = ("fingerprint_sha256", "cert_pem", "chain_pem", "server_names", "sni", "target_settings")
+UPDATE_FIELDS = ("fingerprint_sha256", "cert_pem", "chain_pem", "server_names", "sni", "target_settings",
+                 "keystore_password")  # a new password re-renders the PKCS#12/JKS files a target writes
 # A new binding_id or kind of target lives elsewhere: create it, then delete the old one.
 REPLACE_FIELDS = ("certificate", "target", "target_type")
 

@@ -69,9 +69,12 @@ def _key_for(props: dict[str, Any], old_key_pem: str | None) -> keys.PrivateKey:
             return keys.load_private_key(props["key_pem"])
         except InvalidInputError as err:
             raise InvalidInputError("key_pem", err.reason) from None
+    spec = keys.KeySpec.parse(props.get("key"))
     if old_key_pem and props.get("reuse_key"):
-        return keys.load_private_key(old_key_pem)
-    return keys.generate_private_key(keys.KeySpec.parse(props.get("key")))
+        old_key = keys.load_private_key(old_key_pem)
+        if keys.spec_of(old_key) == spec:  # a changed algorithm or size always means a new key
+            return old_key
+    return keys.generate_private_key(spec)
 
 
 def _render(props: dict[str, Any], key: keys.PrivateKey, cert: Any, chain: list[Any], password: str) -> dict[str, Any]:

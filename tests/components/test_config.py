@@ -105,3 +105,19 @@ def test_the_demo_stack_config_is_valid(tmp_path):
     fleet = parse_fleet({k: v for k, v in raw.items() if k in ("issuers", "certificates", "targets")},
                         base_dir=tmp_path)
     assert {"www", "legacy", "lab", "shop", "blog"} <= set(fleet.certificates)
+
+
+def test_binary_upload_files_and_odd_yaml_types_get_one_line(tmp_path):
+    (tmp_path / "cert.der").write_bytes(bytes(range(256)))
+    (tmp_path / "k.pem").write_text("-----BEGIN PRIVATE KEY-----\n")
+    raw = {"certificates": {"old": {"upload": {"certificate_file": "cert.der", "private_key_file": "k.pem"}}},
+           "targets": {"edge": {"type": ["nginx"]}}}
+    assert problems(raw, tmp_path) == [
+        "certplane:targets.edge.type: unrecognized deploy target: ['nginx'] (known: alibaba_slb, aws_elbv2, files, "
+        "nginx)",
+        "certplane:certificates.old.upload.certificate_file: cert.der is not a PEM text file (DER, PKCS#7 and PFX "
+        "are not accepted; convert with openssl)"]
+    acme = {**ACME, "dns": {"provider": {"name": "route53"}}}
+    assert problems({"issuers": {"acme": acme}}) == [
+        "certplane:issuers.acme.dns.provider: unrecognized DNS provider: {'name': 'route53'} (known: challtestsrv, "
+        "rfc2136, route53)"]

@@ -174,3 +174,30 @@ def test_check_tolerates_unknowns_during_preview() -> None:
     olds = {**inputs, "server_names": NAMES, "fingerprint_sha256": "AA", "live_fingerprints": {}}
     d = CertificateBindingProvider().diff("id", olds, inputs)
     assert d.changes is True and d.replaces == []
+
+
+def test_a_new_keystore_password_redeploys_and_an_explicit_conf_is_no_move(nginx: NginxServer,  # noqa: F811
+                                                                           ca: LocalCa) -> None:
+    provider = CertificateBindingProvider()
+    bundle = ca.bundle(NAMES)
+    outs = provider.create(props(nginx, bundle)).outs
+    try:
+        repassword = props(nginx, bundle, keystore_password="second-pass")
+        assert provider.diff("b", outs, repassword).changes is True
+        explicit = props(nginx, bundle, target_settings={**nginx.target_settings(),
+                                                         "conf": str(nginx.layout.main_conf)})
+        d = provider.diff("b", outs, explicit)
+        assert d.replaces == [], "the same files: an in-place update, never create-then-delete of one path"
+    finally:
+        provider.delete("b", outs)
+
+
+def test_renaming_the_target_on_the_same_nginx_hands_over_without_failing(nginx: NginxServer,  # noqa: F811
+                                                                          ca: LocalCa) -> None:
+    provider = CertificateBindingProvider()
+    bundle = ca.bundle(NAMES)
+    old = provider.create(props(nginx, bundle)).outs
+    new = provider.create(props(nginx, bundle, target="edge2")).outs  # Pulumi creates the replacement first
+    provider.delete("old", old)
+    assert all(served(nginx, n) == bundle.fingerprint_sha256 for n in NAMES)
+    provider.delete("new", new)

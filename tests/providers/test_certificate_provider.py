@@ -171,3 +171,13 @@ def test_providers_pickle_by_reference_and_load_in_a_fresh_process(provider_cls)
     out = subprocess.run([sys.executable, "-c", code, blob], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"{provider_cls.__module__}.{provider_cls.__name__}"
+
+
+def test_reuse_key_still_changes_the_key_when_its_algorithm_changes(provider, created, capfd):
+    rid, outs = created
+    news = leaf_inputs(reuse_key=True, key={"algorithm": "rsa", "size": 2048})
+    assert provider.diff(rid, outs, news).changes is True
+    assert "certplane: www: key changed; re-issuing" in capfd.readouterr().err
+    new = provider.update(rid, outs, news).outs
+    assert new["key_algorithm"] == "RSA-2048"
+    assert provider.diff(rid, new, news).changes is False

@@ -23,7 +23,7 @@ REGISTRY: dict[str, Callable[[Mapping[str, Any]], DeployTarget]] = {
 # Settings that say *where* a binding lives: changing one moves the binding (create the new, then remove the old)
 # instead of redeploying in place.
 LOCATION_SETTINGS: dict[str, tuple[str, ...]] = {
-    "nginx": ("conf_dir", "conf"),
+    "nginx": ("conf_dir",),  # the files' paths; `conf` only says which main config to test and reload
     "files": ("directory",),
     "aws_elbv2": ("region", "listener_arn", "load_balancer_name", "listener_port", "endpoint_url"),
     "alibaba_slb": ("region", "load_balancer_id", "listener_port", "endpoint", "cas_endpoint", "slb_endpoint"),

@@ -73,8 +73,12 @@ class AwsElbv2Target(base.RedeployRollback):
 
     def _find_listener(self) -> str:
         elb = self._elb()
-        lbs = self._call("describe_load_balancers", lambda: elb.describe_load_balancers(
-            Names=[str(self.load_balancer_name)]))["LoadBalancers"]
+        try:
+            lbs = elb.describe_load_balancers(Names=[str(self.load_balancer_name)])["LoadBalancers"]
+        except elb.exceptions.LoadBalancerNotFoundException:
+            lbs = []
+        except Exception as err:  # noqa: BLE001
+            raise DeployError(f"aws_elbv2: describe_load_balancers: {_describe(err)}") from None
         if not lbs:
             raise DeployError(f"aws_elbv2: no load balancer named {self.load_balancer_name} in {self.region}")
         listeners = self._call("describe_listeners", lambda: elb.describe_listeners(
@@ -103,8 +107,20 @@ class AwsElbv2Target(base.RedeployRollback):
     # --- the five verbs -----------------------------------------------------------------------------------------
 
     def deploy(self, binding: Binding, bundle: Bundle) -> dict[str, Any]:
-        arn = str(binding.live.get("certificate_arn") or "") or None
-        arn = self._import(binding, bundle, arn)
+        previous = str(binding.live.get("certificate_arn") or "") or None
+        _ = self.listener_arn  # resolve (and fail) before anything is imported into ACM
+        arn = self._import(binding, bundle, previous)
+        try:
+            return self._attach(binding, arn)
+        except DeployError:
+            if arn != previous:  # a fresh import that never got attached: do not leave it behind in ACM
+                try:
+                    self._delete(arn)
+                except DeployError:
+                    pass
+            raise
+
+    def _attach(self, binding: Binding, arn: str) -> dict[str, Any]:
         replaced = binding.live.get("replaced_default_arn")
         if binding.sni:
             if self._listener_certificates().get(arn) is True:  # was the default: hand the default back first

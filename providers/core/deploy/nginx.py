@@ -216,8 +216,18 @@ class NginxTarget(base.RedeployRollback):
                 return
             gone = fingerprint_of_pem(read_or_none(layout.fullchain(binding.binding_id)))
             self._apply({p: None for p in paths})
-        if gone:
-            self._wait_served(binding, gone, present=False)
+            # Names another binding serves (a renamed target taking over) may keep serving the same certificate.
+            still_ours = tuple(n for n in binding.server_names if n not in self._claimed_by_others(binding))
+        if gone and still_ours:
+            self._wait_served(Binding(binding.binding_id, still_ours, binding.sni, binding.live), gone, present=False)
+
+    def _claimed_by_others(self, binding: Binding) -> set[str]:
+        names: set[str] = set()
+        for site in self.layout.sites.glob("*.conf"):
+            if site != self.layout.site(binding.binding_id):
+                for match in re.finditer(r"^\s*server_name\s+([^;]+);", site.read_text(), re.M):
+                    names.update(match.group(1).split())
+        return names
 
     # --- mechanics ------------------------------------------------------------------------------------------
 

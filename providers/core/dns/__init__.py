@@ -37,7 +37,7 @@ def make_provider(settings: Mapping[str, Any] | None) -> DnsProvider:
     kind = settings.get("provider")
     if not kind:
         raise InvalidInputError("dns.provider", f"a DNS provider is required (known: {', '.join(PROVIDERS)})")
-    if kind not in PROVIDERS:
+    if not isinstance(kind, str) or kind not in PROVIDERS:
         raise InvalidInputError("dns.provider", f"unrecognized DNS provider: {kind} (known: {', '.join(PROVIDERS)})")
     known = {f.name for f in dataclasses.fields(_CLASSES[kind])} - {"name"}
     for key in settings:

@@ -171,6 +171,30 @@ def test_the_listener_can_be_named_by_load_balancer_and_port(moto: MotoServer, a
     assert str(err.value) == "aws_elbv2: load balancer certplane-alb has no listener on port 8443"
 
 
+def test_a_failed_deploy_leaves_nothing_behind_in_acm(moto: MotoServer, alb: dict[str, Any], ca: LocalCa) -> None:
+    def our_certificates() -> list[str]:
+        return [c["CertificateArn"] for c in acm(moto).list_certificates()["CertificateSummaryList"]]
+
+    before = our_certificates()
+    typo = get_target("aws_elbv2", {"region": REGION, "load_balancer_name": "no-such-alb", "listener_port": 443,
+                                    "endpoint_url": moto.endpoint_url})
+    with pytest.raises(DeployError) as err:
+        typo.deploy(Binding("api--alb", ("api.example.test",), sni=True), ca.bundle(["api.example.test"]))
+    assert str(err.value) == "aws_elbv2: no load balancer named no-such-alb in us-east-1"
+    assert our_certificates() == before  # the listener is resolved before anything is imported
+
+    # Attaching fails after a fresh import (an API error, a quota): the imported certificate is deleted again.
+    t = target(moto, alb)
+
+    def refuse(*_: Any) -> dict[str, Any]:
+        raise DeployError("aws_elbv2: modify_listener: ThrottlingException: Rate exceeded")
+
+    t._attach = refuse  # type: ignore[method-assign]  # noqa: SLF001
+    with pytest.raises(DeployError, match="Rate exceeded"):
+        t.deploy(Binding("www--alb", ("www.example.test",)), ca.bundle(["www.example.test"]))
+    assert our_certificates() == before
+
+
 def test_never_leaves_a_listener_without_a_certificate(moto: MotoServer, ca: LocalCa) -> None:
     listener = create_https_listener(moto.endpoint_url, REGION)["listener_arn"]  # moto allows no certificate
     t = get_target("aws_elbv2", {"region": REGION, "listener_arn": listener, "endpoint_url": moto.endpoint_url})
