@@ -138,7 +138,7 @@ def summary_text(alerts: Sequence[Alert], stack: str) -> tuple[str, str]:
 
 def webhook_sender(url: str, timeout: float) -> Channel:
     if not url.startswith(("http://", "https://")):
-        raise CliError(f"--webhook {url!r}: expected an http:// or https:// URL")
+        raise CliError("--webhook: expected an http:// or https:// URL (the value is not shown: it may hold a secret)")
 
     def send(alerts: list[Alert], stack: str, now: str) -> None:
         headline, body = summary_text(alerts, stack)

@@ -13,10 +13,22 @@ BIN="$ROOT/.tools/bin"
 mkdir -p "$BIN" "$CACHE_ROOT"
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
+die() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+# 0. What the bootstrap itself needs: Python 3.10+ with venv, and Go 1.26+ to build the engine and Pebble
+#    (the engine's go.mod says go 1.26.6, newer than Debian's golang package; a GOTOOLCHAIN you set is honoured).
+python3 -c 'import sys; assert sys.version_info >= (3, 10)' 2>/dev/null || die "Python 3.10 or newer is required as python3"
+python3 -c 'import ensurepip, venv' 2>/dev/null || need_venv=python3-venv
+command -v go >/dev/null 2>&1 || die "Go 1.26 or newer is required to build the Pulumi engine and Pebble (go not on PATH)"
+go_minor=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
+if [ "${go_minor:-0}" -lt 26 ] 2>/dev/null && [ "${GOTOOLCHAIN:-local}" = local ]; then
+  die "Go 1.26 or newer is required (found $(go env GOVERSION)); install it, or set GOTOOLCHAIN to a newer toolchain"
+fi
 
 # 1. Debian packages: nginx (TLS listener), openssl and keytool (format round trips), BIND (RFC 2136),
 #    Chromium (report screenshots).
-need_apt=()
+need_apt=(${need_venv:-})
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v keytool >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
@@ -24,7 +36,6 @@ command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || need_apt+=(bind9 b
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)   # renders `certplane report` in tests
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >&2
   # Debian starts the system services on install; certplane runs its own unprivileged instances.
@@ -77,14 +88,14 @@ if [ ! -f "$pebble/.complete" ]; then
   log "installing Pebble $PEBBLE_VERSION from the Go module proxy"
   mkdir -p "$pebble/bin"
   gocache=$(mktemp -d)   # a throwaway Go build cache (built once per version)
-  if GOTOOLCHAIN=local CGO_ENABLED=0 GOCACHE="$gocache" GOBIN="$pebble/bin" go install \
+  if GOTOOLCHAIN=${GOTOOLCHAIN:-local} CGO_ENABLED=0 GOCACHE="$gocache" GOBIN="$pebble/bin" go install \
       "github.com/letsencrypt/pebble/v2/cmd/pebble@$PEBBLE_VERSION" \
       "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@$PEBBLE_VERSION" >&2; then
     :
   else
     # Debian's pebble is 2.4.0: no profiles or ARI, and its challtestsrv calls -dnsserver -dns01.
     log "Go module proxy failed; falling back to Debian's pebble package (2.4.0, fewer features)"
-    apt-get install -y -qq pebble >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq pebble >&2
     ln -sfn /usr/bin/pebble "$pebble/bin/pebble"; ln -sfn /usr/bin/pebble-challtestsrv "$pebble/bin/pebble-challtestsrv"
   fi
   rm -rf "$gocache"

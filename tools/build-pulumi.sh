@@ -13,7 +13,7 @@ if [ -x "$OUT/bin/pulumi" ] && [ -f "$OUT/.complete" ]; then
   echo "$OUT"; exit 0
 fi
 
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+export GOTOOLCHAIN=${GOTOOLCHAIN:-local} CGO_ENABLED=0 GOFLAGS=-mod=mod
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # A throwaway build cache: the engine is built once per version, and Go's cache would keep ~1.9 GB.

@@ -58,8 +58,11 @@ def _tls_pair(directory: Path) -> tuple[Path, Path]:
     )
     cert_path, key_path = directory / "pebble-tls.pem", directory / "pebble-tls.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
     return cert_path, key_path
 
 
@@ -179,7 +182,9 @@ class PebbleServer:
 
     def _spawn(self, argv: list[str], name: str, env: dict[str, str] | None = None) -> None:
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - owned by the process
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir)
+        # Its own session: a Ctrl-C meant for `make demo` does not take the demo's CA down with it.
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir,
+                                start_new_session=True)
         log.close()
         self._procs.append(proc)
 
