@@ -65,15 +65,17 @@ class FileSet:
     """Snapshot a few files, change them, and put every one back if anything after fails."""
 
     def __init__(self, paths: Sequence[Path]) -> None:
-        self.saved = {p: (read_or_none(p), p.stat().st_mode & 0o7777 if p.exists() else 0) for p in paths}
+        self.saved = {p: (read_or_none(p), p.stat() if p.exists() else None) for p in paths}
 
     def restore(self) -> None:
-        for path, (data, mode) in self.saved.items():
-            if data is None:
+        for path, (data, st) in self.saved.items():
+            if data is None or st is None:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
             else:
-                atomic_write(path, data, mode)
+                atomic_write(path, data, st.st_mode & 0o7777)
+                with contextlib.suppress(PermissionError):  # owner and group as they were, where we may
+                    os.chown(path, st.st_uid, st.st_gid)
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidInputError
-from .base import DnsError, setting
+from .base import int_setting, DnsError, setting
 
 NAME = "challtestsrv"
 
@@ -29,7 +29,7 @@ class ChalltestsrvProvider:
         url = str(setting(settings, "url", NAME, required=True))
         if not url.startswith(("http://", "https://")):
             raise InvalidInputError("dns.url", f"{NAME}: url must be an http(s) URL, e.g. http://127.0.0.1:8055")
-        return cls(url=url.rstrip("/"))
+        return cls(url=url.rstrip("/"), timeout=float(int_setting(settings, "timeout", NAME, 10, high=300)))
 
     def _post(self, path: str, body: dict[str, str]) -> None:
         req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="POST",

@@ -31,7 +31,10 @@ def make_solver(settings: Mapping[str, Any] | None) -> WebrootSolver | Standalon
             raise InvalidInputError("http01.webroot", "webroot: the directory your web server serves is required")
         return WebrootSolver(root)
     host, port = parse_listen(settings.get("listen") or "0.0.0.0:80")
-    return StandaloneSolver(host, port)
+    timeout = settings.get("timeout", 5)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 1 <= timeout <= 60:
+        raise InvalidInputError("http01.timeout", "standalone: the per-request timeout must be 1 to 60 seconds")
+    return StandaloneSolver(host, port, request_timeout=int(timeout))
 
 
 def validate(settings: Mapping[str, Any] | None) -> None:
