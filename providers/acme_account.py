@@ -10,12 +10,12 @@ import uuid
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, Resource, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, UpdateResult
 
 from ._dynamic import CertplaneProvider, is_unknown, note, user_facing, without_provider
 from .core import keys
 from .core.acme import client as acme_client
-from .core.errors import InvalidInputError
+from .core.errors import CertplaneError, InvalidInputError
 
 SECRET_OUTPUTS = ["account_key_pem", "eab_hmac_key"]
 REPLACE_FIELDS = ("directory_url", "key")
@@ -95,6 +95,23 @@ class AcmeAccountProvider(CertplaneProvider):
                 raise translate(err, "updating the account contact") from None
         keep = {k: olds.get(k) for k in ("account_key_pem", "account_url", "key_algorithm")}
         return UpdateResult({**without_provider(news), **keep})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """`pulumi refresh`: an account the CA no longer knows (deactivated, or a CA whose data was reset) is
+        dropped from state, so the next `up` registers a new one; a CA that cannot be reached changes nothing."""
+        if not props.get("account_url") or not props.get("account_key_pem"):
+            return ReadResult(id_, props)
+        try:
+            client = acme_client.connect(connection(props), keys.load_private_key(props["account_key_pem"]),
+                                         props["account_url"])
+            status = acme_client.account_status(client, props["account_url"])
+        except CertplaneError as err:
+            note(f"ACME account {props['account_url']}: not checked ({err})")
+            return ReadResult(id_, props)
+        if status == "valid":
+            return ReadResult(id_, props)
+        note(f"ACME account {props['account_url']} is {status} at the CA; the next `pulumi up` registers a new one")
+        return ReadResult("", {})
 
     @user_facing("deactivating an ACME account")
     def delete(self, _id: str, props: dict[str, Any]) -> None:

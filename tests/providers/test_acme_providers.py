@@ -296,3 +296,24 @@ def test_account_delete_deactivates_only_when_asked(pebble):
     with pytest.raises(AcmeError) as err:
         acme_client.find_account(acme_client.connect(conn, keys.load_private_key(gone["account_key_pem"])))
     assert "acme: looking up the ACME account failed: urn:ietf:params:acme:error:unauthorized" in str(err.value)
+
+
+def test_account_refresh_drops_an_account_the_ca_no_longer_knows(capsys):
+    """A CA whose data was reset (Pebble restarted; a staging CA wiped): refresh removes the account from state
+    so the next `up` registers a new one. A CA that cannot be reached changes nothing."""
+    provider = acme_account.AcmeAccountProvider()
+    with PebbleServer() as first:
+        acme_port, ports = first.acme_port, dict(management_port=first.management_port, dns_port=first.dns_port,
+                                                 challtestsrv_port=first.challtestsrv_port)
+        outs = provider.create(provider.check({}, account_props(first)).inputs).outs
+        assert provider.read("acct", outs).id == "acct"
+        bundle = first.ca_bundle_path.read_text()
+    unreachable = provider.read("acct", outs)
+    assert unreachable.id == "acct" and unreachable.outs == outs
+    assert "not checked" in capsys.readouterr().err
+    with PebbleServer(acme_port=acme_port, **ports) as second:  # the same address, none of the old data
+        assert second.ca_bundle_path.read_text() != bundle
+        result = provider.read("acct", {**outs, "ca_bundle": str(second.ca_bundle_path)})
+    assert result.id == "" and result.outs == {}
+    assert f"ACME account {outs['account_url']} is unknown at the CA; the next `pulumi up` registers a new one" \
+        in capsys.readouterr().err

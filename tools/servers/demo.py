@@ -29,12 +29,20 @@ PORTS = {"acme": 14000, "pebble-management": 15000, "dns": 8053, "challtestsrv":
 REGION = "us-east-1"
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, name: str = "") -> bool:
+    """Running, and (when `name` is given) still the program we started: pids get reused."""
     try:
         os.kill(pid, 0)
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
     except OSError:
         return False
-    return True
+    return state != "Z" and name.encode() in cmdline
+
+
+def _running(name: str) -> bool:
+    pids = _pids(name)
+    return bool(pids) and all(_alive(p, name) for p in pids)
 
 
 def _pids(name: str) -> list[int]:
@@ -55,7 +63,7 @@ def _require_free(*names: str) -> None:
 
 
 def pebble_up() -> str:
-    if _pids("pebble") and all(_alive(p) for p in _pids("pebble")):
+    if _running("pebble"):
         return "already running"
     _require_free("acme", "pebble-management", "dns", "challtestsrv")
     server = PebbleServer(workdir=STATE / "pebble", acme_port=PORTS["acme"], management_port=PORTS["pebble-management"],
@@ -79,7 +87,7 @@ def nginx_up() -> str:
 
 
 def moto_up(timeout: float = 30.0) -> str:
-    if _pids("moto") and all(_alive(p) for p in _pids("moto")):
+    if _running("moto"):
         return "already running"
     _require_free("moto")
     log = STATE / "moto.log"
@@ -111,21 +119,19 @@ def down() -> None:
     nginx_server().stop()
     for name in ("pebble", "moto"):
         for pid in _pids(name):
-            if _alive(pid):
+            if _alive(pid, name):
                 os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
-        while any(_alive(p) for p in _pids(name)) and time.monotonic() < deadline:
+        while any(_alive(p, name) for p in _pids(name)) and time.monotonic() < deadline:
             time.sleep(0.1)
         for pid in _pids(name):
-            if _alive(pid):
+            if _alive(pid, name):
                 os.kill(pid, signal.SIGKILL)
         (STATE / f"{name}.pids").unlink(missing_ok=True)
 
 
 def status() -> int:
-    states = {"pebble": bool(_pids("pebble")) and all(_alive(p) for p in _pids("pebble")),
-              "nginx": nginx_server().running(),
-              "moto": bool(_pids("moto")) and all(_alive(p) for p in _pids("moto"))}
+    states = {"pebble": _running("pebble"), "nginx": nginx_server().running(), "moto": _running("moto")}
     for name, running in states.items():
         print(f"  {name:<7} {'running' if running else 'stopped'}")
     return 0 if all(states.values()) else 1

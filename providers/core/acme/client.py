@@ -167,6 +167,20 @@ def find_account(client: acme_client.ClientV2, *, directory_url: str = "") -> Ac
     return Account(url=regr.uri, status=regr.body.status, contact=tuple(regr.body.contact or ()))
 
 
+def account_status(client: acme_client.ClientV2, account_url: str) -> str:
+    """"valid", "deactivated", "revoked", or "unknown" when the CA has no such account (e.g. its data was
+    reset); a CA that cannot be reached raises."""
+    regr = messages.RegistrationResource(uri=account_url, body=messages.Registration())
+    try:
+        return str(client.query_registration(regr).body.status or "valid")
+    except messages.Error as err:
+        if err.code in ("accountDoesNotExist", "unauthorized", "malformed"):
+            return "unknown"
+        raise translate(err, "looking up the ACME account") from None
+    except Exception as err:  # noqa: BLE001
+        raise translate(err, "looking up the ACME account") from None
+
+
 def deactivate_account(client: acme_client.ClientV2, account_url: str) -> None:
     regr = messages.RegistrationResource(uri=account_url, body=messages.Registration())
     try:
@@ -175,5 +189,5 @@ def deactivate_account(client: acme_client.ClientV2, account_url: str) -> None:
         raise translate(err, "account deactivation") from None
 
 
-__all__ = ["Account", "CertplaneNetwork", "Connection", "USER_AGENT", "check_acme_key_spec", "connect",
+__all__ = ["Account", "CertplaneNetwork", "Connection", "USER_AGENT", "account_status", "check_acme_key_spec", "connect",
            "deactivate_account", "find_account", "jwk_for", "profiles", "register_account"]
