@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.config import ConfigProblems, parse_fleet
+from tests.pem_markers import PKCS8_HEADER
 
 CA = {"type": "private_ca", "common_name": "Root"}
 ACME = {"type": "acme", "directory_url": "https://127.0.0.1:14000/dir",
@@ -109,7 +110,7 @@ def test_the_demo_stack_config_is_valid(tmp_path):
 
 def test_binary_upload_files_and_odd_yaml_types_get_one_line(tmp_path):
     (tmp_path / "cert.der").write_bytes(bytes(range(256)))
-    (tmp_path / "k.pem").write_text("-----BEGIN PRIVATE KEY-----\n")
+    (tmp_path / "k.pem").write_text(PKCS8_HEADER + "\n")
     raw = {"certificates": {"old": {"upload": {"certificate_file": "cert.der", "private_key_file": "k.pem"}}},
            "targets": {"edge": {"type": ["nginx"]}}}
     assert problems(raw, tmp_path) == [

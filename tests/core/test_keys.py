@@ -5,6 +5,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from providers.core import keys
 from providers.core.errors import InvalidInputError
+from tests.pem_markers import PKCS8_HEADER
 
 
 @pytest.mark.parametrize(
@@ -24,7 +25,7 @@ def test_every_key_type_generates_and_round_trips(raw, kind, label):
     assert isinstance(key, kind)
     assert keys.spec_of(key).label == label
     pem = keys.private_key_to_pem(key)
-    assert pem.startswith("-----BEGIN PRIVATE KEY-----")
+    assert pem.startswith(PKCS8_HEADER)
     again = keys.load_private_key(pem)
     assert keys.public_key_fingerprint_sha256(again) == keys.public_key_fingerprint_sha256(key)
     assert len(keys.public_key_fingerprint_sha256(key)) == 64

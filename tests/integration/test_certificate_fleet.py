@@ -9,6 +9,7 @@ import pytest
 from pulumi import automation as auto
 
 from .harness import EngineProject, changed_steps
+from tests.pem_markers import PKCS8_HEADER
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +76,7 @@ def test_inventory_is_plain_data_and_downloads_are_secret(fleet):
                           "renewal_time", "fingerprint_sha256", "key_algorithm", "targets", "tags"}
     assert entry["key_algorithm"] == "RSA-2048" and entry["issuer"] == "internal"
     assert "PRIVATE KEY" not in json.dumps(outputs["inventory"].value)
-    assert "-----BEGIN PRIVATE KEY-----" in outputs["certificates"].value["long00"]["private_key_pem"]
+    assert PKCS8_HEADER in outputs["certificates"].value["long00"]["private_key_pem"]
     masked = json.loads(project.cli("stack", "output", "certificates", "--json"))
     assert masked["long00"]["private_key_pem"] == "[secret]"
     assert masked["long00"]["pkcs12_base64"] == "[secret]"
@@ -92,7 +93,7 @@ def test_no_key_material_or_password_in_plaintext_state_or_logs(fleet):
                         (up.stdout + up.stderr, "up output")):
         assert "PRIVATE KEY-----" not in text, where
         for secret in secrets:
-            body = secret.replace("-----BEGIN PRIVATE KEY-----", "").strip()[:40]
+            body = secret.replace(PKCS8_HEADER, "").strip()[:40]
             assert body not in text, where
     state = json.loads(project.export_text())["deployment"]
     cert = next(r for r in state["resources"] if r["urn"].endswith("::long00") and "dynamic" in r["type"])

@@ -14,6 +14,7 @@ from providers.core.deploy import DEFAULT, Binding, Bundle, get_target
 from providers.core.errors import DeployError, InvalidInputError
 from tests.core.deploy.fixtures import LocalCa
 from tools.servers.moto import MotoServer, create_https_listener
+from tests.pem_markers import PKCS8_FOOTER, PKCS8_HEADER
 
 REGION = "us-east-1"
 
@@ -228,7 +229,7 @@ def test_errors_are_one_line(moto: MotoServer, alb: dict[str, Any], ca: LocalCa,
                              monkeypatch: pytest.MonkeyPatch) -> None:
     t = target(moto, alb)
     bundle = ca.bundle(["www.example.test"])
-    garbage = Bundle("www", bundle.cert_pem, "", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    garbage = Bundle("www", bundle.cert_pem, "", PKCS8_HEADER + "\nAAAA\n" + PKCS8_FOOTER + "\n",
                      bundle.fingerprint_sha256)
     with pytest.raises(DeployError) as err:
         t.deploy(Binding("www--alb", ()), garbage)
