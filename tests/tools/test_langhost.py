@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import grpc
-from google.protobuf import empty_pb2
+import pytest
+from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import language_pb2, language_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,3 +77,40 @@ def test_run_passes_the_go_hosts_arguments_and_config_and_reports_the_exit_code(
                            "--dry_run", "true", "--parallel", "4", "."]
     assert json.loads(got["config"]) == {"p:a": "1"}
     assert json.loads(got["secret_keys"]) == ["p:a"]
+
+
+def test_install_dependencies_creates_the_virtualenv_and_streams_pip(tmp_path):
+    """`pulumi install`: the project's virtualenv option is honoured, output is streamed back."""
+    (tmp_path / "requirements.txt").write_text("# nothing to install\n")
+    proc, port = start_host()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = language_pb2_grpc.LanguageRuntimeStub(channel)
+            options = struct_pb2.Struct()
+            options.update({"toolchain": "pip", "virtualenv": "venv"})
+            info = language_pb2.ProgramInfo(root_directory=str(tmp_path), program_directory=str(tmp_path),
+                                            entry_point=".", options=options)
+            chunks = list(stub.InstallDependencies(
+                language_pb2.InstallDependenciesRequest(directory=str(tmp_path), info=info), timeout=240))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=15)
+    assert (tmp_path / "venv" / "bin" / "python").exists()
+    assert chunks, "pip's output is streamed"
+
+
+def test_install_dependencies_reports_a_failing_pip(tmp_path):
+    (tmp_path / "requirements.txt").write_text("this is not a requirement!!\n")
+    proc, port = start_host()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = language_pb2_grpc.LanguageRuntimeStub(channel)
+            info = language_pb2.ProgramInfo(root_directory=str(tmp_path), program_directory=str(tmp_path),
+                                            entry_point=".")
+            with pytest.raises(grpc.RpcError) as err:
+                list(stub.InstallDependencies(
+                    language_pb2.InstallDependenciesRequest(directory=str(tmp_path), info=info), timeout=120))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=15)
+    assert err.value.details() == "-m pip install failed with exit code 1"

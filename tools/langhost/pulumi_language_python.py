@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -93,6 +94,30 @@ class PythonLanguageRuntime(language_pb2_grpc.LanguageRuntimeServicer):  # type:
             version=out.stdout.strip().removeprefix("Python "),
             metadata={"toolchain": "pip", "languageHost": "certplane (Python)"},
         )
+
+    def InstallDependencies(self, request: Any, context: Any) -> Any:
+        """`pulumi install`: create the project's virtualenv if missing, then pip-install requirements.txt,
+        streaming the output as the Go host does."""
+        info = request.info if request.HasField("info") else None
+        directory = Path(request.directory or (info.program_directory if info else "") or ".")
+        python = os.environ.get("PULUMI_PYTHON_CMD") or shutil.which("python3") or sys.executable
+        steps: list[list[str]] = []
+        venv = _options(info).get("virtualenv")
+        if venv:
+            root = Path(info.root_directory or directory) if info else directory
+            venv_dir = Path(venv) if os.path.isabs(venv) else root / venv
+            if not (venv_dir / "bin" / "python").exists():
+                steps.append([python, "-m", "venv", str(venv_dir)])
+            python = str(venv_dir / "bin" / "python")
+        if (directory / "requirements.txt").exists():
+            steps.append([python, "-m", "pip", "install", "-r", str(directory / "requirements.txt")])
+        for argv in steps:
+            proc = subprocess.Popen(argv, cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                yield language_pb2.InstallDependenciesResponse(stdout=line)
+            if proc.wait() != 0:
+                context.abort(grpc.StatusCode.UNKNOWN, f"{' '.join(argv[1:4])} failed with exit code {proc.returncode}")
 
     def Run(self, request: Any, context: Any) -> Any:
         info = request.info
