@@ -69,8 +69,15 @@ def _outputs(props: dict[str, Any], live: dict[str, Any], fingerprints: dict[str
 def drift(props: dict[str, Any]) -> list[str]:
     """One line per server name whose live certificate is not the one expected (from the last refresh)."""
     expected = props.get("fingerprint_sha256")
-    return [f"{_label(props)}: {name} serves {got or 'no certificate'}, expected {expected}; redeploying"
+    return [f"{_label(props)}: {name} serves {_short(got) if got else 'no certificate'} (SHA-256), expected "
+            f"{_short(expected)}; redeploying"
             for name, got in sorted((props.get("live_fingerprints") or {}).items()) if got != expected]
+
+
+def _short(fingerprint: Any) -> str:
+    """The first 8 bytes of a fingerprint: enough to tell certificates apart in a one-line message."""
+    text = str(fingerprint or "")
+    return text[:23] + "…" if len(text) > 23 else text
 
 
 def _deploy_verified(target: DeployTarget, binding: Binding, bundle: Bundle, previous: Bundle | None) -> dict[str, Any]:

@@ -75,8 +75,8 @@ def test_create_diff_update_read_delete_on_nginx(nginx: NginxServer, ca: LocalCa
     assert read.id == created.id
     assert read.outs["live_fingerprints"] == {n: intruder.fingerprint_sha256 for n in NAMES}
     err = capsys.readouterr().err
-    assert (f"certplane: binding www--edge: www.example.test serves {intruder.fingerprint_sha256}, expected "
-            f"{v2.fingerprint_sha256}; the next `pulumi up` redeploys it") in err
+    assert (f"certplane: binding www--edge: www.example.test serves {intruder.fingerprint_sha256[:23]}… (SHA-256), "
+            f"expected {v2.fingerprint_sha256[:23]}…; the next `pulumi up` redeploys it") in err
     d = provider.diff(created.id, read.outs, renewed)
     assert d.changes is True and d.replaces == []
     repaired = provider.update(created.id, read.outs, renewed).outs
