@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import Resource
+from pulumi.dynamic import DiffResult, Resource
 
-from ._dynamic import without_provider
+from ._dynamic import note, without_provider
 from .core import certificates as x509util
 from .core import formats, keys, renewal
 
@@ -81,6 +81,14 @@ def rendering_changed(olds: dict[str, Any], news: dict[str, Any], fields: Iterab
     if any(normalize(olds.get(f)) != normalize(news.get(f)) for f in fields):
         return True
     return bool(news.get("keystore_password")) and news.get("keystore_password") != olds.get("keystore_password")
+
+
+def in_place_diff(reasons: list[str], rerender: bool) -> DiffResult:
+    """Certificates are never replaced: re-issue and re-render are updates of the same resource. Each reason is
+    shown in `pulumi preview`."""
+    for reason in reasons:
+        note(reason)
+    return DiffResult(changes=bool(reasons) or rerender, replaces=[], delete_before_replace=False)
 
 
 class IssuedCertificate(Resource):

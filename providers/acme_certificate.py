@@ -176,11 +176,7 @@ class AcmeCertificateProvider(CertplaneProvider):
         return CreateResult(f"acme-{uuid.uuid4().hex[:12]}", _issue(props, None))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        reasons = reissue_reasons(olds, news)
-        for reason in reasons:
-            note(reason)
-        rerender = _issued.rendering_changed(olds, news, RENDER_FIELDS)
-        return DiffResult(changes=bool(reasons) or rerender, replaces=[], delete_before_replace=False)
+        return _issued.in_place_diff(reissue_reasons(olds, news), _issued.rendering_changed(olds, news, RENDER_FIELDS))
 
     @user_facing("renewing an ACME certificate")
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:

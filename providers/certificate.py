@@ -14,7 +14,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, UpdateResult
 
 from . import _issued
-from ._dynamic import CertplaneProvider, is_unknown, note, user_facing
+from ._dynamic import CertplaneProvider, is_unknown, user_facing
 from .core import certificates as x509util
 from .core import formats, keys, renewal
 from .core.errors import InvalidInputError
@@ -145,11 +145,7 @@ class CertificateProvider(CertplaneProvider):
         return CreateResult(f"cert-{uuid.uuid4().hex[:12]}", _issue(props, None))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        reasons = reissue_reasons(olds, news)
-        for reason in reasons:
-            note(reason)
-        rerender = _issued.rendering_changed(olds, news, (f for f in RENDER_FIELDS if f != "keystore_password"))
-        return DiffResult(changes=bool(reasons) or rerender, replaces=[], delete_before_replace=False)
+        return _issued.in_place_diff(reissue_reasons(olds, news), _issued.rendering_changed(olds, news, (f for f in RENDER_FIELDS if f != "keystore_password")))
 
     @user_facing("renewing a certificate")
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
