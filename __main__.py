@@ -8,10 +8,20 @@ import pulumi
 from components.config import NAMESPACE, ConfigProblems, parse_fleet
 from components.fleet import Fleet
 
-config = pulumi.Config(NAMESPACE)
-raw = {key: config.get_object(key) or {} for key in ("issuers", "certificates", "targets")}
+def read_config() -> dict[str, object]:
+    config, raw, bad = pulumi.Config(NAMESPACE), {}, []
+    for key in ("issuers", "certificates", "targets"):
+        try:
+            raw[key] = config.get_object(key) or {}
+        except (ValueError, pulumi.ConfigTypeError):  # a plain string, not a YAML mapping
+            bad.append(f"{NAMESPACE}:{key}: must be a mapping of names to settings")
+    if bad:
+        raise ConfigProblems(bad)
+    return raw
+
+
 try:
-    fleet_config = parse_fleet(raw, base_dir=Path.cwd())
+    fleet_config = parse_fleet(read_config(), base_dir=Path.cwd())
 except ConfigProblems as problems:
     for line in problems.lines:
         pulumi.log.error(line)

@@ -137,3 +137,13 @@ def test_ca_renewal_is_followed_by_the_certificates_it_signed(tmp_path):
         assert changed_steps(project.preview(env=day41)) == {}
     finally:
         project.destroy()
+
+
+def test_config_that_is_not_a_mapping_is_one_line(tmp_path):
+    project = EngineProject(tmp_path, {})
+    project.stack.set_config("certplane:issuers", auto.ConfigValue("not a mapping {"))
+    with pytest.raises(auto.errors.CommandError) as err:
+        project.preview()
+    text = str(err.value)
+    assert "error: certplane:issuers: must be a mapping of names to settings" in text
+    assert "Traceback" not in text and "unhandled error" not in text
