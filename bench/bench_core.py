@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import statistics
 import sys
 import time
@@ -18,10 +17,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.baseline import report  # noqa: E402
+
 from providers.core import certificates as x509util  # noqa: E402
 from providers.core import formats, keys  # noqa: E402
 
-BASELINES = ROOT / "bench" / "baselines.json"
 SPECS = {"rsa-2048": keys.KeySpec("rsa", size=2048), "ecdsa-p256": keys.KeySpec("ecdsa", curve="P-256"),
          "ecdsa-p384": keys.KeySpec("ecdsa", curve="P-384"), "ed25519": keys.KeySpec("ed25519")}
 
@@ -51,13 +51,7 @@ def main() -> int:
             issue_once(spec, ca_key, ca_cert, now)
             samples.append((time.perf_counter() - start) * 1000)
         results[f"core_issue_{name}_ms"] = round(statistics.median(samples), 2)
-    baseline = json.loads(BASELINES.read_text()) if BASELINES.exists() else {}
-    for key, value in results.items():
-        base = baseline.get(key)
-        delta = f" (baseline {base} ms, {value / base - 1:+.0%})" if base else ""
-        print(f"{key}: {value} ms{delta}")
-    if args.update_baseline:
-        BASELINES.write_text(json.dumps({**baseline, **results}, indent=2, sort_keys=True) + "\n")
+    report(results, "ms", update=args.update_baseline)
     return 0
 
 

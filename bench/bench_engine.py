@@ -6,7 +6,6 @@ Run:  .venv/bin/python bench/bench_engine.py [--certificates 20] [--update-basel
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -15,9 +14,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.baseline import report  # noqa: E402
+
 from tests.integration.harness import EngineProject  # noqa: E402
 
-BASELINES = ROOT / "bench" / "baselines.json"
 
 
 def timed(fn):
@@ -43,13 +43,7 @@ def main() -> int:
             f"engine_up_noop_{n}_s": timed(project.up),
         }
         project.destroy()
-    baseline = json.loads(BASELINES.read_text()) if BASELINES.exists() else {}
-    for key, value in results.items():
-        base = baseline.get(key)
-        delta = f" (baseline {base} s, {value / base - 1:+.0%})" if base else ""
-        print(f"{key}: {value} s{delta}")
-    if args.update_baseline:
-        BASELINES.write_text(json.dumps({**baseline, **results}, indent=2, sort_keys=True) + "\n")
+    report(results, "s", update=args.update_baseline)
     return 0
 
 

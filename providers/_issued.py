@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import DiffResult, Resource
 
-from ._dynamic import note, without_provider
+from ._dynamic import is_unknown, note, without_provider
 from .core import certificates as x509util
 from .core import formats, keys, renewal
 
@@ -75,6 +75,26 @@ def normalize(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def changed_fields(name: str, olds: dict[str, Any], news: dict[str, Any], fields: Iterable[str]) -> list[str]:
+    """One preview line per input that shapes the certificate and changed (or is not known until apply)."""
+    reasons = []
+    for field in fields:
+        if is_unknown(news.get(field)):
+            reasons.append(f"{name}: {field} changes (known after apply); re-issuing")
+        elif normalize(olds.get(field)) != normalize(news.get(field)):
+            reasons.append(f"{name}: {field} changed; re-issuing")
+    return reasons
+
+
+def key_for_renewal(spec: keys.KeySpec, old_key_pem: str | None, reuse: bool) -> keys.PrivateKey:
+    """A new key, unless `reuse` and the old key is of the same kind (a changed algorithm always means new)."""
+    if old_key_pem and reuse:
+        old_key = keys.load_private_key(old_key_pem)
+        if keys.spec_of(old_key) == spec:
+            return old_key
+    return keys.generate_private_key(spec)
 
 
 def rendering_changed(olds: dict[str, Any], news: dict[str, Any], fields: Iterable[str]) -> bool:

@@ -84,12 +84,7 @@ def _window(props: dict[str, Any]) -> renewal.AriWindow | None:
 
 def _issue(props: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
     domains = check_domains(props.get("domains"), challenge_of(props))
-    spec = key_spec(props)
-    old_key = keys.load_private_key(old["private_key_pem"]) if old and old.get("private_key_pem") else None
-    if old_key is not None and props.get("reuse_key") and keys.spec_of(old_key) == spec:
-        key = old_key  # a changed algorithm or size always means a new key
-    else:
-        key = keys.generate_private_key(spec)
+    key = _issued.key_for_renewal(key_spec(props), (old or {}).get("private_key_pem"), bool(props.get("reuse_key")))
     client = _connect(props)
     issued = orders.issue(client, domains, solver_for(props), key=key, profile=props.get("profile") or None,
                           timeout=float(props.get("order_timeout_seconds") or 120))
@@ -118,14 +113,9 @@ def _fresh_window(olds: dict[str, Any]) -> renewal.AriWindow | None:
 def reissue_reasons(olds: dict[str, Any], news: dict[str, Any], *, recheck_ari: bool = True) -> list[str]:
     """Why the stored certificate no longer fits its inputs or is due for renewal (empty when it is fine)."""
     name = news.get("name") or "certificate"
-    reasons = []
-    for field in REISSUE_FIELDS:
-        if is_unknown(news.get(field)):
-            reasons.append(f"{name}: {field} changes (known after apply); re-issuing")
-        elif _issued.normalize(olds.get(field)) != _issued.normalize(news.get(field)):
-            if field == "challenge" and challenge_of(olds) == challenge_of(news):
-                continue
-            reasons.append(f"{name}: {field} changed; re-issuing")
+    # An explicit challenge equal to the one implied before is no change.
+    fields = [f for f in REISSUE_FIELDS if f != "challenge" or challenge_of(olds) != challenge_of(news)]
+    reasons = _issued.changed_fields(name, olds, news, fields)
     if olds.get("not_before") and olds.get("not_after") and not is_unknown(news.get("renew")):
         window = _fresh_window(olds) if recheck_ari else _window(olds)
         decision = renewal.renewal_decision(

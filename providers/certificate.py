@@ -69,12 +69,7 @@ def _key_for(props: dict[str, Any], old_key_pem: str | None) -> keys.PrivateKey:
             return keys.load_private_key(props["key_pem"])
         except InvalidInputError as err:
             raise InvalidInputError("key_pem", err.reason) from None
-    spec = keys.KeySpec.parse(props.get("key"))
-    if old_key_pem and props.get("reuse_key"):
-        old_key = keys.load_private_key(old_key_pem)
-        if keys.spec_of(old_key) == spec:  # a changed algorithm or size always means a new key
-            return old_key
-    return keys.generate_private_key(spec)
+    return _issued.key_for_renewal(keys.KeySpec.parse(props.get("key")), old_key_pem, bool(props.get("reuse_key")))
 
 
 def _render(props: dict[str, Any], key: keys.PrivateKey, cert: Any, chain: list[Any], password: str) -> dict[str, Any]:
@@ -103,12 +98,7 @@ def _issue(props: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
 def reissue_reasons(olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
     """Why the stored certificate no longer fits its inputs (empty when it still does)."""
     name = news.get("name") or "certificate"
-    reasons = []
-    for field in REISSUE_FIELDS:
-        if is_unknown(news.get(field)):
-            reasons.append(f"{name}: {field} changes (known after apply); re-issuing")
-        elif _issued.normalize(olds.get(field)) != _issued.normalize(news.get(field)):
-            reasons.append(f"{name}: {field} changed; re-issuing")
+    reasons = _issued.changed_fields(name, olds, news, REISSUE_FIELDS)
     if news.get("key_pem") and not is_unknown(news["key_pem"]):
         if keys.public_key_fingerprint_sha256(keys.load_private_key(news["key_pem"])) != olds.get("key_pem_fingerprint"):
             reasons.append(f"{name}: the signing key changed; re-issuing")

@@ -8,23 +8,13 @@ import time
 import pytest
 
 from providers.core.deploy._support import served_fingerprint
-from tests.core.deploy.fixtures import free_port
+from tests.core.deploy.fixtures import nginx  # noqa: F401 - the real nginx fixture
 from tools.servers.nginx import NginxServer
 
 from .harness import EngineProject, changed_steps
 
 pytestmark = pytest.mark.integration
 T0 = "2026-11-27T12:00:00Z"
-
-
-@pytest.fixture
-def nginx(tmp_path):
-    server = NginxServer(tmp_path / "nginx", f"127.0.0.1:{free_port()}")
-    server.start(timeout=10)
-    try:
-        yield server
-    finally:
-        server.stop(timeout=10)
 
 
 def config(nginx: NginxServer) -> dict:
