@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from tools.demo_upload import main as make_demo_upload
-from tools.servers.moto import DUMMY_ENV, MotoServer, create_https_listener, import_placeholder_certificate
+from tests.core.deploy.fixtures import moto, moto_server  # noqa: F401 - shared moto fixtures
+from tools.servers.moto import DUMMY_ENV, create_https_listener, import_placeholder_certificate
 from tools.servers.nginx import NginxServer
 from tools.servers.pebble import PebbleServer, free_port
 
@@ -37,19 +38,16 @@ def demo_config(pebble: PebbleServer, nginx: NginxServer, moto_url: str, files_d
 
 
 @pytest.fixture
-def servers(tmp_path, monkeypatch):
-    for key, value in DUMMY_ENV.items():
-        monkeypatch.setenv(key, value)
+def servers(tmp_path, moto):
+    """moto is one in-process backend per test session: the shared fixture resets it for this test."""
     nginx = NginxServer(tmp_path / "nginx", f"127.0.0.1:{free_port()}")
-    moto = MotoServer()
     with PebbleServer() as pebble:
         nginx.start(timeout=10)
         try:
-            url = moto.start(timeout=20)
+            url = moto.endpoint_url
             create_https_listener(url, "us-east-1", import_placeholder_certificate(url, "us-east-1"))
             yield pebble, nginx, url
         finally:
-            moto.stop()
             nginx.stop(timeout=10)
 
 
