@@ -6,7 +6,10 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -18,11 +21,29 @@ HOST = ROOT / "tools" / "langhost" / "pulumi_language_python.py"
 EXEC = ROOT / ".tools" / "bin" / "pulumi-language-python-exec"
 
 
-def start_host():
-    proc = subprocess.Popen([sys.executable, str(HOST), "--use-executor", str(EXEC), "-v=9", "--logtostderr",
-                             "127.0.0.1:1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    port = int(proc.stdout.readline().strip())
-    return proc, port
+@contextmanager
+def running_host(executor: Path = EXEC, engine: str = "127.0.0.1:1") -> Iterator[tuple[Any, list[str]]]:
+    """Start the host as the engine does (flags, then the engine address), yield (stub, stderr lines), then stop
+    it with SIGINT as the engine does; the stderr list is filled after the host exits."""
+    proc = subprocess.Popen([sys.executable, str(HOST), "--use-executor", str(executor), "-v=9", "--logtostderr",
+                             engine], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stderr: list[str] = []
+    try:
+        port = int(proc.stdout.readline().strip())
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield language_pb2_grpc.LanguageRuntimeStub(channel), stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=15)
+        stderr.extend(err.splitlines())
+        stderr.append(f"exit {proc.returncode}")
+
+
+def program(tmp_path: Path, **options: Any) -> Any:
+    struct = struct_pb2.Struct()
+    struct.update(options)
+    return language_pb2.ProgramInfo(root_directory=str(tmp_path), program_directory=str(tmp_path),
+                                    entry_point=".", options=struct)
 
 
 def test_version_flag():
@@ -31,21 +52,15 @@ def test_version_flag():
 
 
 def test_serves_plugin_info_and_required_packages_then_stops_quietly_on_sigint():
-    proc, port = start_host()
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = language_pb2_grpc.LanguageRuntimeStub(channel)
-            info = stub.GetPluginInfo(empty_pb2.Empty(), timeout=10)
-            assert info.version == "3.274.1"
-            packages = stub.GetRequiredPackages(language_pb2.GetRequiredPackagesRequest(), timeout=10)
-            assert list(packages.packages) == []
-            deps = stub.GetProgramDependencies(language_pb2.GetProgramDependenciesRequest(), timeout=10)
-            assert "pulumi" in {d.name.lower() for d in deps.dependencies}
-    finally:
-        proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=15)
-    assert proc.returncode == 0
-    assert "Traceback" not in err
+    with running_host() as (stub, stderr):
+        info = stub.GetPluginInfo(empty_pb2.Empty(), timeout=10)
+        assert info.version == "3.274.1"
+        packages = stub.GetRequiredPackages(language_pb2.GetRequiredPackagesRequest(), timeout=10)
+        assert list(packages.packages) == []
+        deps = stub.GetProgramDependencies(language_pb2.GetProgramDependenciesRequest(), timeout=10)
+        assert "pulumi" in {d.name.lower() for d in deps.dependencies}
+    assert stderr[-1] == "exit 0"
+    assert not any("Traceback" in line for line in stderr)
 
 
 def test_run_passes_the_go_hosts_arguments_and_config_and_reports_the_exit_code(tmp_path):
@@ -56,20 +71,10 @@ def test_run_passes_the_go_hosts_arguments_and_config_and_reports_the_exit_code(
                     f"json.dump({{'argv': sys.argv[1:], 'config': os.environ['PULUMI_CONFIG'], "
                     f"'secret_keys': os.environ['PULUMI_CONFIG_SECRET_KEYS']}}, open({str(record)!r}, 'w'))\n"
                     "sys.exit(3)\n")
-    proc = subprocess.Popen([sys.executable, str(HOST), "--use-executor", str(fake), "127.0.0.1:7"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    port = int(proc.stdout.readline().strip())
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = language_pb2_grpc.LanguageRuntimeStub(channel)
-            info = language_pb2.ProgramInfo(root_directory=str(tmp_path), program_directory=str(tmp_path),
-                                            entry_point=".")
-            resp = stub.Run(language_pb2.RunRequest(
-                project="p", stack="s", pwd=str(tmp_path), info=info, monitor_address="127.0.0.1:9",
-                dryRun=True, parallel=4, config={"p:a": "1"}, configSecretKeys=["p:a"]), timeout=60)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=15)
+    with running_host(executor=fake, engine="127.0.0.1:7") as (stub, _stderr):
+        resp = stub.Run(language_pb2.RunRequest(
+            project="p", stack="s", pwd=str(tmp_path), info=program(tmp_path), monitor_address="127.0.0.1:9",
+            dryRun=True, parallel=4, config={"p:a": "1"}, configSecretKeys=["p:a"]), timeout=60)
     assert resp.error == "program exited with non-zero exit code: 3"
     got = json.loads(record.read_text())
     assert got["argv"] == ["--monitor", "127.0.0.1:9", "--engine", "127.0.0.1:7", "--project", "p",
@@ -82,35 +87,18 @@ def test_run_passes_the_go_hosts_arguments_and_config_and_reports_the_exit_code(
 def test_install_dependencies_creates_the_virtualenv_and_streams_pip(tmp_path):
     """`pulumi install`: the project's virtualenv option is honoured, output is streamed back."""
     (tmp_path / "requirements.txt").write_text("# nothing to install\n")
-    proc, port = start_host()
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = language_pb2_grpc.LanguageRuntimeStub(channel)
-            options = struct_pb2.Struct()
-            options.update({"toolchain": "pip", "virtualenv": "venv"})
-            info = language_pb2.ProgramInfo(root_directory=str(tmp_path), program_directory=str(tmp_path),
-                                            entry_point=".", options=options)
-            chunks = list(stub.InstallDependencies(
-                language_pb2.InstallDependenciesRequest(directory=str(tmp_path), info=info), timeout=240))
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=15)
+    with running_host() as (stub, _stderr):
+        request = language_pb2.InstallDependenciesRequest(
+            directory=str(tmp_path), info=program(tmp_path, toolchain="pip", virtualenv="venv"))
+        chunks = list(stub.InstallDependencies(request, timeout=240))
     assert (tmp_path / "venv" / "bin" / "python").exists()
     assert chunks, "pip's output is streamed"
 
 
 def test_install_dependencies_reports_a_failing_pip(tmp_path):
     (tmp_path / "requirements.txt").write_text("this is not a requirement!!\n")
-    proc, port = start_host()
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = language_pb2_grpc.LanguageRuntimeStub(channel)
-            info = language_pb2.ProgramInfo(root_directory=str(tmp_path), program_directory=str(tmp_path),
-                                            entry_point=".")
-            with pytest.raises(grpc.RpcError) as err:
-                list(stub.InstallDependencies(
-                    language_pb2.InstallDependenciesRequest(directory=str(tmp_path), info=info), timeout=120))
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=15)
+    with running_host() as (stub, _stderr):
+        request = language_pb2.InstallDependenciesRequest(directory=str(tmp_path), info=program(tmp_path))
+        with pytest.raises(grpc.RpcError) as err:
+            list(stub.InstallDependencies(request, timeout=120))
     assert err.value.details() == "-m pip install failed with exit code 1"

@@ -1,1 +1,31 @@
-"""Control of the local servers the demo and the tests use (nginx, moto), all bound to 127.0.0.1."""
+"""Control of the local servers the demo and the tests use (Pebble, BIND, nginx, moto), bound to 127.0.0.1."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+S = TypeVar("S", bound="ManagedServer")
+
+
+class ManagedServer:
+    """Start/stop with a context manager; a start that fails half-way stops what it already started."""
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def start(self: S) -> S:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __enter__(self: S) -> S:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

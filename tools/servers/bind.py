@@ -15,12 +15,13 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
+from . import ManagedServer
 from .pebble import free_port
 
 NAMED = shutil.which("named") or "/usr/sbin/named"
 
 
-class BindServer:
+class BindServer(ManagedServer):
     """`records` are extra zone-file lines (e.g. a CNAME delegating `_acme-challenge.x`)."""
 
     def __init__(self, *, zone: str = "example.test", key_name: str = "certplane-key",
@@ -45,20 +46,6 @@ class BindServer:
         return {"provider": "rfc2136", "nameserver": "127.0.0.1", "port": self.port, "zone": self.zone,
                 "tsig_key_name": self.key_name, "tsig_secret": self.secret, "tsig_algorithm": self.algorithm,
                 "resolver": self.address}
-
-    def __enter__(self) -> BindServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self) -> BindServer:
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
 
     def _start(self) -> None:
         d = self.workdir

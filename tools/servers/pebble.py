@@ -19,13 +19,14 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from . import ManagedServer
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".tools" / "bin"
@@ -66,7 +67,7 @@ def _tls_pair(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-class PebbleServer:
+class PebbleServer(ManagedServer):
     """Pebble + challtestsrv. Use as a context manager, or call `start()` / `stop()`.
 
     - `http01_port`: the port Pebble's VA connects to for HTTP-01 (default: a free port).
@@ -127,22 +128,7 @@ class PebbleServer:
         """challtestsrv's DNS server (host:port) — also the resolver tests check propagation against."""
         return f"127.0.0.1:{self.dns_port}"
 
-    # --- lifecycle -------------------------------------------------------------------------------------
-    def __enter__(self) -> PebbleServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self) -> PebbleServer:
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
+    # --- lifecycle: start(), stop(), `with` come from ManagedServer ---------------------------------
     def _start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         cert_path, key_path = _tls_pair(self.workdir)

@@ -89,22 +89,23 @@ class Route53Provider:
         self._call(f"{action} TXT {fqdn}", client.change_resource_record_sets, HostedZoneId=zone_id,
                    ChangeBatch={"Comment": "certplane ACME DNS-01", "Changes": [change]})
 
-    def present(self, fqdn: str, value: str) -> None:
+    def _record(self, fqdn: str) -> tuple[Any, str, list[str], int]:
+        """(client, zone id, the TXT values now at `fqdn`, their TTL): a record set is replaced as a whole."""
         client = self._client()
         zone_id = self._zone_id(client)
-        quoted = f'"{value}"'
-        values, _ttl = self._values(client, zone_id, fqdn)
-        if quoted not in values:
-            self._change(client, zone_id, fqdn, "UPSERT", [*values, quoted], self.ttl)
+        values, ttl = self._values(client, zone_id, fqdn)
+        return client, zone_id, values, ttl
+
+    def present(self, fqdn: str, value: str) -> None:
+        client, zone_id, values, _ttl = self._record(fqdn)
+        if f'"{value}"' not in values:
+            self._change(client, zone_id, fqdn, "UPSERT", [*values, f'"{value}"'], self.ttl)
 
     def cleanup(self, fqdn: str, value: str) -> None:
-        client = self._client()
-        zone_id = self._zone_id(client)
-        quoted = f'"{value}"'
-        values, ttl = self._values(client, zone_id, fqdn)
-        if quoted not in values:
+        client, zone_id, values, ttl = self._record(fqdn)
+        remaining = [v for v in values if v != f'"{value}"']
+        if remaining == values:
             return
-        remaining = [v for v in values if v != quoted]
         if remaining:
             self._change(client, zone_id, fqdn, "UPSERT", remaining, ttl)
         else:
