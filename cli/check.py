@@ -14,9 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from providers.core.certificates import fingerprint_sha256
+from providers.core.clock import rfc3339
+
 from . import EXIT_CRITICAL, EXIT_OK, EXIT_WARNING, CliError, notify, probe, render
-from .inventory import (LEVELS, Certificate, Endpoint, Finding, expiry_findings, fmt_days, fmt_time,
-                        parse_endpoint_spec, parse_warn_days, plural, urgency_key, worst)
+from .expiry import LEVELS, expiry_findings, parse_warn_days, urgency_key, worst
+from .model import Certificate, Endpoint, Finding, parse_endpoint_spec
+from .render import fmt_days, fmt_time, plural
 from .stack import Source, load
 
 EXIT_BY_LEVEL = {"ok": EXIT_OK, "warning": EXIT_WARNING, "critical": EXIT_CRITICAL}
@@ -106,18 +110,18 @@ def run(args: argparse.Namespace, source: Source) -> int:
 
     if args.json:
         doc: dict[str, Any] = {
-            "stack": loaded.stack, "checked_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "status": status,
+            "stack": loaded.stack, "checked_at": rfc3339(now), "status": status,
             "exit_code": EXIT_BY_LEVEL[status], "warn_days": list(warn_days), "grace_days": args.grace_days,
             "certificates": [{
                 "name": c.name, "status": levels[c.name], "days_remaining": round(c.days_left(now), 1),
-                "not_after": c.not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "renewal_time": c.renewal_time.strftime("%Y-%m-%dT%H:%M:%SZ") if c.renewal_time else None,
+                "not_after": rfc3339(c.not_after),
+                "renewal_time": rfc3339(c.renewal_time) if c.renewal_time else None,
                 "serial": c.serial, "owner": c.owner, "targets": list(c.targets),
                 "findings": [f.as_dict() for f in findings[c.name]],
             } for c in certs],
             "probes": [{"certificate": r.certificate, **r.endpoint.as_dict(), "ok": not r.error,
                         "error": r.error, "seconds": round(r.seconds, 3),
-                        "served_fingerprint_sha256": probe.fingerprint(r.chain[0]) if r.chain else None,
+                        "served_fingerprint_sha256": fingerprint_sha256(r.chain[0]) if r.chain else None,
                         "served_chain_length": len(r.chain)} for r in probed],
             "notes": notes,
             "notifications": [o.as_dict() for o in outcomes],

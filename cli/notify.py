@@ -23,8 +23,12 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 
+from providers.core.clock import rfc3339
+
 from . import CliError
-from .inventory import Certificate, Finding, crossed_thresholds, fmt_days, fmt_time, worst
+from .expiry import crossed_thresholds, worst
+from .model import Certificate, Finding
+from .render import fmt_days, fmt_time
 
 DEFAULT_TIMEOUT = 10.0
 SMTP_USER_ENV, SMTP_PASSWORD_ENV = "CERTPLANE_SMTP_USER", "CERTPLANE_SMTP_PASSWORD"
@@ -45,8 +49,8 @@ class Alert:
         c = self.certificate
         return {
             "certificate": c.name, "level": self.level, "threshold_days": self.threshold_days,
-            "days_remaining": round(self.days_left, 1), "not_after": c.not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "renewal_time": c.renewal_time.strftime("%Y-%m-%dT%H:%M:%SZ") if c.renewal_time else None,
+            "days_remaining": round(self.days_left, 1), "not_after": rfc3339(c.not_after),
+            "renewal_time": rfc3339(c.renewal_time) if c.renewal_time else None,
             "serial": c.serial, "domains": list(c.domains), "issuer": c.issuer, "targets": list(c.targets),
             "owner": c.owner, "tags": dict(c.tags), "messages": [f.message for f in self.findings],
         }
@@ -225,7 +229,7 @@ def dispatch(alerts: Sequence[Alert], certs: Sequence[Certificate], channels: Se
         if entry.get("serial") != cert.serial:  # renewed: every alert is armed again
             entry.update(serial=cert.serial, sent={})
     by_name = {a.certificate.name: a for a in alerts}
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = rfc3339(now)
     outcomes = []
     for channel in channels:
         due = []

@@ -8,17 +8,17 @@ leaf -> issuer with real signature verification, and its SANs must cover the pro
 from __future__ import annotations
 
 import ipaddress
-import socket
-import ssl
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 
-from .inventory import Certificate, Endpoint, Finding
+from providers.core import tls
+from providers.core.certificates import fingerprint_sha256, same_fingerprint, signed_by
+
+from .model import Certificate, Endpoint, Finding
 
 DEFAULT_TIMEOUT = 5.0
 MAX_WORKERS = 8
@@ -33,17 +33,6 @@ class ProbeResult:
     seconds: float = 0.0
 
 
-def fingerprint(cert: x509.Certificate) -> str:
-    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
-
-
-def same_fingerprint(a: str, b: str) -> bool:
-    def norm(s: str) -> str:
-        return s.replace(":", "").strip().lower()
-
-    return norm(a) == norm(b)
-
-
 def default_server_name(cert: Certificate) -> str | None:
     """What to send as SNI when the endpoint names none: the first non-wildcard domain."""
     for name in cert.domains:
@@ -52,47 +41,13 @@ def default_server_name(cert: Certificate) -> str | None:
     return cert.domains[0][2:] if cert.domains else None
 
 
-def _served_chain(sock: ssl.SSLSocket) -> tuple[x509.Certificate, ...]:
-    getter = getattr(sock, "get_unverified_chain", None)  # public from Python 3.13
-    if getter is None:
-        getter = sock._sslobj.get_unverified_chain  # type: ignore[attr-defined]  # 3.10-3.12
-    raw = getter() or []
-    ders = [c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER) for c in raw]  # type: ignore[attr-defined]
-    if not ders:
-        leaf = sock.getpeercert(binary_form=True)
-        ders = [leaf] if leaf else []
-    return tuple(x509.load_der_x509_certificate(d) for d in ders)
-
-
 def probe(certificate: str, endpoint: Endpoint, timeout: float = DEFAULT_TIMEOUT) -> ProbeResult:
-    """One TLS handshake, bounded by `timeout` seconds for the connect and for the handshake."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # verified below against the inventory, not a trust store
+    """One TLS handshake (core's), bounded by `timeout` seconds for the connect and for the handshake."""
     start = time.monotonic()
-    sni = endpoint.server_name
     try:
-        ipaddress.ip_address(sni or "")
-        sni = None  # SNI never carries an IP address (RFC 6066)
-    except ValueError:
-        pass
-    try:
-        with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout) as raw:
-            raw.settimeout(timeout)
-            with context.wrap_socket(raw, server_hostname=sni) as tls:
-                chain = _served_chain(tls)
-    except (socket.timeout, TimeoutError):
-        return ProbeResult(certificate, endpoint, error=f"timed out after {timeout:g}s",
-                           seconds=time.monotonic() - start)
-    except ssl.SSLError as err:
-        return ProbeResult(certificate, endpoint, error=f"TLS handshake failed: {err.reason or err}",
-                           seconds=time.monotonic() - start)
-    except OSError as err:
-        return ProbeResult(certificate, endpoint, error=f"unreachable: {err.strerror or err}",
-                           seconds=time.monotonic() - start)
-    if not chain:
-        return ProbeResult(certificate, endpoint, error="the server sent no certificate",
-                           seconds=time.monotonic() - start)
+        chain = tls.handshake(endpoint.host, endpoint.port, endpoint.server_name, timeout=timeout)
+    except tls.TlsError as err:
+        return ProbeResult(certificate, endpoint, error=err.reason, seconds=time.monotonic() - start)
     return ProbeResult(certificate, endpoint, chain=chain, seconds=time.monotonic() - start)
 
 
@@ -112,27 +67,19 @@ def probe_all(jobs: Sequence[tuple[str, Endpoint]], *, timeout: float = DEFAULT_
     return results
 
 
-def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
-    try:
-        child.verify_directly_issued_by(parent)
-        return True
-    except Exception:  # noqa: BLE001 - ValueError (names), InvalidSignature, TypeError (key type) all mean "no"
-        return False
-
-
 def chain_problem(chain: Sequence[x509.Certificate]) -> str | None:
     """None when the served chain links leaf -> issuer -> ... (the root may be left out), else why not."""
     leaf = chain[0]
-    if leaf.issuer == leaf.subject and _issued_by(leaf, leaf):
+    if leaf.issuer == leaf.subject and signed_by(leaf, leaf):
         return None  # self-signed: nothing to link to
     issuer = leaf.issuer.rfc4514_string()
     if len(chain) == 1:
         return f"chain incomplete: the server sends only the leaf; its issuer ({issuer}) is missing"
-    if not _issued_by(leaf, chain[1]):
+    if not signed_by(leaf, chain[1]):
         return (f"chain incomplete: the leaf was issued by {issuer}, but the server sends "
                 f"{chain[1].subject.rfc4514_string()} after it")
     for i in range(1, len(chain) - 1):
-        if not _issued_by(chain[i], chain[i + 1]):
+        if not signed_by(chain[i], chain[i + 1]):
             return (f"chain broken: {chain[i].subject.rfc4514_string()} is not issued by the next certificate "
                     f"({chain[i + 1].subject.rfc4514_string()})")
     return None
@@ -173,7 +120,7 @@ def assess(cert: Certificate, result: ProbeResult) -> list[Finding]:
         return [Finding(cert.name, "critical", "endpoint-unreachable", f"{where}: {result.error}", endpoint=where)]
     out = []
     leaf = result.chain[0]
-    served = fingerprint(leaf)
+    served = fingerprint_sha256(leaf)
     if cert.fingerprint_sha256 and not same_fingerprint(served, cert.fingerprint_sha256):
         subject = leaf.subject.rfc4514_string() or "(empty subject)"
         out.append(Finding(cert.name, "critical", "endpoint-mismatch",

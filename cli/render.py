@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import sys
@@ -83,3 +84,15 @@ class Progress:
         if self.active:
             self.stream.write("\r\x1b[2K")
             self.stream.flush()
+
+
+def fmt_time(value: dt.datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def fmt_days(days: float) -> str:
+    return f"{days:.1f}"

@@ -16,8 +16,9 @@ from html import escape
 from pathlib import Path
 
 from . import CliError
-from .inventory import (Certificate, Finding, expiry_findings, fmt_days, fmt_time, parse_warn_days, plural,
-                        urgency_key, worst)
+from .expiry import expiry_findings, parse_warn_days, urgency_key, worst
+from .model import Certificate, Finding
+from .render import fmt_days, fmt_time, plural
 from .stack import load
 
 # A sober palette; the chart's urgency colours are solid fills (the screenshot test looks for them).

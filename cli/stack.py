@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import CliError
-from .inventory import Certificate, parse_inventory
+from .model import Certificate, parse_inventory
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_DIR_ENV = "CERTPLANE_PROJECT_DIR"
@@ -133,11 +133,11 @@ def read_inventory_file(path: str) -> Any:
 
 
 def load(source: Source) -> Loaded:
-    from providers.core import renewal
+    from providers.core import clock
     from providers.core.errors import CertplaneError
 
     try:
-        now = renewal.now()
+        now = clock.now()
     except CertplaneError as err:
         raise CliError(str(err)) from None
     if source.inventory_file:

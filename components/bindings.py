@@ -3,40 +3,45 @@ target). Called from ManagedCertificate with the certificate's dynamic resource.
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
 
 from providers.binding import CertificateBinding, binding_id
+from providers.core import deploy
+from providers.core.deploy import TargetSettings
 
 from .config import BindingConfig
-from .targets import resolve_target
 
 
-def bind(cert_name: str, certificate: Any, bindings: list[BindingConfig], targets: dict[str, dict[str, Any]],
-         parent: pulumi.Resource, base_dir: Path | None = None) -> list[CertificateBinding]:
-    """Create the bindings of `cert_name`. `certificate` has outputs cert_pem, chain_pem, private_key_pem,
-    fingerprint_sha256 (and dns_names, keystore_password when available); `targets` is the raw
-    `certplane:targets` mapping. Server names default to the certificate's DNS names; relative paths in target
-    settings are relative to `base_dir` (default: the current directory, which is the Pulumi project's)."""
-    root = base_dir or Path.cwd()
+def bind(cert_name: str, certificate: Any, bindings: Sequence[BindingConfig], targets: Mapping[str, TargetSettings],
+         domains: Any, parent: pulumi.Resource) -> list[CertificateBinding]:
+    """The bindings of `cert_name`. Server names default to `domains`: the configured ones (known in every
+    preview, so a renewal shows no name change), or an upload's, read from its certificate."""
     out = []
     for spec in bindings:
-        raw = targets.get(spec.target)
-        if raw is None:
-            raise ValueError(f"certificate {cert_name}: binding to unknown target {spec.target!r}")
-        kind, settings = resolve_target(raw, root)
-        names: Any = list(spec.server_names) if spec.server_names else getattr(certificate, "dns_names", [])
-        password = getattr(certificate, "keystore_password", None)
+        settings = targets[spec.target]
         out.append(CertificateBinding(
             binding_id(cert_name, spec.target),
-            certificate=cert_name, target=spec.target, target_type=kind, target_settings=settings,
-            server_names=names, sni=spec.sni,
+            certificate=cert_name, target=spec.target, target_type=deploy.REGISTRY.plugin_of(settings).kind,
+            target_settings=settings.wire(), server_names=list(spec.server_names) if spec.server_names else domains,
+            sni=spec.sni,
             cert_pem=certificate.cert_pem, chain_pem=certificate.chain_pem,
-            private_key_pem=pulumi.Output.secret(certificate.private_key_pem),
-            fingerprint_sha256=certificate.fingerprint_sha256,
-            keystore_password=pulumi.Output.secret(password) if password is not None else None,
+            private_key_pem=certificate.private_key_pem, keystore_password=certificate.keystore_password,
             opts=pulumi.ResourceOptions(parent=parent),
         ))
+    return out
+
+
+def endpoints(bindings: Sequence[BindingConfig], targets: Mapping[str, TargetSettings],
+              domains: Sequence[str]) -> list[dict[str, Any]]:
+    """Where a TLS client can check this certificate: every binding whose target terminates TLS itself."""
+    out = []
+    for spec in bindings:
+        target = deploy.build(targets[spec.target])
+        if isinstance(target, deploy.ServesTls):
+            for endpoint in target.endpoints(spec.server_names or domains):
+                out.append({"host": endpoint.host, "port": endpoint.port, "server_name": endpoint.server_name,
+                            "target": spec.target})
     return out

@@ -1,58 +1,40 @@
-"""PrivateCa: a root (and optional intermediate) run by the stack, for internal names (ACM PCA, step-ca)."""
+"""PrivateCa: the CA hierarchy an issuer runs itself (a root, and optionally an intermediate), one key and one
+CA certificate per level, each level signed by the one above; certificates are signed by the last level."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
 
-from providers.certificate import LocallySignedCertificate, SelfSignedCertificate
+from providers.certificate import Certificate
+from providers.core.issuers import CaLevel, private_ca, self_signed
 from providers.private_key import PrivateKey
-
-from .config import PrivateCaIssuer
 
 
 class PrivateCa(pulumi.ComponentResource):
-    """Outputs for issuing: `cert_pem` and secret `private_key_pem` of the issuing CA (the intermediate when
-    there is one), `chain_pem` (what sits above it, minus the root) and `root_cert_pem` for trust stores."""
+    """`credentials`: the signing CA's certificate, key (secret) and chain above it, as the private_ca issuer
+    plug-in reads them. `root_cert_pem` for trust stores."""
 
-    cert_pem: pulumi.Output[str]
-    private_key_pem: pulumi.Output[str]
-    chain_pem: pulumi.Output[str]
+    credentials: pulumi.Output[dict[str, Any]]
     root_cert_pem: pulumi.Output[str]
-    validity_days: int
 
-    def __init__(self, name: str, spec: PrivateCaIssuer, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, levels: Sequence[CaLevel], *, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("certplane:index:PrivateCa", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        common: dict[str, Any] = {"organization": spec.organization, "renew": _renew(spec)}
-        constraints = spec.name_constraints.permitted_dns_domains if spec.name_constraints else []
-        root_key = PrivateKey(f"{name}-root-key", **spec.key.spec(), opts=child)
-        root = SelfSignedCertificate(
-            f"{name}-root", key_pem=root_key.private_key_pem, common_name=spec.common_name, is_ca=True,
-            validity_days=spec.validity_days, path_length=spec.path_length if not spec.intermediate else None,
-            permitted_dns_domains=[] if spec.intermediate else constraints, opts=child, **common,
-        )
-        self.root_cert_pem = root.cert_pem
-        self.validity_days = spec.validity_days
-        if spec.intermediate:
-            int_key = PrivateKey(f"{name}-intermediate-key", **spec.key.spec(), opts=child)
-            intermediate = LocallySignedCertificate(
-                f"{name}-intermediate", key_pem=int_key.private_key_pem,
-                common_name=f"{spec.common_name} Intermediate"[:64], is_ca=True, path_length=0,
-                validity_days=spec.intermediate_validity_days or max(1, spec.validity_days // 2),
-                permitted_dns_domains=constraints, ca_cert_pem=root.cert_pem,
-                ca_private_key_pem=root_key.private_key_pem, opts=child, **common,
-            )
-            self.cert_pem = intermediate.cert_pem
-            self.private_key_pem = pulumi.Output.secret(int_key.private_key_pem)
-            self.chain_pem = intermediate.chain_pem
-        else:
-            self.cert_pem = root.cert_pem
-            self.private_key_pem = pulumi.Output.secret(root_key.private_key_pem)
-            self.chain_pem = pulumi.Output.from_input("")
-        self.register_outputs({"cert_pem": self.cert_pem, "root_cert_pem": self.root_cert_pem})
-
-
-def _renew(spec: PrivateCaIssuer) -> dict[str, Any] | None:
-    return spec.renew.model_dump(exclude_none=True) if spec.renew else None
+        above: dict[str, Any] | None = None
+        for level in levels:
+            key = PrivateKey(f"{name}-{level.suffix}-key", **level.key.as_dict(), opts=child)  # type: ignore[arg-type]
+            cert = Certificate(
+                f"{name}-{level.suffix}", **level.request.wire(), key_pem=key.private_key_pem,
+                renew=level.renew.wire() if level.renew else None,
+                issuer_type=private_ca.KIND if above else self_signed.KIND,
+                issuer_credentials=pulumi.Output.secret(above) if above else None, opts=child)
+            above = {"ca_cert_pem": cert.cert_pem, "ca_private_key_pem": key.private_key_pem,
+                     "ca_chain_pem": cert.chain_pem}
+            if level is levels[0]:
+                self.root_cert_pem = cert.cert_pem
+        assert above is not None, "a CA hierarchy has at least a root"
+        self.credentials = pulumi.Output.secret(above)
+        self.register_outputs({"root_cert_pem": self.root_cert_pem})

@@ -1,57 +1,44 @@
-"""Shared glue for certplane's dynamic providers: unknown-value handling and one-line errors.
+"""The typed provider base: every certplane dynamic resource declares an `Inputs` model (validated once, in
+`check`) and an `Outputs` model (what it adds to state), and implements its verbs on those objects.
 
-Provider classes are pickled by reference (dill) into state, so they keep no attributes: no clients,
-credentials or config on `self`.
+The SDK calls `check/create/diff/update/read/delete` with dicts; this base decodes them at the edge
+(providers/_wire.py), turns certplane's errors into one line naming what failed, and encodes the results.
+State on the wire stays flat, as Pulumi users expect (`pulumi stack output`, `stack export`): the inputs the
+resource keeps, then its outputs.
+
+Provider classes are pickled by reference (dill) into every resource's state and unpickled by module path for
+`read`/`delete`: they keep no attributes (no clients, credentials or config on `self`), and their module paths
+are part of the state format (see docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
 
-from pulumi.dynamic import CheckFailure, CheckResult, ResourceProvider
-from pulumi.output import Unknown
+import pulumi
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
+from pulumi.dynamic import UpdateResult
+from pydantic import BaseModel
 
-from .core.errors import CertplaneError
+from . import _wire
+from .core.errors import CertplaneError, InputProblems, InvalidInputError
+from .core.validation import SECRET, marked
 
-# Values not known until apply arrive as pulumi.output.Unknown, or as this sentinel string (rpc.UNKNOWN).
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-PROVIDER_KEY = "__provider"
+I = TypeVar("I", bound=BaseModel)
+O = TypeVar("O", bound=BaseModel)
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def is_unknown(value: Any) -> bool:
-    """True if the value or anything inside it is not known yet (preview)."""
-    if isinstance(value, Unknown):
-        return True
-    if isinstance(value, str):
-        return value == UNKNOWN
-    if isinstance(value, Mapping):
-        return any(is_unknown(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(is_unknown(v) for v in value)
-    return False
+LEGACY_TYPE = "pulumi-python:dynamic:Resource"  # every resource's type before certplane had type tokens
 
 
-def user_facing(action: str) -> Callable[[F], F]:
-    """Turn certplane's own errors into one clear line on stderr (shown by `pulumi up` as a diagnostic)
-    before re-raising, so the actionable line is not buried under the SDK's traceback."""
+@dataclass(frozen=True)
+class Stored(Generic[I, O]):
+    """A resource as its state holds it: the inputs it kept, and its outputs."""
 
-    def wrap(fn: F) -> F:
-        @functools.wraps(fn)
-        def inner(self: Any, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return fn(self, *args, **kwargs)
-            except CertplaneError as err:
-                print(f"error: certplane: {action}: {err}", file=sys.stderr, flush=True)
-                raise CertplaneError(f"{action}: {err}") from None
-
-        return inner  # type: ignore[return-value]
-
-    return wrap
+    inputs: I
+    outputs: O
 
 
 def note(message: str) -> None:
@@ -59,25 +46,153 @@ def note(message: str) -> None:
     print(f"certplane: {message}", file=sys.stderr, flush=True)
 
 
-class CertplaneProvider(ResourceProvider):
-    """Base: `validate(news)` raises InvalidInputError; `check` turns it into a field-named CheckFailure."""
-
-    serialize_as_secret_always = False  # providers capture no secrets, so __provider need not be encrypted
-
-    def validate(self, news: dict[str, Any]) -> dict[str, Any]:
-        return news
-
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        try:
-            return CheckResult(self.validate(dict(news)), [])
-        except CertplaneError as err:
-            return CheckResult(news, [failure(str(err))])
-
-
 def failure(message: str) -> CheckFailure:
     """A check failure on no property: the engine would otherwise echo the property's value (key material)."""
     return CheckFailure("", message)
 
 
-def without_provider(props: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in props.items() if k != PROVIDER_KEY}
+class CertplaneProvider(ResourceProvider, Generic[I, O]):
+    """Subclasses set `inputs`, `outputs`, `noun` and implement the typed verbs they need."""
+
+    inputs: ClassVar[type[BaseModel]]
+    outputs: ClassVar[type[BaseModel]]
+    noun: ClassVar[str] = "resource"  # for one-line errors: "creating a certificate binding: ..."
+    serialize_as_secret_always = False  # providers capture no secrets, so __provider need not be encrypted
+
+    # --- the typed verbs ----------------------------------------------------------------------------------
+
+    def validate(self, inputs: I, olds: Mapping[str, Any]) -> None:
+        """Checks that parse key material or certificates: run once, in `check` (never in diff). `olds` are
+        the previous inputs (empty for a new resource)."""
+
+    def create_typed(self, inputs: I) -> tuple[str, O]:
+        raise NotImplementedError
+
+    def diff_typed(self, resource_id: str, olds: Stored[I, O], news: I) -> DiffResult:
+        raise NotImplementedError
+
+    def update_typed(self, resource_id: str, olds: Stored[I, O], news: I) -> O:
+        raise NotImplementedError
+
+    def read_typed(self, resource_id: str, olds: Stored[I, O]) -> O | None:
+        """What is there now; None when it is gone (the next `up` creates it again)."""
+        return olds.outputs
+
+    def delete_typed(self, resource_id: str, olds: Stored[I, O]) -> None:
+        return None
+
+    def not_kept(self, inputs: I) -> Collection[str]:
+        """Inputs left out of the outputs in state (the engine keeps and re-sends every input anyway)."""
+        return ()
+
+    def legacy(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """State written by an earlier certplane, in today's shape (see providers/_legacy.py)."""
+        return raw
+
+    # --- the wire -----------------------------------------------------------------------------------------
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        try:
+            inputs = self._inputs(news)
+            self.validate(inputs, _wire.from_wire(olds or {}))
+        except InputProblems as problems:
+            return CheckResult(news, [failure(str(p)) for p in problems.problems])
+        except CertplaneError as err:
+            return CheckResult(news, [failure(str(err))])
+        return CheckResult(_wire.to_wire(inputs, news), [])
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        with self._errors("create"):
+            inputs = self._inputs(props)
+            resource_id, outputs = self.create_typed(inputs)
+        return CreateResult(resource_id, self._outs(inputs, outputs))
+
+    def diff(self, resource_id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        with self._errors("diff"):
+            return self.diff_typed(resource_id, self._stored(olds), self._inputs(news))
+
+    def update(self, resource_id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        with self._errors("update"):
+            inputs = self._inputs(news)
+            outputs = self.update_typed(resource_id, self._stored(olds), inputs)
+        return UpdateResult(self._outs(inputs, outputs))
+
+    def read(self, resource_id: str, props: dict[str, Any]) -> ReadResult:
+        with self._errors("read"):
+            stored = self._stored(props)
+            outputs = self.read_typed(resource_id, stored)
+        if outputs is None:
+            return ReadResult("", {})
+        return ReadResult(resource_id, {**_wire.from_wire(props), **self._outs(stored.inputs, outputs)})
+
+    def delete(self, resource_id: str, props: dict[str, Any]) -> None:
+        with self._errors("delete"):
+            self.delete_typed(resource_id, self._stored(props))
+
+    # --- mechanics ------------------------------------------------------------------------------------------
+
+    def _inputs(self, raw: Mapping[str, Any]) -> I:
+        return _wire.decode(self.inputs, raw)  # type: ignore[return-value]
+
+    def _stored(self, raw: Mapping[str, Any]) -> Stored[I, O]:
+        shaped = self.legacy(_wire.from_wire(raw))
+        inputs = self.inputs.model_validate({k: v for k, v in shaped.items() if k in self.inputs.model_fields
+                                             and v is not None})
+        outputs = self.outputs.model_validate(shaped)
+        return Stored(inputs, outputs)  # type: ignore[arg-type]
+
+    def _outs(self, inputs: I, outputs: BaseModel) -> dict[str, Any]:
+        dropped = self.not_kept(inputs)
+        kept = {k: v for k, v in _wire.to_wire(inputs).items() if k not in dropped}
+        return {**kept, **outputs.model_dump(mode="json")}
+
+    def _errors(self, verb: str) -> Any:
+        return _OneLine(f"{self.action(verb)}")
+
+    def action(self, verb: str) -> str:
+        return {"create": f"creating {self.noun}", "update": f"updating {self.noun}", "diff": f"planning {self.noun}",
+                "read": f"reading {self.noun}", "delete": f"deleting {self.noun}"}[verb]
+
+
+class _OneLine:
+    """Certplane's errors become one line naming the action, printed on stderr (shown by `pulumi up` as a
+    diagnostic, above the SDK's own report) and raised again."""
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, err: BaseException | None, _tb: Any) -> bool:
+        if isinstance(err, InputProblems):
+            err = err.problems[0]
+        if isinstance(err, CertplaneError):
+            print(f"error: certplane: {self.action}: {err}", file=sys.stderr, flush=True)
+            raise CertplaneError(f"{self.action}: {err}") from None
+        return False
+
+
+class CertplaneResource(Resource):
+    """Base of certplane's resource classes: the provider's models say which outputs exist and which are
+    secret; a type token names what the resource is (`pulumi-python:dynamic/certplane:Certificate`), with an
+    alias to the type every resource had before, so existing stacks upgrade in place."""
+
+    provider: ClassVar[type[CertplaneProvider[Any, Any]]]
+
+    def __init__(self, name: str, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
+        provider = self.provider
+        model_inputs = set(provider.inputs.model_fields)
+        secret_inputs = set(marked(provider.inputs, SECRET))
+        wire = {k: (pulumi.Output.secret(v) if k in secret_inputs and v is not None else v) for k, v in props.items()}
+        unknown = set(wire) - model_inputs
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unknown inputs {sorted(unknown)}")
+        outputs = {name: None for name in provider.outputs.model_fields if name not in wire}
+        options = pulumi.ResourceOptions(additional_secret_outputs=_wire.secret_fields(provider.inputs,
+                                                                                       provider.outputs),
+                                         aliases=[pulumi.Alias(type_=LEGACY_TYPE)])
+        super().__init__(provider(), name, {**wire, **outputs}, pulumi.ResourceOptions.merge(options, opts))
+
+
+__all__ = ["CertplaneProvider", "CertplaneResource", "LEGACY_TYPE", "Stored", "failure", "note"]

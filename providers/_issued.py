@@ -1,91 +1,100 @@
-"""What every certificate resource publishes, whoever issued it (a certplane CA, itself, an ACME CA or an
-upload): the same outputs, rendered the same way, so components and bindings never care about the issuer."""
+"""What every certificate resource publishes, whoever issued it (an issuer plug-in or an upload): the same
+outputs, rendered the same way, so components and bindings never care where a certificate came from."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import pulumi
-from pulumi.dynamic import DiffResult, Resource
+from cryptography import x509
+from pydantic import Field
 
-from ._dynamic import is_unknown, note, without_provider
+from ._dynamic import CertplaneResource
 from .core import certificates as x509util
 from .core import formats, keys, renewal
+from .core.clock import parse_rfc3339, rfc3339
+from .core.validation import SECRET, State
 
-OUTPUTS = (
-    "cert_pem", "chain_pem", "fullchain_pem", "private_key_pem", "serial", "not_before", "not_after",
-    "renewal_time", "renewal_source", "ari_window_start", "ari_window_end", "fingerprint_sha256", "key_algorithm",
-    "public_key_fingerprint_sha256", "issuer", "dns_names", "pkcs12_base64", "jks_base64", "cert_der_base64",
-    "keystore_password",
-)
-SECRET_OUTPUTS = ["private_key_pem", "pkcs12_base64", "jks_base64", "keystore_password"]
+Secret = Annotated[str | None, SECRET, Field(repr=False)]
 
 
-def render(props: dict[str, Any], key: keys.PrivateKey, cert: Any, chain: list[Any], password: str, *,
-           window: renewal.AriWindow | None = None, drop: Iterable[str] = ()) -> dict[str, Any]:
-    """Every output for a certificate + key: the inputs (minus `drop`), the formats asked for, the facts."""
-    dropped = set(drop)
-    policy = renewal.RenewalPolicy.parse(props.get("renew"))
-    renew_at = renewal.renewal_time(cert.not_valid_before_utc, cert.not_valid_after_utc, policy, window)
-    outs = {
-        **{k: v for k, v in without_provider(props).items() if k not in dropped},
-        **formats.render(list(props.get("formats") or []), key=key, leaf=cert, chain=chain, password=password),
-        "serial": x509util.serial_hex(cert),
-        "not_before": x509util.rfc3339(cert.not_valid_before_utc),
-        "not_after": x509util.rfc3339(cert.not_valid_after_utc),
-        "renewal_time": x509util.rfc3339(renew_at),
+class IssuedOutputs(State):
+    """The certificate, its key in every format asked for, and the facts the inventory and renewal read."""
+
+    cert_pem: str | None = None
+    chain_pem: str | None = None
+    fullchain_pem: str | None = None
+    private_key_pem: Secret = None
+    serial: str | None = None
+    not_before: str | None = None
+    not_after: str | None = None
+    renewal_time: str | None = None
+    renewal_source: str | None = None
+    ari_window_start: str | None = None
+    ari_window_end: str | None = None
+    fingerprint_sha256: str | None = None
+    key_algorithm: str | None = None
+    public_key_fingerprint_sha256: str | None = None
+    issuer: str | None = None  # the issuer's distinguished name
+    dns_names: list[str] | None = None
+    pkcs12_base64: Secret = None
+    jks_base64: Secret = None
+    cert_der_base64: str | None = None
+    keystore_password: Secret = None
+
+    @property
+    def issued(self) -> bool:
+        return bool(self.cert_pem and self.not_before and self.not_after)
+
+    def window(self) -> renewal.AriWindow | None:
+        if self.ari_window_start and self.ari_window_end:
+            return renewal.AriWindow(parse_rfc3339(self.ari_window_start), parse_rfc3339(self.ari_window_end))
+        return None
+
+    def lifetime(self, name: str, policy: renewal.RenewalPolicy,
+                 window: renewal.AriWindow | None = None) -> renewal.Lifetime | None:
+        if not (self.not_before and self.not_after):
+            return None
+        return renewal.Lifetime(name, parse_rfc3339(self.not_before), parse_rfc3339(self.not_after), policy, window)
+
+    def leaf(self) -> x509.Certificate:
+        return x509util.load_certificates(self.cert_pem or "")[0]
+
+    def chain(self) -> list[x509.Certificate]:
+        return x509util.load_certificates(self.chain_pem or "")
+
+    def key(self) -> keys.PrivateKey:
+        return keys.load_private_key(self.private_key_pem or "")
+
+
+def render(key: keys.PrivateKey, leaf: x509.Certificate, chain: Sequence[x509.Certificate], *,
+           formats_wanted: Sequence[str], password: str, policy: renewal.RenewalPolicy,
+           window: renewal.AriWindow | None = None) -> dict[str, Any]:
+    """Every IssuedOutputs field for a certificate and its key."""
+    renew_at = renewal.renewal_time(leaf.not_valid_before_utc, leaf.not_valid_after_utc, policy, window)
+    return {
+        "pkcs12_base64": None, "jks_base64": None, "cert_der_base64": None,
+        **formats.render(formats_wanted, key=key, leaf=leaf, chain=list(chain), password=password),
+        "serial": x509util.serial_hex(leaf),
+        "not_before": rfc3339(leaf.not_valid_before_utc),
+        "not_after": rfc3339(leaf.not_valid_after_utc),
+        "renewal_time": rfc3339(renew_at),
         "renewal_source": "ari" if window else "policy",
-        "ari_window_start": x509util.rfc3339(window.start) if window else None,
-        "ari_window_end": x509util.rfc3339(window.end) if window else None,
-        "fingerprint_sha256": x509util.fingerprint_sha256(cert),
+        "ari_window_start": rfc3339(window.start) if window else None,
+        "ari_window_end": rfc3339(window.end) if window else None,
+        "fingerprint_sha256": x509util.fingerprint_sha256(leaf),
         "key_algorithm": keys.spec_of(key).label,
         "public_key_fingerprint_sha256": keys.public_key_fingerprint_sha256(key),
-        "issuer": cert.issuer.rfc4514_string(),
-        "dns_names": x509util.dns_names_of(cert),
+        "issuer": leaf.issuer.rfc4514_string(),
+        "dns_names": x509util.dns_names_of(leaf),
         "keystore_password": password,
     }
-    for name in OUTPUTS:
-        outs.setdefault(name, None)
-    return outs
 
 
-def rerender(olds: dict[str, Any], news: dict[str, Any], *, window: renewal.AriWindow | None = None,
-             drop: Iterable[str] = ()) -> dict[str, Any]:
-    """Only how it is rendered changed (formats, password, renewal policy): same certificate, same key."""
-    cert = x509util.load_certificates(olds["cert_pem"])[0]
-    chain = x509util.load_certificates(olds.get("chain_pem") or "")
-    key = keys.load_private_key(olds["private_key_pem"])
-    return render(news, key, cert, chain, keystore_password(news, olds), window=window, drop=drop)
-
-
-def keystore_password(news: dict[str, Any], olds: dict[str, Any] | None) -> str:
+def keystore_password(configured: str | None, previous: str | None) -> str:
     """The configured password, else the one generated before (stable across renewals), else a new one."""
-    return news.get("keystore_password") or (olds or {}).get("keystore_password") or formats.generate_password()
-
-
-def normalize(value: Any) -> Any:
-    """Compare inputs as the user means them: empty is absent, dict order does not matter, ints are ints."""
-    if value in (None, "", [], {}):
-        return None
-    if isinstance(value, dict):
-        return {k: normalize(v) for k, v in sorted(value.items()) if normalize(v) is not None} or None
-    if isinstance(value, (list, tuple)):
-        return [normalize(v) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def changed_fields(name: str, olds: dict[str, Any], news: dict[str, Any], fields: Iterable[str]) -> list[str]:
-    """One preview line per input that shapes the certificate and changed (or is not known until apply)."""
-    reasons = []
-    for field in fields:
-        if is_unknown(news.get(field)):
-            reasons.append(f"{name}: {field} changes (known after apply); re-issuing")
-        elif normalize(olds.get(field)) != normalize(news.get(field)):
-            reasons.append(f"{name}: {field} changed; re-issuing")
-    return reasons
+    return configured or previous or formats.generate_password()
 
 
 def key_for_renewal(spec: keys.KeySpec, old_key_pem: str | None, reuse: bool) -> keys.PrivateKey:
@@ -97,22 +106,20 @@ def key_for_renewal(spec: keys.KeySpec, old_key_pem: str | None, reuse: bool) ->
     return keys.generate_private_key(spec)
 
 
-def rendering_changed(olds: dict[str, Any], news: dict[str, Any], fields: Iterable[str]) -> bool:
-    if any(normalize(olds.get(f)) != normalize(news.get(f)) for f in fields):
-        return True
-    return bool(news.get("keystore_password")) and news.get("keystore_password") != olds.get("keystore_password")
-
-
-def in_place_diff(reasons: list[str], rerender: bool) -> DiffResult:
+def in_place_diff(reasons: Sequence[str], rerender: bool) -> Any:
     """Certificates are never replaced: re-issue and re-render are updates of the same resource. Each reason is
     shown in `pulumi preview`."""
+    from pulumi.dynamic import DiffResult
+
+    from ._dynamic import note
+
     for reason in reasons:
         note(reason)
     return DiffResult(changes=bool(reasons) or rerender, replaces=[], delete_before_replace=False)
 
 
-class IssuedCertificate(Resource):
-    """Outputs shared by every certificate resource."""
+class IssuedCertificate(CertplaneResource):
+    """Outputs every certificate resource has (typed for components; the provider's Outputs model is the list)."""
 
     cert_pem: pulumi.Output[str]
     chain_pem: pulumi.Output[str]
@@ -123,8 +130,6 @@ class IssuedCertificate(Resource):
     not_after: pulumi.Output[str]
     renewal_time: pulumi.Output[str]
     renewal_source: pulumi.Output[str]
-    ari_window_start: pulumi.Output[str | None]
-    ari_window_end: pulumi.Output[str | None]
     fingerprint_sha256: pulumi.Output[str]
     key_algorithm: pulumi.Output[str]
     public_key_fingerprint_sha256: pulumi.Output[str]
@@ -134,3 +139,9 @@ class IssuedCertificate(Resource):
     jks_base64: pulumi.Output[str | None]
     cert_der_base64: pulumi.Output[str | None]
     keystore_password: pulumi.Output[str]
+
+    def __init__(self, name: str, *, opts: pulumi.ResourceOptions | None = None, **props: Any) -> None:
+        super().__init__(name, {"name": name, **props}, opts)
+
+
+__all__ = ["IssuedCertificate", "IssuedOutputs", "in_place_diff", "key_for_renewal", "keystore_password", "render"]

@@ -7,137 +7,126 @@ algorithm replaces the account; changing the e-mail updates the registration's c
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, UpdateResult
+from pulumi.dynamic import DiffResult
+from pydantic import AfterValidator, Field, model_validator
 
-from ._dynamic import CertplaneProvider, is_unknown, note, user_facing, without_provider
+from ._dynamic import CertplaneProvider, CertplaneResource, Stored, note
 from .core import keys
 from .core.acme import client as acme_client
-from .core.errors import CertplaneError, InvalidInputError
+from .core.errors import CertplaneError
+from .core.issuers.acme import DirectoryUrl
+from .core.keys import KeySpec, KeySpecField
+from .core.validation import SECRET, Model, State
 
-SECRET_OUTPUTS = ["account_key_pem", "eab_hmac_key"]
 REPLACE_FIELDS = ("directory_url", "key")
 
 
-def check_directory_url(value: Any, field: str = "directory_url") -> str:
-    if not isinstance(value, str) or not value.startswith(("https://", "http://")):
-        raise InvalidInputError(field, "must be the http(s) URL of an ACME directory, e.g. "
-                                       "https://acme-v02.api.letsencrypt.org/directory")
-    return value
+class AccountInputs(Model):
+    directory_url: DirectoryUrl
+    email: Annotated[str | None, AfterValidator(acme_client.check_email)] = None
+    ca_bundle: str | None = None
+    eab_kid: str | None = None
+    eab_hmac_key: Annotated[str | None, SECRET, Field(repr=False)] = None
+    key: Annotated[KeySpecField, AfterValidator(acme_client.check_key_spec)] = KeySpec("ecdsa", curve="P-256")
+    deactivate_on_destroy: bool = False
+
+    @model_validator(mode="after")
+    def _eab(self) -> AccountInputs:
+        acme_client.check_eab(self.eab_kid, self.eab_hmac_key)
+        return self
+
+    def connection(self) -> acme_client.Connection:
+        return acme_client.Connection(directory_url=self.directory_url, ca_bundle=self.ca_bundle or None)
 
 
-def check_email(value: Any) -> None:
-    if value in (None, ""):
-        return
-    if not isinstance(value, str) or value.count("@") != 1 or " " in value or value.startswith("@") or value.endswith("@"):
-        raise InvalidInputError("email", f"{value!r} is not an e-mail address")
+class AccountOutputs(State):
+    account_key_pem: Annotated[str | None, SECRET, Field(repr=False)] = None
+    account_url: str | None = None
+    key_algorithm: str | None = None
+
+    def client(self, inputs: AccountInputs) -> Any:
+        return acme_client.connect(inputs.connection(), keys.load_private_key(self.account_key_pem or ""),
+                                   self.account_url)
 
 
-def account_key_spec(raw: dict[str, Any] | None) -> keys.KeySpec:
-    spec = keys.KeySpec.parse(raw, field="key")
-    if spec.algorithm == "ed25519":
-        raise InvalidInputError("key.algorithm", "ACME account keys must be rsa or ecdsa")
-    return spec
+Olds = Stored[AccountInputs, AccountOutputs]
 
 
-def connection(props: dict[str, Any]) -> acme_client.Connection:
-    return acme_client.Connection(directory_url=props["directory_url"], ca_bundle=props.get("ca_bundle") or None)
+class AcmeAccountProvider(CertplaneProvider[AccountInputs, AccountOutputs]):
+    inputs = AccountInputs
+    outputs = AccountOutputs
+    noun = "an ACME account"
 
+    def action(self, verb: str) -> str:
+        return {"create": "registering an ACME account", "delete": "deactivating an ACME account"}.get(verb) \
+            or super().action(verb)
 
-class AcmeAccountProvider(CertplaneProvider):
-    def validate(self, news: dict[str, Any]) -> dict[str, Any]:
-        if not is_unknown(news.get("directory_url")):
-            check_directory_url(news.get("directory_url"))
-        if not is_unknown(news.get("email")):
-            check_email(news.get("email"))
-        if not is_unknown(news.get("key")):
-            news["key"] = account_key_spec(news.get("key")).as_dict()
-        kid, hmac = news.get("eab_kid"), news.get("eab_hmac_key")
-        if not is_unknown([kid, hmac]) and bool(kid) != bool(hmac):
-            raise InvalidInputError("eab", "give both kid and hmac_key for External Account Binding")
-        return news
+    def create_typed(self, inputs: AccountInputs) -> tuple[str, AccountOutputs]:
+        key = keys.generate_private_key(inputs.key)
+        client = acme_client.connect(inputs.connection(), key)
+        account = acme_client.register_account(client, email=inputs.email, eab_kid=inputs.eab_kid,
+                                               eab_hmac_key=inputs.eab_hmac_key, directory_url=inputs.directory_url)
+        return f"acct-{uuid.uuid4().hex[:12]}", AccountOutputs(
+            account_key_pem=keys.private_key_to_pem(key), account_url=account.url, key_algorithm=keys.spec_of(key).label)
 
-    @user_facing("registering an ACME account")
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        key = keys.generate_private_key(account_key_spec(props.get("key")))
-        client = acme_client.connect(connection(props), key)
-        account = acme_client.register_account(
-            client, email=props.get("email") or None, eab_kid=props.get("eab_kid") or None,
-            eab_hmac_key=props.get("eab_hmac_key") or None, directory_url=props["directory_url"])
-        outs = {**without_provider(props), "account_key_pem": keys.private_key_to_pem(key),
-                "account_url": account.url, "key_algorithm": keys.spec_of(key).label}
-        return CreateResult(f"acct-{uuid.uuid4().hex[:12]}", outs)
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [f for f in REPLACE_FIELDS if is_unknown(news.get(f)) or olds.get(f) != news.get(f)]
+    def diff_typed(self, _id: str, olds: Olds, news: AccountInputs) -> DiffResult:
+        replaces = [f for f in REPLACE_FIELDS if getattr(olds.inputs, f) != getattr(news, f)]
         changes = [f for f in ("email", "ca_bundle", "deactivate_on_destroy", "eab_kid", "eab_hmac_key")
-                   if olds.get(f) != news.get(f)]
+                   if getattr(olds.inputs, f) != getattr(news, f)]
         for field in replaces:
             note(f"ACME account: {field} changed; registering a new account")
         return DiffResult(changes=bool(replaces or changes), replaces=replaces, delete_before_replace=False)
 
-    @user_facing("updating an ACME account")
-    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        if (olds.get("email") or None) != (news.get("email") or None):
+    def update_typed(self, _id: str, olds: Olds, news: AccountInputs) -> AccountOutputs:
+        if olds.inputs.email != news.email:
             from acme import messages
 
-            client = acme_client.connect(connection(news), keys.load_private_key(olds["account_key_pem"]),
-                                         olds["account_url"])
-            regr = messages.RegistrationResource(uri=olds["account_url"], body=messages.Registration())
-            contact = (f"mailto:{news['email']}",) if news.get("email") else ()
+            from .core.acme.errors import translate
+
+            regr = messages.RegistrationResource(uri=olds.outputs.account_url, body=messages.Registration())
+            contact = (f"mailto:{news.email}",) if news.email else ()
             try:
-                client.update_registration(regr, messages.Registration(contact=contact))
+                olds.outputs.client(news).update_registration(regr, messages.Registration(contact=contact))
             except Exception as err:  # noqa: BLE001
-                from .core.acme.errors import translate
-
                 raise translate(err, "updating the account contact") from None
-        keep = {k: olds.get(k) for k in ("account_key_pem", "account_url", "key_algorithm")}
-        return UpdateResult({**without_provider(news), **keep})
+        return olds.outputs
 
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+    def read_typed(self, _id: str, olds: Olds) -> AccountOutputs | None:
         """`pulumi refresh`: an account the CA no longer knows (deactivated, or a CA whose data was reset) is
         dropped from state, so the next `up` registers a new one; a CA that cannot be reached changes nothing."""
-        if not props.get("account_url") or not props.get("account_key_pem"):
-            return ReadResult(id_, props)
+        url = olds.outputs.account_url
+        if not url or not olds.outputs.account_key_pem:
+            return olds.outputs
         try:
-            client = acme_client.connect(connection(props), keys.load_private_key(props["account_key_pem"]),
-                                         props["account_url"])
-            status = acme_client.account_status(client, props["account_url"])
+            status = acme_client.account_status(olds.outputs.client(olds.inputs), url)
         except CertplaneError as err:
-            note(f"ACME account {props['account_url']}: not checked ({err})")
-            return ReadResult(id_, props)
+            note(f"ACME account {url}: not checked ({err})")
+            return olds.outputs
         if status == "valid":
-            return ReadResult(id_, props)
-        note(f"ACME account {props['account_url']} is {status} at the CA; the next `pulumi up` registers a new one")
-        return ReadResult("", {})
+            return olds.outputs
+        note(f"ACME account {url} is {status} at the CA; the next `pulumi up` registers a new one")
+        return None
 
-    @user_facing("deactivating an ACME account")
-    def delete(self, _id: str, props: dict[str, Any]) -> None:
-        if not props.get("deactivate_on_destroy"):
-            return
-        client = acme_client.connect(connection(props), keys.load_private_key(props["account_key_pem"]),
-                                     props["account_url"])
-        acme_client.deactivate_account(client, props["account_url"])
+    def delete_typed(self, _id: str, olds: Olds) -> None:
+        if olds.inputs.deactivate_on_destroy and olds.outputs.account_url:
+            acme_client.deactivate_account(olds.outputs.client(olds.inputs), olds.outputs.account_url)
 
 
-class AcmeAccount(Resource):
-    """An ACME account. Outputs: account_key_pem (secret), account_url, directory_url, key_algorithm."""
+class AcmeAccount(CertplaneResource, module="certplane", name="AcmeAccount"):
+    """An ACME account. Outputs: account_key_pem (secret), account_url, key_algorithm."""
+
+    provider = AcmeAccountProvider
 
     account_key_pem: pulumi.Output[str]
     account_url: pulumi.Output[str]
     directory_url: pulumi.Output[str]
     key_algorithm: pulumi.Output[str]
 
-    def __init__(self, name: str, *, directory_url: Any, email: Any = None, ca_bundle: Any = None,
-                 eab_kid: Any = None, eab_hmac_key: Any = None, key: Any = None,
-                 deactivate_on_destroy: bool = False, opts: pulumi.ResourceOptions | None = None) -> None:
-        props = {
-            "directory_url": directory_url, "email": email, "ca_bundle": ca_bundle, "eab_kid": eab_kid,
-            "eab_hmac_key": pulumi.Output.secret(eab_hmac_key) if eab_hmac_key is not None else None,
-            "key": key, "deactivate_on_destroy": deactivate_on_destroy,
-            "account_key_pem": None, "account_url": None, "key_algorithm": None,
-        }
-        secret = pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
-        super().__init__(AcmeAccountProvider(), name, props, pulumi.ResourceOptions.merge(secret, opts))
+    def __init__(self, name: str, *, opts: pulumi.ResourceOptions | None = None, **props: Any) -> None:
+        super().__init__(name, props, opts)
+
+
+__all__ = ["AcmeAccount", "AcmeAccountProvider"]

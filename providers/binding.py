@@ -2,34 +2,33 @@
 
 create = deploy + verify (rolled back if verify fails); update = redeploy in place (renewal, drift, settings),
 rolled back to the previous bundle from state if verify fails; delete = remove; read (`pulumi refresh`) =
-observe what is live, so the next `pulumi up` sees drift and redeploys. The work is in providers/core/deploy.
+observe what is live, so the next `pulumi up` sees drift and redeploys. The work is in providers/core/deploy;
+which settings move a binding elsewhere (a replacement) is what the target's settings model marks LOCATION.
 
-The previous private key stays in state (encrypted, `additional_secret_outputs`) because rollback needs it.
+The previous private key stays in state (encrypted) because rollback needs it.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, UpdateResult
+from pulumi.dynamic import CheckResult, DiffResult
+from pydantic import Field, PrivateAttr, model_validator
 
-from ._dynamic import CertplaneProvider, is_unknown, note, user_facing, without_provider
+from ._dynamic import CertplaneProvider, CertplaneResource, Stored, note
+from ._wire import Unknown, is_unknown, known
 from .core import certificates as x509util
-from .core import keys
-from .core import renewal
-from .core.deploy import LOCATION_SETTINGS, Binding, Bundle, DeployTarget, get_target
+from .core import clock, deploy, keys
+from .core.deploy import Binding, Bundle, DeployTarget, TargetSettings
 from .core.errors import DeployError, InvalidInputError
+from .core.validation import SECRET, Model, State
 
-INPUTS = ("certificate", "target", "target_type", "target_settings", "server_names", "sni", "cert_pem", "chain_pem",
-          "private_key_pem", "fingerprint_sha256", "keystore_password")
-SECRET_OUTPUTS = ["private_key_pem", "keystore_password"]
-UPDATE_FIELDS = ("fingerprint_sha256", "cert_pem", "chain_pem", "server_names", "sni", "target_settings",
-                 "keystore_password")  # a new password re-renders the PKCS#12/JKS files a target writes
-# A new binding_id or kind of target lives elsewhere: create it, then delete the old one.
-REPLACE_FIELDS = ("certificate", "target", "target_type")
+Pending = Annotated[str | Unknown | None, SECRET, Field(repr=False)]
+REPLACE_FIELDS = ("certificate", "target", "target_type")  # a new binding id or kind of target lives elsewhere
 
 
 def binding_id(certificate: str, target: str) -> str:
@@ -37,41 +36,150 @@ def binding_id(certificate: str, target: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "-", f"{certificate}--{target}").strip("-.") or "binding"
 
 
-def _target(props: dict[str, Any]) -> DeployTarget:
-    try:
-        return get_target(str(props.get("target_type") or ""), dict(props.get("target_settings") or {}))
-    except InvalidInputError as err:
-        field = "target_type" if err.field == "type" else f"target_settings.{err.field}"
-        raise InvalidInputError(f"{_label(props)}: {field}", err.reason) from None
+class BindingInputs(Model):
+    certificate: str
+    target: str
+    target_type: str
+    target_settings: dict[str, Any] = {}
+    server_names: tuple[str, ...] | Unknown = ()
+    sni: bool = False
+    cert_pem: str | Unknown | None = None
+    chain_pem: str | Unknown | None = None
+    private_key_pem: Pending = None
+    keystore_password: Pending = None  # for the PKCS#12/JKS files a target writes
+
+    _settings: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _target(self) -> BindingInputs:
+        try:
+            self._settings = deploy.parse_settings(self.target_type, self.target_settings)
+        except InvalidInputError as err:
+            raise InvalidInputError("target_type" if err.field == "type" else f"target_settings.{err.field}",
+                                    err.reason) from None
+        return self
+
+    @property
+    def settings(self) -> TargetSettings:
+        return self._settings  # type: ignore[no-any-return]
+
+    @property
+    def binding_id(self) -> str:
+        return binding_id(self.certificate, self.target)
+
+    def binding(self, live: Mapping[str, Any] | None = None) -> Binding:
+        return Binding(self.binding_id, tuple(known(self.server_names)), self.sni, dict(live or {}))
+
+    def bundle(self) -> Bundle | None:
+        if not self.cert_pem or not self.private_key_pem:
+            return None
+        return Bundle.from_pems(self.certificate, known(self.cert_pem), known(self.chain_pem) or "",
+                                known(self.private_key_pem), known(self.keystore_password) or None)
 
 
-def _label(props: dict[str, Any]) -> str:
-    return f"binding {binding_id(str(props.get('certificate')), str(props.get('target')))}"
+class BindingOutputs(State):
+    binding_id: str | None = None
+    live: dict[str, Any] | None = None
+    verified_at: str | None = None
+    live_fingerprints: dict[str, str | None] | None = None
+    fingerprint_sha256: str | None = None  # of the certificate deployed
 
 
-def _binding(props: dict[str, Any], live: dict[str, Any] | None = None) -> Binding:
-    return Binding(binding_id(str(props.get("certificate")), str(props.get("target"))),
-                   tuple(props.get("server_names") or ()), bool(props.get("sni")), dict(live or {}))
+Olds = Stored[BindingInputs, BindingOutputs]
 
 
-def _bundle(props: dict[str, Any]) -> Bundle | None:
-    if not props.get("cert_pem") or not props.get("private_key_pem"):
-        return None
-    return Bundle.from_pems(str(props.get("certificate")), props["cert_pem"], props.get("chain_pem") or "",
-                            props["private_key_pem"], props.get("keystore_password") or None)
+class CertificateBindingProvider(CertplaneProvider[BindingInputs, BindingOutputs]):
+    inputs = BindingInputs
+    outputs = BindingOutputs
+    noun = "a certificate binding"
+
+    def action(self, verb: str) -> str:
+        return {"create": "deploying a certificate", "update": "redeploying a certificate",
+                "delete": "removing a certificate binding", "read": "reading a certificate binding"}.get(verb) \
+            or super().action(verb)
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        result = super().check(olds, news)
+        label = f"binding {binding_id(str(news.get('certificate')), str(news.get('target')))}"
+        for failure in result.failures:
+            failure.reason = f"{label}: {failure.reason}"
+        return result
+
+    def validate(self, inputs: BindingInputs, olds: Mapping[str, Any]) -> None:
+        target = deploy.build(inputs.settings)
+        if not isinstance(inputs.server_names, Unknown):
+            target.check_binding(inputs.binding())
+        if isinstance(inputs.cert_pem, str) and inputs.cert_pem and not is_unknown(inputs.private_key_pem):
+            certs = x509util.load_certificates(inputs.cert_pem)
+            if not certs:
+                raise InvalidInputError("cert_pem", "is not a PEM certificate")
+            try:
+                key = keys.load_private_key(inputs.private_key_pem or "")
+            except InvalidInputError as err:
+                raise InvalidInputError("private_key_pem", err.reason) from None
+            if not keys.same_public_key(key, certs[0].public_key()):  # type: ignore[arg-type]
+                raise InvalidInputError("private_key_pem", "does not match the certificate")
+
+    def create_typed(self, inputs: BindingInputs) -> tuple[str, BindingOutputs]:
+        target, bundle = deploy.build(inputs.settings), _required_bundle(inputs)
+        binding = inputs.binding()
+        live = _deploy_verified(target, binding, bundle, None)
+        return f"{binding.binding_id}-{uuid.uuid4().hex[:8]}", _outputs(inputs, bundle, live,
+                                                                          target.observe(binding.with_live(live)))
+
+    def diff_typed(self, _id: str, olds: Olds, news: BindingInputs) -> DiffResult:
+        replaces = [f for f in REPLACE_FIELDS if getattr(olds.inputs, f) != getattr(news, f)]
+        if news.target_type != olds.inputs.target_type or \
+                deploy.location_of(olds.inputs.settings) != deploy.location_of(news.settings):
+            replaces.append("target_settings")  # the binding lives somewhere else now
+        changes = [f for f in ("cert_pem", "chain_pem", "server_names", "sni", "keystore_password")
+                   if is_unknown(getattr(news, f)) or getattr(olds.inputs, f) != getattr(news, f)]
+        if olds.inputs.settings != news.settings:
+            changes.append("target_settings")
+        drifted = drift(news.binding_id, olds.outputs) if not replaces else []
+        for line in drifted:
+            note(line)
+        if "cert_pem" in changes and not replaces:
+            note(f"binding {news.binding_id}: deploying the new certificate to {news.target}")
+        return DiffResult(changes=bool(replaces or changes or drifted), replaces=replaces,
+                          delete_before_replace=False)
+
+    def update_typed(self, _id: str, olds: Olds, news: BindingInputs) -> BindingOutputs:
+        target, bundle = deploy.build(news.settings), _required_bundle(news)
+        binding = news.binding(olds.outputs.live)
+        live = _deploy_verified(target, binding, bundle, olds.inputs.bundle())
+        return _outputs(news, bundle, live, target.observe(binding.with_live(live)))
+
+    def read_typed(self, _id: str, olds: Olds) -> BindingOutputs:
+        observed = deploy.build(olds.inputs.settings).observe(olds.inputs.binding(olds.outputs.live))
+        outputs = olds.outputs.model_copy(update={"live_fingerprints": observed})
+        for line in drift(olds.inputs.binding_id, outputs):
+            note(line.replace("; redeploying", "; the next `pulumi up` redeploys it"))
+        return outputs
+
+    def delete_typed(self, _id: str, olds: Olds) -> None:
+        deploy.build(olds.inputs.settings).remove(olds.inputs.binding(olds.outputs.live))
 
 
-def _outputs(props: dict[str, Any], live: dict[str, Any], fingerprints: dict[str, str | None]) -> dict[str, Any]:
-    return {**without_provider(props), "binding_id": _binding(props).binding_id, "live": live,
-            "verified_at": x509util.rfc3339(renewal.now()), "live_fingerprints": fingerprints}
+def _required_bundle(inputs: BindingInputs) -> Bundle:
+    bundle = inputs.bundle()
+    if bundle is None:
+        raise InvalidInputError(f"binding {inputs.binding_id}: cert_pem", "a binding needs a certificate and its key")
+    return bundle
 
 
-def drift(props: dict[str, Any]) -> list[str]:
-    """One line per server name whose live certificate is not the one expected (from the last refresh)."""
-    expected = props.get("fingerprint_sha256")
-    return [f"{_label(props)}: {name} serves {_short(got) if got else 'no certificate'} (SHA-256), expected "
+def _outputs(inputs: BindingInputs, bundle: Bundle, live: dict[str, Any],
+             fingerprints: dict[str, str | None]) -> BindingOutputs:
+    return BindingOutputs(binding_id=inputs.binding_id, live=live, verified_at=clock.rfc3339(clock.now()),
+                          live_fingerprints=fingerprints, fingerprint_sha256=bundle.fingerprint_sha256)
+
+
+def drift(binding: str, outputs: BindingOutputs) -> list[str]:
+    """One line per server name whose live certificate is not the one deployed (as of the last refresh)."""
+    expected = outputs.fingerprint_sha256
+    return [f"binding {binding}: {name} serves {_short(got) if got else 'no certificate'} (SHA-256), expected "
             f"{_short(expected)}; redeploying"
-            for name, got in sorted((props.get("live_fingerprints") or {}).items()) if got != expected]
+            for name, got in sorted((outputs.live_fingerprints or {}).items()) if got != expected]
 
 
 def _short(fingerprint: Any) -> str:
@@ -95,79 +203,10 @@ def _deploy_verified(target: DeployTarget, binding: Binding, bundle: Bundle, pre
         raise DeployError(f"{err} ({'previous certificate restored' if previous else 'rolled back'})") from None
 
 
-class CertificateBindingProvider(CertplaneProvider):
-    def validate(self, news: dict[str, Any]) -> dict[str, Any]:
-        if not is_unknown([news.get("target_type"), news.get("target_settings")]):
-            target = _target(news)
-            if not is_unknown([news.get("server_names"), news.get("certificate"), news.get("target")]):
-                try:
-                    target.check_binding(_binding(news))
-                except InvalidInputError as err:
-                    raise InvalidInputError(f"{_label(news)}: {err.field}", err.reason) from None
-        if not is_unknown([news.get("cert_pem"), news.get("private_key_pem")]) and news.get("cert_pem"):
-            certs = x509util.load_certificates(news["cert_pem"])
-            if not certs:
-                raise InvalidInputError(f"{_label(news)}: cert_pem", "is not a PEM certificate")
-            try:
-                key = keys.load_private_key(news.get("private_key_pem") or "")
-            except InvalidInputError as err:
-                raise InvalidInputError(f"{_label(news)}: private_key_pem", err.reason) from None
-            if keys.public_key_fingerprint_sha256(key) != keys.public_key_fingerprint_sha256(
-                    certs[0].public_key()):  # type: ignore[arg-type]
-                raise InvalidInputError(f"{_label(news)}: private_key_pem", "does not match the certificate")
-        return news
+class CertificateBinding(CertplaneResource, module="certplane", name="CertificateBinding"):
+    """One certificate served at one target. Inputs: BindingInputs; outputs: BindingOutputs."""
 
-    @user_facing("deploying a certificate")
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        target, bundle = _target(props), _bundle(props)
-        if bundle is None:
-            raise InvalidInputError(f"{_label(props)}: cert_pem", "a binding needs a certificate and its key")
-        binding = _binding(props)
-        live = _deploy_verified(target, binding, bundle, None)
-        outs = _outputs(props, live, target.observe(binding.with_live(live)))
-        return CreateResult(f"{binding.binding_id}-{uuid.uuid4().hex[:8]}", outs)
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [f for f in REPLACE_FIELDS if is_unknown(news.get(f)) or olds.get(f) != news.get(f)]
-        kind = news.get("target_type")
-        old_settings, new_settings = olds.get("target_settings") or {}, news.get("target_settings") or {}
-        if is_unknown(new_settings) or any(old_settings.get(k) != new_settings.get(k)
-                                           for k in LOCATION_SETTINGS.get(str(kind), ())):
-            replaces.append("target_settings")
-        changes = [f for f in UPDATE_FIELDS if is_unknown(news.get(f)) or olds.get(f) != news.get(f)]
-        drifted = drift(olds) if not replaces else []
-        for line in drifted:
-            note(line)
-        if "fingerprint_sha256" in changes and not replaces:
-            note(f"{_label(news)}: deploying the new certificate to {news.get('target')}")
-        return DiffResult(changes=bool(replaces or changes or drifted), replaces=replaces,
-                          delete_before_replace=False)
-
-    @user_facing("redeploying a certificate")
-    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        target, bundle = _target(news), _bundle(news)
-        if bundle is None:
-            raise InvalidInputError(f"{_label(news)}: cert_pem", "a binding needs a certificate and its key")
-        binding = _binding(news, olds.get("live"))
-        live = _deploy_verified(target, binding, bundle, _bundle(olds))
-        return UpdateResult(_outputs(news, live, target.observe(binding.with_live(live))))
-
-    @user_facing("removing a certificate binding")
-    def delete(self, _id: str, props: dict[str, Any]) -> None:
-        _target(props).remove(_binding(props, props.get("live")))
-
-    @user_facing("reading a certificate binding")
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        observed = _target(props).observe(_binding(props, props.get("live")))
-        outs = {**props, "live_fingerprints": observed}
-        for line in drift(outs):
-            note(line.replace("; redeploying", "; the next `pulumi up` redeploys it"))
-        return ReadResult(id_, outs)
-
-
-class CertificateBinding(Resource):
-    """One certificate served at one target. Inputs: certificate, target (names), target_type, target_settings,
-    server_names, sni, cert_pem, chain_pem, private_key_pem (secret), fingerprint_sha256, keystore_password."""
+    provider = CertificateBindingProvider
 
     binding_id: pulumi.Output[str]
     live: pulumi.Output[dict[str, Any]]
@@ -176,9 +215,4 @@ class CertificateBinding(Resource):
     fingerprint_sha256: pulumi.Output[str]
 
     def __init__(self, name: str, *, opts: pulumi.ResourceOptions | None = None, **props: Any) -> None:
-        base: dict[str, Any] = {f: None for f in INPUTS}
-        base.update({"server_names": [], "sni": False, "target_settings": {}})
-        outputs = {"binding_id": None, "live": None, "verified_at": None, "live_fingerprints": None}
-        secret = pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
-        super().__init__(CertificateBindingProvider(), name, {**base, **outputs, **props},
-                         pulumi.ResourceOptions.merge(secret, opts))
+        super().__init__(name, props, opts)

@@ -1,175 +1,292 @@
-"""Certificates signed here: self-signed (labs, CA roots) and signed by a certplane CA (intermediates, leaves).
+"""Certificate: one certificate from any issuer plug-in (a private CA, the certificate's own key, an ACME CA),
+renewed in place.
 
-Renewal is an in-place update that keeps the resource's identity: `diff` says an update is due when the
-renewal window opens (a pure function of the stored validity and `now`), or when anything that shapes the
-certificate changes; `update` re-issues with a new key unless `reuse_key`.
+`diff` runs a chain of named checks (the request changed, the key changed, the issuer changed, expired, the
+ARI window or the renewal window is open); any reason re-issues, shown in `pulumi preview`. `update` re-issues
+in place (same resource id) with a new key unless `reuse_key`, and never revokes: the old certificate stays
+valid until its replacement is deployed. Only a rendering change (formats, password, settings the issuer reads
+but that do not shape the certificate) re-renders the same certificate. `delete` revokes only when the issuer
+can and the certificate's order asks for it.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from typing import Annotated, Any
 
-import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, UpdateResult
+from pulumi.dynamic import DiffResult
+from pydantic import Field, PrivateAttr, model_validator
 
-from . import _issued
-from ._dynamic import CertplaneProvider, is_unknown, user_facing
-from .core import certificates as x509util
-from .core import formats, keys, renewal
+from . import _issued, _legacy
+from ._dynamic import CertplaneProvider, CertplaneResource, Stored, note
+from ._wire import UNKNOWN, Unknown
+from .core import clock, keys, renewal
+from .core.certificates import CertificateRequest
 from .core.errors import InvalidInputError
+from .core.formats import Formats
+from .core.issuers import REGISTRY, AdvisesRenewal, IssueRequest, Issued, IssuerPlugin, Revokes
+from .core.keys import KeySpecField
+from .core.renewal import RenewalPolicy
+from .core.validation import REISSUE, SECRET, marked, problems
 
-# Inputs that shape the certificate itself: a change re-issues it.
-REISSUE_FIELDS = (
-    "key", "common_name", "organization", "dns_names", "ip_addresses", "validity_days", "is_ca",
-    "path_length", "client_auth", "permitted_dns_domains", "ca_cert_pem", "ca_chain_pem",
-)
-# Inputs that only change how it is rendered or when it renews.
-RENDER_FIELDS = ("formats", "keystore_password", "renew", "reuse_key", "name")
-NOT_OUTPUTS = ("ca_private_key_pem", "key_pem")  # never copy the CA's key (or an external key) into outputs
+Pending = Annotated[str | Unknown | None, SECRET, Field(repr=False)]
 
 
-def _template(props: dict[str, Any]) -> x509util.CertificateTemplate:
-    return x509util.CertificateTemplate(
-        common_name=props.get("common_name") or None,
-        dns_names=tuple(props.get("dns_names") or ()),
-        ip_addresses=tuple(props.get("ip_addresses") or ()),
-        organization=props.get("organization") or None,
-        validity_days=int(props.get("validity_days") or 90),
-        is_ca=bool(props.get("is_ca")),
-        path_length=None if props.get("path_length") is None else int(props["path_length"]),
-        client_auth=bool(props.get("client_auth")),
-        permitted_dns_domains=tuple(props.get("permitted_dns_domains") or ()),
-    )
+class CertificateInputs(CertificateRequest):
+    """The request (names, lifetime, uses), the key, how to render it, and the issuer: its plug-in
+    (`issuer_type`), its order settings split into plain and secret ones, and the credentials the issuer's own
+    resources provide (not known in a preview that creates them)."""
+
+    name: str
+    key: KeySpecField | None = None
+    key_pem: Pending = None  # a key made elsewhere (a CA's key from a PrivateKey resource)
+    reuse_key: bool = False
+    renew: RenewalPolicy | None = None
+    formats: Formats = ()
+    keystore_password: Pending = None
+    issuer_type: str
+    issuer_settings: dict[str, Any] = {}
+    issuer_secrets: Annotated[dict[str, Any] | None, SECRET, Field(repr=False)] = None
+    issuer_credentials: Annotated[dict[str, Any] | Unknown | None, SECRET, Field(repr=False)] = None
+
+    _plugin: Any = PrivateAttr(default=None)
+    _order: Any = PrivateAttr(default=None)
+    _credentials: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _issuer(self) -> CertificateInputs:
+        plugin = REGISTRY.get(self.issuer_type)
+        self._plugin = plugin
+        self._order = _validated("issuer_settings", lambda: plugin.order.model_validate(
+            {**self.issuer_settings, **(self.issuer_secrets or {})}))
+        creds = self.issuer_credentials
+        if isinstance(creds, Unknown):
+            self._credentials = UNKNOWN
+        elif creds is not None and plugin.credentials is not None:
+            self._credentials = _validated("issuer_credentials", lambda: plugin.credentials.model_validate(creds))
+        return self
+
+    @property
+    def plugin(self) -> IssuerPlugin[Any, Any, Any]:
+        return self._plugin  # type: ignore[no-any-return]
+
+    @property
+    def order(self) -> Any:
+        return self._order
+
+    @property
+    def credentials(self) -> Any:
+        """The issuer's credentials model, None when it has none, UNKNOWN in a preview that creates them."""
+        return self._credentials
+
+    @property
+    def policy(self) -> RenewalPolicy:
+        return self.renew or RenewalPolicy()
 
 
-def _load_issuer(props: dict[str, Any]) -> tuple[Any, keys.PrivateKey, list[Any]] | None:
-    if not props.get("ca_cert_pem"):
-        return None
-    certs = x509util.load_certificates(props["ca_cert_pem"])
-    if not certs:
-        raise InvalidInputError("ca_cert_pem", "is not a PEM certificate")
-    ca_cert = certs[0]
+def _validated(field: str, build: Callable[[], Any]) -> Any:
+    from pydantic import ValidationError
+
     try:
-        ca_key = keys.load_private_key(props.get("ca_private_key_pem") or "")
+        return build()
+    except ValidationError as err:
+        raise problems(err, field).problems[0] from None
+
+
+class CertificateOutputs(_issued.IssuedOutputs):
+    issuer_identity: str | None = None  # what signed it (plug-in defined): a change re-issues
+    key_pem_fingerprint: str | None = None  # SPKI fingerprint of a given key_pem
+
+
+REQUEST_FIELDS = tuple(CertificateRequest.model_fields)
+
+
+class CertificateProvider(CertplaneProvider[CertificateInputs, CertificateOutputs]):
+    inputs = CertificateInputs
+    outputs = CertificateOutputs
+    noun = "a certificate"
+
+    def action(self, verb: str) -> str:
+        return {"create": "issuing a certificate", "update": "renewing a certificate",
+                "delete": "revoking a certificate"}.get(verb) or super().action(verb)
+
+    def legacy(self, raw: dict[str, Any]) -> dict[str, Any]:
+        return _legacy.certificate(raw)
+
+    def not_kept(self, inputs: CertificateInputs) -> Collection[str]:
+        # A CA's key is never copied into its leaves' outputs; an ACME account key is kept to revoke on destroy.
+        return ("key_pem",) if inputs.plugin.retains_credentials else ("key_pem", "issuer_credentials")
+
+    def validate(self, inputs: CertificateInputs, olds: Mapping[str, Any]) -> None:
+        inputs.plugin.check(inputs.order, inputs, inputs.key if inputs.key_pem is None else None)
+        if inputs.credentials not in (None, UNKNOWN):
+            try:
+                inputs.plugin.check_credentials(inputs.credentials)
+            except InvalidInputError as err:
+                raise err.within("issuer_credentials") from None
+        if isinstance(inputs.key_pem, str):
+            _given_key(inputs.key_pem)
+
+    # --- verbs --------------------------------------------------------------------------------------------
+
+    def create_typed(self, inputs: CertificateInputs) -> tuple[str, CertificateOutputs]:
+        return f"cert-{uuid.uuid4().hex[:12]}", _issue(inputs, None)
+
+    def diff_typed(self, _id: str, olds: Stored[CertificateInputs, CertificateOutputs],
+                   news: CertificateInputs) -> DiffResult:
+        return _issued.in_place_diff(reissue_reasons(olds, news, quick=True), rerender_needed(olds, news))
+
+    def update_typed(self, _id: str, olds: Stored[CertificateInputs, CertificateOutputs],
+                     news: CertificateInputs) -> CertificateOutputs:
+        if not olds.outputs.issued or reissue_reasons(olds, news, quick=False):
+            return _issue(news, olds.outputs)  # the old certificate is NOT revoked: it may still be live
+        return _rerender(news, olds.outputs)
+
+    def delete_typed(self, _id: str, olds: Stored[CertificateInputs, CertificateOutputs]) -> None:
+        creds = olds.inputs.credentials
+        if not olds.outputs.issued or creds is None:
+            return
+        issuer = olds.inputs.plugin.build(olds.inputs.order, creds)
+        if isinstance(issuer, Revokes) and issuer.revoke(olds.outputs.leaf()):
+            note(f"{olds.inputs.name}: revoked serial {olds.outputs.serial}")
+
+
+# --- the reasons to re-issue, each a small named check --------------------------------------------------
+
+Olds = Stored[CertificateInputs, CertificateOutputs]
+
+
+def request_changed(olds: Olds, news: CertificateInputs) -> list[str]:
+    out = []
+    for field in REQUEST_FIELDS:
+        if getattr(olds.inputs, field) != getattr(news, field):
+            out.append(f"{news.name}: {field} changed; re-issuing")
+    return out
+
+
+def key_changed(olds: Olds, news: CertificateInputs) -> list[str]:
+    if news.key_pem is None:
+        if olds.outputs.key_pem_fingerprint:
+            return [f"{news.name}: key changed; re-issuing"]  # a generated key replaces a given one
+        if news.key != olds.inputs.key and news.key is not None:
+            return [f"{news.name}: key changed; re-issuing"]
+        return []
+    if isinstance(news.key_pem, Unknown):
+        return [f"{news.name}: key_pem changes (known after apply); re-issuing"]
+    if keys.public_key_fingerprint_sha256(_given_key(news.key_pem)) != olds.outputs.key_pem_fingerprint:
+        return [f"{news.name}: the signing key changed; re-issuing"]
+    return []
+
+
+def issuer_changed(olds: Olds, news: CertificateInputs) -> list[str]:
+    if news.issuer_type != olds.inputs.issuer_type:
+        return [f"{news.name}: issuer changed ({olds.inputs.issuer_type} to {news.issuer_type}); re-issuing"]
+    out = [f"{news.name}: {field} changed; re-issuing" for field in marked(news.plugin.order, REISSUE)
+           if getattr(news.order, field) != getattr(olds.inputs.order, field)]
+    if news.credentials is UNKNOWN:
+        if news.plugin.credentials_identify_issuer:
+            out.append(f"{news.name}: the issuer changes (known after apply); re-issuing")
+    elif news.plugin.identity(news.order, news.credentials) != olds.outputs.issuer_identity:
+        out.append(f"{news.name}: the issuer changed; re-issuing")
+    return out
+
+
+def renewal_due(olds: Olds, news: CertificateInputs, *, quick: bool) -> list[str]:
+    if isinstance(news.renew, Unknown) or not olds.outputs.issued:
+        return []
+    window = _fresh_window(olds, quick=quick)
+    life = olds.outputs.lifetime(news.name, news.policy, window)
+    assert life is not None
+    reason = renewal.first_reason(renewal.CHECKS, life, clock.now())
+    return [reason] if reason else []
+
+
+def reissue_reasons(olds: Olds, news: CertificateInputs, *, quick: bool) -> list[str]:
+    """Why the stored certificate no longer fits its inputs or is due (empty when it is fine)."""
+    return [*request_changed(olds, news), *key_changed(olds, news), *issuer_changed(olds, news),
+            *renewal_due(olds, news, quick=quick)]
+
+
+def rerender_needed(olds: Olds, news: CertificateInputs) -> bool:
+    """Same certificate, rendered or kept differently: formats, renewal policy, key reuse, an explicitly new
+    keystore password, issuer settings that do not shape the certificate, new credentials to keep."""
+    if (news.formats, news.renew, news.reuse_key, news.name) != (olds.inputs.formats, olds.inputs.renew,
+                                                                   olds.inputs.reuse_key, olds.inputs.name):
+        return True
+    if news.keystore_password and news.keystore_password != olds.outputs.keystore_password:
+        return True
+    if news.order != olds.inputs.order:
+        return True
+    if news.plugin.retains_credentials:
+        return news.credentials is UNKNOWN or news.credentials != olds.inputs.credentials
+    return False
+
+
+def _fresh_window(olds: Olds, *, quick: bool) -> renewal.AriWindow | None:
+    """Re-ask the CA for the renewal window (it may move it, e.g. after an incident); silent on failure: the
+    window stored at issue time is used then."""
+    stored = olds.outputs.window()
+    creds = olds.inputs.credentials
+    if stored is None or creds is None:
+        return stored
+    issuer = olds.inputs.plugin.build(olds.inputs.order, creds)
+    if not isinstance(issuer, AdvisesRenewal):
+        return stored
+    try:
+        return issuer.renewal_window(olds.outputs.leaf(), quick=quick) or stored
+    except Exception:  # noqa: BLE001 - advisory only
+        return stored
+
+
+# --- issuing and rendering ------------------------------------------------------------------------------
+
+def _given_key(pem: str) -> keys.PrivateKey:
+    try:
+        return keys.load_private_key(pem)
     except InvalidInputError as err:
-        raise InvalidInputError("ca_private_key_pem", err.reason) from None
-    if not keys.same_public_key(ca_key, ca_cert.public_key()):
-        raise InvalidInputError("ca_private_key_pem", "does not match the CA certificate")
-    if not x509util.is_ca(ca_cert):
-        raise InvalidInputError("ca_cert_pem", "is not a CA certificate (basicConstraints CA:FALSE)")
-    above = [c for c in x509util.load_certificates(props.get("ca_chain_pem") or "") if not x509util.is_self_issued(c)]
-    served_chain = ([] if x509util.is_self_issued(ca_cert) else [ca_cert]) + above
-    return ca_cert, ca_key, served_chain
+        raise InvalidInputError("key_pem", err.reason) from None
 
 
-def _key_for(props: dict[str, Any], old_key_pem: str | None) -> keys.PrivateKey:
-    if props.get("key_pem"):
-        try:
-            return keys.load_private_key(props["key_pem"])
-        except InvalidInputError as err:
-            raise InvalidInputError("key_pem", err.reason) from None
-    return _issued.key_for_renewal(keys.KeySpec.parse(props.get("key")), old_key_pem, bool(props.get("reuse_key")))
+def _key(news: CertificateInputs, old: CertificateOutputs | None) -> keys.PrivateKey:
+    if isinstance(news.key_pem, str):
+        return _given_key(news.key_pem)
+    if news.key is None:
+        raise InvalidInputError("key", "give a key specification (or key_pem)")
+    return _issued.key_for_renewal(news.key, old.private_key_pem if old else None, news.reuse_key)
 
 
-def _render(props: dict[str, Any], key: keys.PrivateKey, cert: Any, chain: list[Any], password: str) -> dict[str, Any]:
-    outs = _issued.render(props, key, cert, chain, password, drop=NOT_OUTPUTS)
-    outs["key_pem_fingerprint"] = keys.public_key_fingerprint_sha256(key) if props.get("key_pem") else None
-    return outs
+def _issue(news: CertificateInputs, old: CertificateOutputs | None) -> CertificateOutputs:
+    key = _key(news, old)
+    credentials = None if news.credentials is UNKNOWN else news.credentials
+    issuer = news.plugin.build(news.order, credentials)
+    issued: Issued = issuer.issue(IssueRequest(news.name, news, key, clock.now()))
+    for line in issued.notes:
+        note(f"{news.name}: {line}")
+    password = _issued.keystore_password(news.keystore_password if isinstance(news.keystore_password, str) else None,
+                                         old.keystore_password if old else None)
+    return _outputs(news, key, issued.leaf, issued.chain, password, issued.renewal_window, credentials)
 
 
-def _issue(props: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
-    template = _template(props)
-    template.validate()
-    key = _key_for(props, (old or {}).get("private_key_pem"))
-    issuer = _load_issuer(props)
-    at = renewal.now()
-    if issuer is None:
-        cert = x509util.sign_certificate(template, subject_public_key=key.public_key(), signing_key=key,
-                                         issuer=None, now=at)
-        chain: list[Any] = []
-    else:
-        ca_cert, ca_key, chain = issuer
-        cert = x509util.sign_certificate(template, subject_public_key=key.public_key(), signing_key=ca_key,
-                                         issuer=ca_cert, now=at)
-    return _render(props, key, cert, chain, _issued.keystore_password(props, old))
+def _rerender(news: CertificateInputs, old: CertificateOutputs) -> CertificateOutputs:
+    password = _issued.keystore_password(news.keystore_password if isinstance(news.keystore_password, str) else None,
+                                         old.keystore_password)
+    return _outputs(news, old.key(), old.leaf(), old.chain(), password, old.window(),
+                    None if news.credentials is UNKNOWN else news.credentials, key_pem_fingerprint=old.key_pem_fingerprint)
 
 
-def reissue_reasons(olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
-    """Why the stored certificate no longer fits its inputs (empty when it still does)."""
-    name = news.get("name") or "certificate"
-    reasons = _issued.changed_fields(name, olds, news, REISSUE_FIELDS)
-    if news.get("key_pem") and not is_unknown(news["key_pem"]):
-        if keys.public_key_fingerprint_sha256(keys.load_private_key(news["key_pem"])) != olds.get("key_pem_fingerprint"):
-            reasons.append(f"{name}: the signing key changed; re-issuing")
-    elif is_unknown(news.get("key_pem")):
-        reasons.append(f"{name}: key_pem changes (known after apply); re-issuing")
-    if olds.get("not_before") and olds.get("not_after") and not is_unknown(news.get("renew")):
-        decision = renewal.renewal_decision(
-            name, x509util.parse_rfc3339(olds["not_before"]), x509util.parse_rfc3339(olds["not_after"]),
-            renewal.RenewalPolicy.parse(news.get("renew")), renewal.now(),
-        )
-        if decision.due:
-            reasons.append(decision.reason)
-    return reasons
+def _outputs(news: CertificateInputs, key: keys.PrivateKey, leaf: Any, chain: Any, password: str,
+             window: renewal.AriWindow | None, credentials: Any, *,
+             key_pem_fingerprint: str | None = None) -> CertificateOutputs:
+    rendered = _issued.render(key, leaf, chain, formats_wanted=news.formats, password=password, policy=news.policy,
+                              window=window)
+    if isinstance(news.key_pem, str):
+        key_pem_fingerprint = keys.public_key_fingerprint_sha256(key)
+    return CertificateOutputs(**rendered, issuer_identity=news.plugin.identity(news.order, credentials),
+                              key_pem_fingerprint=key_pem_fingerprint)
 
 
-class CertificateProvider(CertplaneProvider):
-    def validate(self, news: dict[str, Any]) -> dict[str, Any]:
-        if not is_unknown(news.get("key")) and not news.get("key_pem"):
-            news["key"] = keys.KeySpec.parse(news.get("key")).as_dict()
-        if not any(is_unknown(news.get(f)) for f in REISSUE_FIELDS):
-            _template(news).validate()
-        if not is_unknown(news.get("renew")):
-            renewal.RenewalPolicy.parse(news.get("renew"))
-        if not is_unknown(news.get("formats")):
-            formats.check_formats(list(news.get("formats") or []))
-        if news.get("ca_cert_pem") and not is_unknown([news.get("ca_cert_pem"), news.get("ca_private_key_pem")]):
-            _load_issuer(news)
-        if news.get("key_pem") and not is_unknown(news.get("key_pem")):
-            _key_for(news, None)
-        return news
+class Certificate(_issued.IssuedCertificate, module="certplane", name="Certificate"):
+    """A certificate from an issuer plug-in; inputs as CertificateInputs, outputs as CertificateOutputs."""
 
-    @user_facing("issuing a certificate")
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        return CreateResult(f"cert-{uuid.uuid4().hex[:12]}", _issue(props, None))
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return _issued.in_place_diff(reissue_reasons(olds, news), _issued.rendering_changed(olds, news, (f for f in RENDER_FIELDS if f != "keystore_password")))
-
-    @user_facing("renewing a certificate")
-    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        if reissue_reasons(olds, news):
-            return UpdateResult(_issue(news, olds))
-        outs = _issued.rerender(olds, news, drop=NOT_OUTPUTS)
-        outs["key_pem_fingerprint"] = olds.get("key_pem_fingerprint")
-        return UpdateResult(outs)
-
-
-class _Certificate(_issued.IssuedCertificate):
-    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None) -> None:
-        base = {"name": name, "key": None, "key_pem": None, "reuse_key": False, "common_name": None,
-                "organization": None, "dns_names": [], "ip_addresses": [], "validity_days": 90, "is_ca": False,
-                "path_length": None, "client_auth": False, "permitted_dns_domains": [], "ca_cert_pem": None,
-                "ca_private_key_pem": None, "ca_chain_pem": None, "renew": None, "formats": [],
-                "keystore_password": None}
-        outputs = {k: None for k in (*_issued.OUTPUTS, "key_pem_fingerprint") if k not in base}
-        secret = pulumi.ResourceOptions(additional_secret_outputs=_issued.SECRET_OUTPUTS)
-        super().__init__(CertificateProvider(), name, {**base, **outputs, **props},
-                         pulumi.ResourceOptions.merge(secret, opts))
-
-
-class SelfSignedCertificate(_Certificate):
-    """A certificate signed by its own key: lab endpoints and CA roots (`is_ca=True`)."""
-
-    def __init__(self, name: str, *, opts: pulumi.ResourceOptions | None = None, **props: Any) -> None:
-        super().__init__(name, props, opts)
-
-
-class LocallySignedCertificate(_Certificate):
-    """A certificate signed by a certplane CA (`ca_cert_pem` + secret `ca_private_key_pem`)."""
-
-    def __init__(self, name: str, *, ca_cert_pem: Any, ca_private_key_pem: Any,
-                 opts: pulumi.ResourceOptions | None = None, **props: Any) -> None:
-        super().__init__(name, {**props, "ca_cert_pem": ca_cert_pem,
-                                "ca_private_key_pem": pulumi.Output.secret(ca_private_key_pem)}, opts)
+    provider = CertificateProvider

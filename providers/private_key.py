@@ -1,49 +1,67 @@
-"""PrivateKey: a generated key whose PEM is a Pulumi secret. Changing the algorithm replaces the key."""
+"""PrivateKey: a generated key whose PEM is a Pulumi secret (a CA's key). Changing the algorithm replaces it."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, Resource
+from pulumi.dynamic import DiffResult
+from pydantic import Field, model_validator
 
-from ._dynamic import CertplaneProvider, is_unknown, user_facing, without_provider
+from ._dynamic import CertplaneProvider, CertplaneResource, Stored
 from .core import keys
+from .core.validation import SECRET, Model, State
 
-SPEC_FIELDS = ("algorithm", "size", "curve")
+
+class PrivateKeyInputs(Model):
+    """A key specification, written out in full (`ecdsa` alone is `ecdsa` on `P-256`)."""
+
+    algorithm: str = "ecdsa"
+    size: int | None = None
+    curve: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _canonical(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        spec = keys.KeySpec.parse({k: v for k, v in raw.items() if v is not None}, field="")
+        return {"algorithm": spec.algorithm, "size": spec.size, "curve": spec.curve}
+
+    def spec(self) -> keys.KeySpec:
+        return keys.KeySpec(self.algorithm, size=self.size, curve=self.curve)  # type: ignore[arg-type]
 
 
-class PrivateKeyProvider(CertplaneProvider):
-    def validate(self, news: dict[str, Any]) -> dict[str, Any]:
-        spec_raw = {k: news.get(k) for k in SPEC_FIELDS}
-        if not is_unknown(spec_raw):
-            spec = keys.KeySpec.parse(spec_raw, field="key")
-            news.update({k: spec.as_dict().get(k) for k in SPEC_FIELDS})
-        return news
+class PrivateKeyOutputs(State):
+    private_key_pem: Annotated[str | None, SECRET, Field(repr=False)] = None
+    public_key_pem: str | None = None
+    public_key_fingerprint_sha256: str | None = None
+    key_algorithm: str | None = None
 
-    @user_facing("creating a private key")
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        spec = keys.KeySpec.parse({k: props.get(k) for k in SPEC_FIELDS})
+
+class PrivateKeyProvider(CertplaneProvider[PrivateKeyInputs, PrivateKeyOutputs]):
+    inputs = PrivateKeyInputs
+    outputs = PrivateKeyOutputs
+    noun = "a private key"
+
+    def create_typed(self, inputs: PrivateKeyInputs) -> tuple[str, PrivateKeyOutputs]:
+        spec = inputs.spec()
         key = keys.generate_private_key(spec)
-        return CreateResult(
-            f"key-{uuid.uuid4().hex[:12]}",
-            {
-                **without_provider(props),
-                "private_key_pem": keys.private_key_to_pem(key),
-                "public_key_pem": keys.public_key_pem(key),
-                "public_key_fingerprint_sha256": keys.public_key_fingerprint_sha256(key),
-                "key_algorithm": spec.label,
-            },
-        )
+        return f"key-{uuid.uuid4().hex[:12]}", PrivateKeyOutputs(
+            private_key_pem=keys.private_key_to_pem(key), public_key_pem=keys.public_key_pem(key),
+            public_key_fingerprint_sha256=keys.public_key_fingerprint_sha256(key), key_algorithm=spec.label)
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [k for k in SPEC_FIELDS if olds.get(k) != news.get(k)]
+    def diff_typed(self, _id: str, olds: Stored[PrivateKeyInputs, PrivateKeyOutputs],
+                   news: PrivateKeyInputs) -> DiffResult:
+        changed = [k for k in ("algorithm", "size", "curve") if getattr(olds.inputs, k) != getattr(news, k)]
         return DiffResult(changes=bool(changed), replaces=changed, delete_before_replace=False)
 
 
-class PrivateKey(Resource):
+class PrivateKey(CertplaneResource, module="certplane", name="PrivateKey"):
     """A private key. Outputs: private_key_pem (secret), public_key_pem, public_key_fingerprint_sha256."""
+
+    provider = PrivateKeyProvider
 
     private_key_pem: pulumi.Output[str]
     public_key_pem: pulumi.Output[str]
@@ -52,11 +70,4 @@ class PrivateKey(Resource):
 
     def __init__(self, name: str, *, algorithm: str = "ecdsa", size: int | None = None, curve: str | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        secret = pulumi.ResourceOptions(additional_secret_outputs=["private_key_pem"])
-        super().__init__(
-            PrivateKeyProvider(),
-            name,
-            {"algorithm": algorithm, "size": size, "curve": curve, "private_key_pem": None,
-             "public_key_pem": None, "public_key_fingerprint_sha256": None, "key_algorithm": None},
-            pulumi.ResourceOptions.merge(secret, opts),
-        )
+        super().__init__(name, {"algorithm": algorithm, "size": size, "curve": curve}, opts)

@@ -1,95 +1,98 @@
-"""UploadedCertificate: a third-party certificate (leaf + chain + key) validated at preview, then rendered
-in every format like the certificates certplane issues itself."""
+"""UploadedCertificate: a third-party certificate (leaf + chain + key) validated at preview, then rendered in
+every format like the certificates certplane issues itself."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from collections.abc import Mapping
+from typing import Annotated, Any
 
-import pulumi
-from pulumi.dynamic import CheckResult, CreateResult, DiffResult, UpdateResult
+from pulumi.dynamic import DiffResult
+from pydantic import Field
 
 from . import _issued
-from ._dynamic import CertplaneProvider, failure, is_unknown, user_facing
-from .core import bundles, formats, renewal
+from ._dynamic import CertplaneProvider, Stored
+from .core import bundles, clock
 from .core import certificates as x509util
-from .core.errors import BundleError, CertplaneError
+from .core.errors import BundleError
+from .core.formats import Formats
+from .core.renewal import RenewalPolicy
+from .core.validation import SECRET, Model
 
-INPUT_FIELDS = ("certificate_pem", "chain_pem", "private_key_pem", "passphrase")
-OUTPUTS = (*_issued.OUTPUTS, "input_private_key_pem")
-SECRET_OUTPUTS = [*_issued.SECRET_OUTPUTS, "passphrase", "input_private_key_pem"]
-
-
-def _bundle(props: dict[str, Any], at: dt.datetime) -> bundles.Bundle:
-    return bundles.validate_bundle(
-        props.get("certificate_pem") or "", props.get("chain_pem") or "", props.get("private_key_pem") or "",
-        passphrase=props.get("passphrase") or None, now=at,
-    )
+Secret = Annotated[str | None, SECRET, Field(repr=False)]
+BUNDLE_FIELDS = ("certificate_pem", "chain_pem", "private_key_pem", "passphrase")
 
 
-def _outputs(props: dict[str, Any], bundle: bundles.Bundle, password: str) -> dict[str, Any]:
-    served_chain = [c for c in bundle.chain if not x509util.is_self_issued(c)]
-    outs = _issued.render(props, bundle.key, bundle.leaf, served_chain, password)
-    # The key as given may be encrypted: outputs carry the usable PKCS#8 form, and the input for diffs.
-    outs["input_private_key_pem"] = props.get("private_key_pem")
-    return outs
+class UploadInputs(Model):
+    name: str
+    certificate_pem: str = ""
+    chain_pem: str = ""
+    private_key_pem: Secret = None  # as given: PEM, possibly encrypted with `passphrase`
+    passphrase: Secret = None
+    formats: Formats = ()
+    renew: RenewalPolicy | None = None
+    keystore_password: Secret = None
+
+    def bundle(self, at: dt.datetime) -> bundles.Bundle:
+        return bundles.validate_bundle(self.certificate_pem, self.chain_pem, self.private_key_pem or "",
+                                       passphrase=self.passphrase or None, now=at)
 
 
-class UploadedCertificateProvider(CertplaneProvider):
-    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        if is_unknown([news.get(f) for f in INPUT_FIELDS]):
-            return CheckResult(news, [])
-        unchanged = all(olds.get(f) == news.get(f) for f in INPUT_FIELDS)
+class UploadOutputs(_issued.IssuedOutputs):
+    input_private_key_pem: Secret = None  # the key as given (maybe encrypted), compared by diff
+
+
+class UploadedCertificateProvider(CertplaneProvider[UploadInputs, UploadOutputs]):
+    inputs = UploadInputs
+    outputs = UploadOutputs
+    noun = "an uploaded certificate"
+
+    def action(self, verb: str) -> str:
+        return {"create": "uploading a certificate"}.get(verb) or super().action(verb)
+
+    def validate(self, inputs: UploadInputs, olds: Mapping[str, Any]) -> None:
+        """A bundle already in use is not rejected at every preview once it expires (`certplane check` says
+        so); a new or changed one must be valid now."""
+        unchanged = bool(olds) and all(olds.get(f) == getattr(inputs, f) for f in BUNDLE_FIELDS)
         try:
-            formats.check_formats(list(news.get("formats") or []))
-            # A bundle already in use is not rejected at every preview once it expires: `certplane check`
-            # reports that. A new or changed upload must be valid now.
-            at = renewal.now() if not unchanged else _validity_tolerant_now(news)
-            _bundle(news, at)
+            inputs.bundle(_validity_tolerant_now(inputs) if unchanged else clock.now())
         except BundleError as err:
-            return CheckResult(news, [failure(f"upload: {err}")])
-        except CertplaneError as err:
-            return CheckResult(news, [failure(str(err))])
-        return CheckResult(news, [])
+            raise BundleError(f"upload: {err}") from None
 
-    @user_facing("uploading a certificate")
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        bundle = _bundle(props, renewal.now())
-        return CreateResult(f"upload-{uuid.uuid4().hex[:12]}", _outputs(props, bundle, _issued.keystore_password(props, None)))
+    def create_typed(self, inputs: UploadInputs) -> tuple[str, UploadOutputs]:
+        return f"upload-{uuid.uuid4().hex[:12]}", _outputs(inputs, None)
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        fields = (*INPUT_FIELDS, "formats", "renew", "keystore_password", "name")
-        olds_in = {**olds, "private_key_pem": olds.get("input_private_key_pem")}
-        changed = [f for f in fields if f in news and olds_in.get(f) != news.get(f)]
-        if "keystore_password" in changed and not news.get("keystore_password"):
-            changed.remove("keystore_password")
-        return DiffResult(changes=bool(changed), replaces=[], delete_before_replace=False)
+    def diff_typed(self, _id: str, olds: Stored[UploadInputs, UploadOutputs], news: UploadInputs) -> DiffResult:
+        old_bundle = (olds.inputs.certificate_pem, olds.inputs.chain_pem, olds.outputs.input_private_key_pem,
+                      olds.inputs.passphrase)
+        new_bundle = (news.certificate_pem, news.chain_pem, news.private_key_pem, news.passphrase)
+        changed = (old_bundle != new_bundle or (news.formats, news.renew, news.name) !=
+                   (olds.inputs.formats, olds.inputs.renew, olds.inputs.name)
+                   or bool(news.keystore_password and news.keystore_password != olds.outputs.keystore_password))
+        return DiffResult(changes=changed, replaces=[], delete_before_replace=False)
 
-    @user_facing("updating an uploaded certificate")
-    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        bundle = _bundle(news, renewal.now())
-        return UpdateResult(_outputs(news, bundle, _issued.keystore_password(news, olds)))
+    def update_typed(self, _id: str, olds: Stored[UploadInputs, UploadOutputs], news: UploadInputs) -> UploadOutputs:
+        return _outputs(news, olds.outputs)
 
 
-def _validity_tolerant_now(news: dict[str, Any]) -> dt.datetime:
+def _outputs(inputs: UploadInputs, old: UploadOutputs | None) -> UploadOutputs:
+    bundle = inputs.bundle(clock.now())
+    served_chain = [c for c in bundle.chain if not x509util.is_self_issued(c)]
+    password = _issued.keystore_password(inputs.keystore_password, old.keystore_password if old else None)
+    rendered = _issued.render(bundle.key, bundle.leaf, served_chain, formats_wanted=inputs.formats,
+                              password=password, policy=inputs.renew or RenewalPolicy())
+    # The key as given may be encrypted: outputs carry the usable PKCS#8 form, and the input for diffs.
+    return UploadOutputs(**rendered, input_private_key_pem=inputs.private_key_pem)
+
+
+def _validity_tolerant_now(inputs: UploadInputs) -> dt.datetime:
     """A time inside the leaf's validity, so an unchanged bundle is only re-checked for structure."""
-    certs = x509util.load_certificates(news.get("certificate_pem") or "")
+    certs = x509util.load_certificates(inputs.certificate_pem)
     if certs:
         return certs[0].not_valid_before_utc + dt.timedelta(seconds=1)
-    return renewal.now()
+    return clock.now()
 
 
-class UploadedCertificate(_issued.IssuedCertificate):
-    def __init__(self, name: str, *, certificate_pem: Any, chain_pem: Any, private_key_pem: Any,
-                 passphrase: Any = None, formats: Any = None, renew: Any = None, keystore_password: Any = None,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
-        props = {
-            "name": name, "certificate_pem": certificate_pem, "chain_pem": chain_pem,
-            "private_key_pem": pulumi.Output.secret(private_key_pem),
-            "passphrase": pulumi.Output.secret(passphrase) if passphrase is not None else None,
-            "formats": formats or [], "renew": renew, "keystore_password": keystore_password,
-        }
-        props.update({k: None for k in OUTPUTS if k not in props})
-        secret = pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
-        super().__init__(UploadedCertificateProvider(), name, props, pulumi.ResourceOptions.merge(secret, opts))
+class UploadedCertificate(_issued.IssuedCertificate, module="certplane", name="UploadedCertificate"):
+    provider = UploadedCertificateProvider

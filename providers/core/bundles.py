@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .certificates import is_self_issued, pem_blocks, rfc3339
+from .certificates import is_self_issued, pem_blocks
+from .clock import rfc3339
 from .errors import BundleError, InvalidInputError
 from .keys import PrivateKey, load_private_key, same_public_key
 

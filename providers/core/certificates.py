@@ -1,4 +1,5 @@
-"""X.509 certificates: templates, signing (self-signed and by a CA), PEM handling and chain verification."""
+"""X.509 certificates: what to ask for (CertificateRequest), signing (self-signed and by a CA), PEM handling
+and chain verification."""
 
 from __future__ import annotations
 
@@ -6,15 +7,19 @@ import datetime as dt
 import ipaddress
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Annotated
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from pydantic import AfterValidator, Field, model_validator
 
 from .errors import InvalidInputError
 from .keys import PrivateKey, PublicKey, signature_hash
+from .validation import Model, whole_number
 
 BACKDATE = dt.timedelta(minutes=5)  # tolerate clock skew between issuer and relying parties
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -23,7 +28,7 @@ _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\s.*?-----END \1-----", re
 
 @dataclass(frozen=True)
 class CertificateTemplate:
-    """What to put in a certificate. Names are validated by `validate()`, not by the constructor."""
+    """What to put in a certificate: a plain value, built from a validated CertificateRequest."""
 
     common_name: str | None = None
     dns_names: tuple[str, ...] = ()
@@ -35,26 +40,74 @@ class CertificateTemplate:
     client_auth: bool = False
     permitted_dns_domains: tuple[str, ...] = field(default=())
 
-    def validate(self, prefix: str = "") -> None:
-        """Raise InvalidInputError for the first problem, naming the field."""
-        p = f"{prefix}." if prefix else ""
-        if not isinstance(self.validity_days, int) or not 1 <= self.validity_days <= 36500:
-            raise InvalidInputError(f"{p}validity_days", "must be a whole number of days between 1 and 36500")
-        for name in self.dns_names:
-            check_dns_name(name, f"{p}domains")
-        for ip in self.ip_addresses:
-            try:
-                ipaddress.ip_address(ip)
-            except ValueError:
-                raise InvalidInputError(f"{p}ip_addresses", f"{ip!r} is not an IP address") from None
-        if not self.is_ca and not (self.dns_names or self.ip_addresses):
-            raise InvalidInputError(f"{p}domains", "a certificate needs at least one domain or IP address")
-        if self.is_ca and not self.common_name:
-            raise InvalidInputError(f"{p}common_name", "a certificate authority needs a common name")
-        if self.path_length is not None and (not isinstance(self.path_length, int) or self.path_length < 0):
-            raise InvalidInputError(f"{p}path_length", "must be a non-negative whole number")
-        for name in self.permitted_dns_domains:
-            check_dns_name(name.lstrip("."), f"{p}name_constraints.permitted_dns_domains")
+
+def check_dns_names(names: Sequence[str]) -> tuple[str, ...]:
+    """Every name valid, none listed twice (case does not make two names)."""
+    seen: set[str] = set()
+    for name in names:
+        check_dns_name(name, "")
+        if name.lower() in seen:
+            raise InvalidInputError("", f"{name!r} is listed twice")
+        seen.add(name.lower())
+    return tuple(names)
+
+
+def check_ip_addresses(values: Sequence[str]) -> tuple[str, ...]:
+    for ip in values:
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise InvalidInputError("", f"{ip!r} is not an IP address") from None
+    return tuple(values)
+
+
+def check_name_constraints(names: Sequence[str]) -> tuple[str, ...]:
+    """Permitted DNS subtrees: domain names, optionally with a leading dot (subdomains only)."""
+    for name in names:
+        check_dns_name(name.lstrip("."), "")
+    return tuple(names)
+
+
+DnsNames = Annotated[tuple[str, ...], AfterValidator(check_dns_names)]
+IpAddresses = Annotated[tuple[str, ...], AfterValidator(check_ip_addresses)]
+PermittedDomains = Annotated[tuple[str, ...], AfterValidator(check_name_constraints)]
+ValidityDays = Annotated[int, whole_number(1, 36500, "days")]
+
+
+class CertificateRequest(Model):
+    """What a certificate should say: its names, lifetime and uses. Validated the same way in stack config
+    and in every certificate provider; the issuer decides how (and whether) it can honour each field."""
+
+    domains: DnsNames = ()
+    ip_addresses: IpAddresses = ()
+    common_name: str | None = Field(default=None, min_length=1, max_length=64)
+    organization: str | None = Field(default=None, min_length=1, max_length=64)
+    validity_days: ValidityDays | None = None
+    client_auth: bool = False
+    is_ca: bool = False
+    path_length: Annotated[int, whole_number(0, 16)] | None = None
+    permitted_dns_domains: PermittedDomains = ()
+
+    @model_validator(mode="after")
+    def _subject(self) -> CertificateRequest:
+        check_subject(self.domains, self.ip_addresses, is_ca=self.is_ca, common_name=self.common_name)
+        return self
+
+    def template(self, default_validity_days: int = 90) -> CertificateTemplate:
+        return CertificateTemplate(
+            common_name=self.common_name, dns_names=self.domains, ip_addresses=self.ip_addresses,
+            organization=self.organization, validity_days=self.validity_days or default_validity_days,
+            is_ca=self.is_ca, path_length=self.path_length, client_auth=self.client_auth,
+            permitted_dns_domains=self.permitted_dns_domains)
+
+
+def check_subject(domains: Sequence[str], ip_addresses: Sequence[str], *, is_ca: bool = False,
+                  common_name: str | None = None) -> None:
+    """A leaf names at least one domain or address; a CA has a common name."""
+    if not is_ca and not (domains or ip_addresses):
+        raise InvalidInputError("domains", "a certificate needs at least one domain or IP address")
+    if is_ca and not common_name:
+        raise InvalidInputError("common_name", "a certificate authority needs a common name")
 
 
 def check_dns_name(name: str, field_name: str) -> None:
@@ -180,16 +233,22 @@ def fingerprint_sha256(cert: x509.Certificate) -> str:
     return ":".join(f"{b:02X}" for b in cert.fingerprint(hashes.SHA256()))
 
 
+def same_fingerprint(a: str, b: str) -> bool:
+    """Fingerprints compared as people write them: case and colons do not matter."""
+    def norm(text: str) -> str:
+        return text.replace(":", "").strip().lower()
+
+    return norm(a) == norm(b)
+
+
+def fingerprint_of_pem(pem: str | bytes | None) -> str | None:
+    """The fingerprint of the first certificate in `pem`, None when there is none."""
+    certs = load_certificates(pem.decode() if isinstance(pem, bytes) else (pem or ""))
+    return fingerprint_sha256(certs[0]) if certs else None
+
+
 def serial_hex(cert: x509.Certificate) -> str:
     return f"{cert.serial_number:x}"
-
-
-def rfc3339(t: dt.datetime) -> str:
-    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_rfc3339(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.timezone.utc)
 
 
 def dns_names_of(cert: x509.Certificate) -> list[str]:

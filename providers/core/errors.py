@@ -6,18 +6,43 @@ Retryable failures (a CA briefly down, rate limited) are kept apart from permane
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class CertplaneError(Exception):
     """Base of every error certplane raises on purpose; its message is shown to the user as is."""
 
 
-class InvalidInputError(CertplaneError):
-    """The user's input is wrong; retrying will not help. `field` names where the mistake is."""
+class InvalidInputError(CertplaneError, ValueError):
+    """The user's input is wrong; retrying will not help. `field` names where the mistake is, as a dotted path
+    relative to whatever the caller validated (`key.size`); `within("certificates.www")` places it.
+
+    It is a ValueError so a rule raised inside a pydantic validator reaches the user with its own field and
+    wording (see providers.core.validation)."""
 
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}" if field else reason)
         self.field = field
         self.reason = reason
+
+    def within(self, prefix: str) -> InvalidInputError:
+        """The same problem, its field seen from `prefix` (`key.size` within `certificates.www`)."""
+        return InvalidInputError(join_field(prefix, self.field), self.reason)
+
+
+class InputProblems(CertplaneError):
+    """Several input problems found at once (config and `check` report all of them, one line each)."""
+
+    def __init__(self, problems: Iterable[InvalidInputError]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(str(p) for p in self.problems))
+
+    def within(self, prefix: str) -> InputProblems:
+        return InputProblems(p.within(prefix) for p in self.problems)
+
+    @property
+    def lines(self) -> list[str]:
+        return [str(p) for p in self.problems]
 
 
 class BundleError(CertplaneError):
@@ -35,3 +60,8 @@ class RetryableError(CertplaneError):
 class DeployError(CertplaneError):
     """Deploying, verifying or removing a certificate at a target (nginx, a load balancer) failed; the message
     starts with the target kind and never contains key material."""
+
+
+def join_field(*parts: str) -> str:
+    """`join_field("certificates.www", "", "key.size")` -> `certificates.www.key.size`."""
+    return ".".join(p for p in parts if p)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Sequence
+from typing import Annotated
 
 import jks  # type: ignore[import-untyped]  # pyjks ships no type hints
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
+from pydantic import AfterValidator
 
 from .certificates import chain_to_pem, to_pem
 from .errors import InvalidInputError
@@ -18,10 +21,15 @@ FORMATS = ("pem", "pkcs12", "jks", "der")
 DEFAULT_ALIAS = "certplane"
 
 
-def check_formats(formats: list[str], field: str = "formats") -> None:
+def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
     for f in formats:
         if f not in FORMATS:
-            raise InvalidInputError(field, f"unknown format {f!r}: use {', '.join(FORMATS)}")
+            raise InvalidInputError("", f"unknown format {f!r}: use {', '.join(FORMATS)}")
+    return tuple(formats)
+
+
+Formats = Annotated[tuple[str, ...], AfterValidator(check_formats)]
+"""The download formats of a certificate (`pem` is always rendered)."""
 
 
 def generate_password() -> str:
@@ -30,7 +38,7 @@ def generate_password() -> str:
 
 
 def render(
-    formats: list[str],
+    formats: Sequence[str],
     *,
     key: PrivateKey,
     leaf: x509.Certificate,
@@ -74,4 +82,4 @@ def jks_bytes(key: PrivateKey, leaf: x509.Certificate, chain: list[x509.Certific
     return bytes(store.saves(password))
 
 
-__all__ = ["FORMATS", "check_formats", "generate_password", "render", "pkcs12_bytes", "jks_bytes", "private_key_to_pem"]
+__all__ = ["FORMATS", "Formats", "check_formats", "generate_password", "render", "pkcs12_bytes", "jks_bytes", "private_key_to_pem"]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Annotated, Literal, Union
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from pydantic import PlainSerializer, PlainValidator
 
 from .errors import InvalidInputError
 
@@ -28,25 +29,38 @@ class KeySpec:
     curve: str | None = None
 
     @classmethod
-    def parse(cls, raw: dict[str, object] | None, field: str = "key") -> KeySpec:
+    def parse(cls, raw: object, field: str = "key") -> KeySpec:
         """Validate a `{algorithm, size, curve}` mapping; raises InvalidInputError naming the field."""
-        raw = dict(raw or {})
-        algorithm = str(raw.get("algorithm") or "ecdsa").lower()
+        if isinstance(raw, KeySpec):
+            return raw
+        if raw is not None and not isinstance(raw, dict):
+            raise InvalidInputError(field, "must be a mapping like {algorithm: ecdsa, curve: P-256}")
+        values = dict(raw or {})
+        for key in values:
+            if key not in ("algorithm", "size", "curve"):
+                raise InvalidInputError(_at(field, str(key)), "unknown setting (known: algorithm, size, curve)")
+        algorithm = str(values.get("algorithm") or "ecdsa").lower()
         if algorithm == "rsa":
-            size = raw.get("size") or 2048
-            if isinstance(size, float) and size.is_integer():  # numbers cross the Pulumi wire as doubles
-                size = int(size)
+            size = values.get("size") or 2048
             if not isinstance(size, int) or isinstance(size, bool) or size not in RSA_SIZES:
-                raise InvalidInputError(f"{field}.size", "RSA keys must be 2048, 3072 or 4096 bits")
+                raise InvalidInputError(_at(field, "size"), "RSA keys must be 2048, 3072 or 4096 bits")
+            if values.get("curve"):
+                raise InvalidInputError(_at(field, "curve"), "only ECDSA keys have a curve")
             return cls("rsa", size=size)
         if algorithm == "ecdsa":
-            curve = str(raw.get("curve") or "P-256").upper()
+            curve = str(values.get("curve") or "P-256").upper()
             if curve not in CURVES:
-                raise InvalidInputError(f"{field}.curve", "ECDSA curve must be P-256 or P-384")
+                raise InvalidInputError(_at(field, "curve"), "ECDSA curve must be P-256 or P-384")
+            if values.get("size"):
+                raise InvalidInputError(_at(field, "size"), "only RSA keys have a size")
             return cls("ecdsa", curve=curve)
         if algorithm == "ed25519":
+            if values.get("size") or values.get("curve"):
+                raise InvalidInputError(_at(field, "size" if values.get("size") else "curve"),
+                                        "Ed25519 keys have no size or curve")
             return cls("ed25519")
-        raise InvalidInputError(f"{field}.algorithm", f"unknown key algorithm {algorithm!r}: use rsa, ecdsa or ed25519")
+        raise InvalidInputError(_at(field, "algorithm"),
+                                f"unknown key algorithm {algorithm!r}: use rsa, ecdsa or ed25519")
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {"algorithm": self.algorithm}
@@ -59,6 +73,15 @@ class KeySpec:
     @property
     def label(self) -> str:
         return {"rsa": f"RSA-{self.size}", "ecdsa": f"ECDSA-{self.curve}", "ed25519": "Ed25519"}[self.algorithm]
+
+
+def _at(field: str, sub: str) -> str:
+    return f"{field}.{sub}" if field else sub
+
+
+KeySpecField = Annotated[KeySpec, PlainValidator(lambda raw: KeySpec.parse(raw, field="")),
+                         PlainSerializer(lambda spec: spec.as_dict(), return_type=dict)]
+"""A key specification as a model field: validated by `KeySpec.parse`, written back as its mapping."""
 
 
 def generate_private_key(spec: KeySpec) -> PrivateKey:

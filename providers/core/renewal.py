@@ -1,56 +1,65 @@
-"""When to renew: a pure function of the certificate's lifetime, the policy and an injectable clock.
+"""When to renew, as a chain of small named checks over a certificate's lifetime and an injected `now`.
 
 Default: at two thirds of the lifetime (certbot 4+, lego, cert-manager, certmagic). `before_days` or
-`at_fraction` override it; an ACME Renewal Information window (RFC 9773) wins when the CA offers one.
+`at_fraction` override it; an ACME Renewal Information window (RFC 9773) wins when the CA offers one. Each check
+is `(Lifetime, now) -> reason | None` (cert-manager's policy chain); the first reason is the line `pulumi
+preview` shows. Checks on inputs (names, key, issuer changed) live with the resources that own those inputs and
+share the same shape (`providers/certificate.py`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from pydantic import field_validator, model_validator
 
 from .errors import InvalidInputError
+from .validation import Model, first_problem, parse
 
-NOW_ENV = "CERTPLANE_NOW"  # RFC 3339 instant; lets tests and operators time-travel
 DEFAULT_FRACTION = 2 / 3
 
 
-def now() -> dt.datetime:
-    """The current time, or the instant in $CERTPLANE_NOW (timezone-aware UTC either way)."""
-    fixed = os.environ.get(NOW_ENV)
-    if fixed:
-        try:
-            return dt.datetime.fromisoformat(fixed.replace("Z", "+00:00")).astimezone(dt.timezone.utc)
-        except ValueError:
-            raise InvalidInputError(NOW_ENV, f"{fixed!r} is not an RFC 3339 time") from None
-    return dt.datetime.now(dt.timezone.utc)
+class RenewalPolicy(Model):
+    """`before_days` (renew that many days before expiry) or `at_fraction` (of the lifetime); neither: 2/3."""
 
-
-@dataclass(frozen=True)
-class RenewalPolicy:
     before_days: float | None = None
     at_fraction: float | None = None
 
+    @field_validator("before_days", mode="before")
     @classmethod
-    def parse(cls, raw: dict[str, object] | None, field: str = "renew") -> RenewalPolicy:
-        raw = dict(raw or {})
-        before, fraction = raw.get("before_days"), raw.get("at_fraction")
-        if before is not None and fraction is not None:
-            raise InvalidInputError(field, "give either before_days or at_fraction, not both")
-        if before is not None and (isinstance(before, bool) or not isinstance(before, (int, float)) or before <= 0):
-            raise InvalidInputError(f"{field}.before_days", "must be a positive number of days")
-        if fraction is not None and (isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1):
-            raise InvalidInputError(f"{field}.at_fraction", "must be between 0 and 1 (exclusive), e.g. 0.667")
-        return cls(before_days=before, at_fraction=fraction)
+    def _positive(cls, value: Any) -> Any:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise InvalidInputError("", "must be a positive number of days")
+        return value
 
-    def as_dict(self) -> dict[str, float]:
-        out: dict[str, float] = {}
+    @field_validator("at_fraction", mode="before")
+    @classmethod
+    def _fraction(cls, value: Any) -> Any:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not 0 < value < 1):
+            raise InvalidInputError("", "must be between 0 and 1 (exclusive), e.g. 0.667")
+        return value
+
+    @model_validator(mode="after")
+    def _one(self) -> RenewalPolicy:
+        if self.before_days is not None and self.at_fraction is not None:
+            raise InvalidInputError("", "give either before_days or at_fraction, not both")
+        return self
+
+    @classmethod
+    def parse(cls, raw: Any, field: str = "renew") -> RenewalPolicy:
+        """Validate a `{before_days | at_fraction}` mapping; raises InvalidInputError naming the field."""
+        return first_problem(lambda: parse(cls, raw or {}, field=field))
+
+    def label(self) -> str:
         if self.before_days is not None:
-            out["before_days"] = self.before_days
+            return f"{self.before_days:g} days before expiry"
         if self.at_fraction is not None:
-            out["at_fraction"] = self.at_fraction
-        return out
+            return f"at {self.at_fraction:.0%} of the lifetime"
+        return "at two thirds of the lifetime"
 
 
 @dataclass(frozen=True)
@@ -61,18 +70,77 @@ class AriWindow:
     end: dt.datetime
 
 
-def renewal_time(
-    not_before: dt.datetime, not_after: dt.datetime, policy: RenewalPolicy, ari_window: AriWindow | None = None
-) -> dt.datetime:
+@dataclass(frozen=True)
+class Lifetime:
+    """What a renewal decision looks at: one issued certificate and the policy it renews by."""
+
+    name: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    policy: RenewalPolicy
+    ari_window: AriWindow | None = None
+
+    @property
+    def renew_at(self) -> dt.datetime:
+        return renewal_time(self.not_before, self.not_after, self.policy, self.ari_window)
+
+    @property
+    def expiry(self) -> str:
+        return _minute(self.not_after)
+
+
+def renewal_time(not_before: dt.datetime, not_after: dt.datetime, policy: RenewalPolicy,
+                 ari_window: AriWindow | None = None) -> dt.datetime:
     if ari_window is not None:
         return ari_window.start
     lifetime = not_after - not_before
     if policy.before_days is not None:
-        # Never earlier than the issue time: a 6-day certificate with before_days=30 renews at issue + 1/3.
-        candidate = not_after - dt.timedelta(days=policy.before_days)
-        return max(candidate, not_before + lifetime / 3)
+        # Never earlier than a third of the lifetime: a 6-day certificate with before_days=30 renews at day 2.
+        return max(not_after - dt.timedelta(days=policy.before_days), not_before + lifetime / 3)
     fraction = policy.at_fraction if policy.at_fraction is not None else DEFAULT_FRACTION
     return not_before + lifetime * fraction
+
+
+# --- the chain ----------------------------------------------------------------------------------------------
+
+Check = Callable[[Lifetime, dt.datetime], "str | None"]
+
+
+def expired(life: Lifetime, now: dt.datetime) -> str | None:
+    return f"{life.name}: expired on {life.expiry}; renewing" if now >= life.not_after else None
+
+
+def ari_window_open(life: Lifetime, now: dt.datetime) -> str | None:
+    if life.ari_window is None or now < life.ari_window.start:
+        return None
+    return _due(life, now, "ACME renewal info window")
+
+
+def renewal_window_open(life: Lifetime, now: dt.datetime) -> str | None:
+    if life.ari_window is not None or now < life.renew_at:
+        return None
+    return _due(life, now, life.policy.label())
+
+
+CHECKS: tuple[Check, ...] = (expired, ari_window_open, renewal_window_open)
+
+
+def first_reason(checks: Sequence[Check], life: Lifetime, now: dt.datetime) -> str | None:
+    for check in checks:
+        reason = check(life, now)
+        if reason:
+            return reason
+    return None
+
+
+def _due(life: Lifetime, now: dt.datetime, source: str) -> str:
+    days_left = (life.not_after - now).total_seconds() / 86400
+    return (f"{life.name}: renewal due since {_minute(life.renew_at)} ({source}); expires {life.expiry}, "
+            f"{days_left:.1f} days left")
+
+
+def _minute(t: dt.datetime) -> str:
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 @dataclass(frozen=True)
@@ -82,34 +150,16 @@ class RenewalDecision:
     renew_at: dt.datetime
 
 
-def renewal_decision(
-    name: str,
-    not_before: dt.datetime,
-    not_after: dt.datetime,
-    policy: RenewalPolicy,
-    at: dt.datetime,
-    ari_window: AriWindow | None = None,
-) -> RenewalDecision:
-    """Decide with a chain of small named checks; the reason is the line `pulumi preview` shows."""
-    renew_at = renewal_time(not_before, not_after, policy, ari_window)
-    days_left = (not_after - at).total_seconds() / 86400
-    expiry = not_after.strftime("%Y-%m-%d %H:%M UTC")
-    source = "ACME renewal info window" if ari_window else _policy_label(policy)
-    if at >= not_after:
-        return RenewalDecision(True, f"{name}: expired on {expiry}; renewing", renew_at)
-    if at >= renew_at:
-        return RenewalDecision(
-            True,
-            f"{name}: renewal due since {renew_at:%Y-%m-%d %H:%M} UTC ({source}); expires {expiry}, "
-            f"{days_left:.1f} days left",
-            renew_at,
-        )
-    return RenewalDecision(False, f"{name}: valid until {expiry}; renews at {renew_at:%Y-%m-%d %H:%M} UTC", renew_at)
+def renewal_decision(name: str, not_before: dt.datetime, not_after: dt.datetime, policy: RenewalPolicy,
+                     at: dt.datetime, ari_window: AriWindow | None = None) -> RenewalDecision:
+    """The chain's verdict at `at`; when nothing is due, the reason says until when the certificate is fine."""
+    life = Lifetime(name, not_before, not_after, policy, ari_window)
+    reason = first_reason(CHECKS, life, at)
+    if reason:
+        return RenewalDecision(True, reason, life.renew_at)
+    return RenewalDecision(False, f"{name}: valid until {life.expiry}; renews at {_minute(life.renew_at)}",
+                           life.renew_at)
 
 
-def _policy_label(policy: RenewalPolicy) -> str:
-    if policy.before_days is not None:
-        return f"{policy.before_days:g} days before expiry"
-    if policy.at_fraction is not None:
-        return f"at {policy.at_fraction:.0%} of the lifetime"
-    return "at two thirds of the lifetime"
+__all__ = ["AriWindow", "CHECKS", "Check", "Lifetime", "RenewalDecision", "RenewalPolicy", "ari_window_open",
+           "expired", "first_reason", "renewal_decision", "renewal_time", "renewal_window_open"]

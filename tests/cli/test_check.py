@@ -106,7 +106,7 @@ def test_bad_inventory_and_bad_clock_name_the_field(tmp_path):
     good = write_inventory(tmp_path / "good.json", {"www": entry(not_after=BASE)})
     result = run_cli("check", "--inventory-file", str(good), env={"CERTPLANE_NOW": "yesterday"})
     assert (result.returncode, result.stderr.strip()) == (
-        3, "certplane: error: CERTPLANE_NOW: 'yesterday' is not an RFC 3339 time")
+        3, "certplane: error: CERTPLANE_NOW: 'yesterday' is not an RFC 3339 time, e.g. 2027-01-31T00:00:00Z")
 
 
 # --- live probes ------------------------------------------------------------------------------------------------

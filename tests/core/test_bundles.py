@@ -9,11 +9,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from providers.core import certificates as x509util
+from providers.core import clock
 from providers.core import keys
 from providers.core.bundles import validate_bundle
 from providers.core.errors import BundleError
 
-from .pki import NOW, make_ca, make_leaf
+from tests.support.pki import NOW, make_ca, make_leaf
 
 pem = x509util.to_pem
 key_pem = keys.private_key_to_pem
@@ -112,11 +113,11 @@ def test_expired_and_not_yet_valid(pki):
     with pytest.raises(BundleError) as expired:
         validate_bundle(*args, passphrase=None, now=NOW + dt.timedelta(days=91))
     assert str(expired.value) == (
-        f"certificate 'CN=legacy.example.test' expired on {x509util.rfc3339(leaf.cert.not_valid_after_utc)}")
+        f"certificate 'CN=legacy.example.test' expired on {clock.rfc3339(leaf.cert.not_valid_after_utc)}")
     with pytest.raises(BundleError) as early:
         validate_bundle(*args, passphrase=None, now=NOW - dt.timedelta(days=1))
     assert str(early.value) == (
-        f"certificate 'CN=legacy.example.test' is not valid until {x509util.rfc3339(leaf.cert.not_valid_before_utc)}")
+        f"certificate 'CN=legacy.example.test' is not valid until {clock.rfc3339(leaf.cert.not_valid_before_utc)}")
 
 
 def test_rsa_1024_is_rejected(pki):

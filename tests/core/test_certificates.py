@@ -10,9 +10,10 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 
 from providers.core import certificates as x509util
 from providers.core import keys
-from providers.core.errors import InvalidInputError
+from providers.core.errors import InputProblems, InvalidInputError
+from providers.core.validation import parse
 
-from .pki import NOW, make_ca, make_leaf
+from tests.support.pki import NOW, make_ca, make_leaf
 
 
 def verify(leaf, intermediates, root, name, at=NOW):
@@ -94,24 +95,26 @@ def test_ed25519_private_ca_chain_checks_with_openssl(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("template", "message"),
+    ("raw", "message"),
     [
-        (x509util.CertificateTemplate(dns_names=("bad_name.example.test",)),
-         "domains: 'bad_name.example.test' is not a valid DNS name"),
-        (x509util.CertificateTemplate(dns_names=("www.*.example.test",)),
-         "domains: 'www.*.example.test' is not a valid DNS name"),
-        (x509util.CertificateTemplate(dns_names=("*.test",)),
-         "domains: wildcard '*.test' must cover a domain with at least two labels"),
-        (x509util.CertificateTemplate(ip_addresses=("300.1.1.1",)), "ip_addresses: '300.1.1.1' is not an IP address"),
-        (x509util.CertificateTemplate(), "domains: a certificate needs at least one domain or IP address"),
-        (x509util.CertificateTemplate(dns_names=("a.example.test",), validity_days=0),
-         "validity_days: must be a whole number of days between 1 and 36500"),
+        ({"domains": ["bad_name.example.test"]}, "domains: 'bad_name.example.test' is not a valid DNS name"),
+        ({"domains": ["www.*.example.test"]}, "domains: 'www.*.example.test' is not a valid DNS name"),
+        ({"domains": ["*.test"]}, "domains: wildcard '*.test' must cover a domain with at least two labels"),
+        ({"domains": ["a.example.test", "A.example.test"]}, "domains: 'A.example.test' is listed twice"),
+        ({"ip_addresses": ["300.1.1.1"]}, "ip_addresses: '300.1.1.1' is not an IP address"),
+        ({}, "domains: a certificate needs at least one domain or IP address"),
+        ({"is_ca": True}, "common_name: a certificate authority needs a common name"),
+        ({"domains": ["a.example.test"], "validity_days": 0},
+         "validity_days: must be a whole number of days from 1 to 36500"),
+        ({"domains": ["a.example.test"], "colour": "blue"},
+         "colour: unknown setting (known: domains, ip_addresses, common_name, organization, validity_days, "
+         "client_auth, is_ca, path_length, permitted_dns_domains)"),
     ],
 )
-def test_bad_templates_name_the_field(template, message):
-    with pytest.raises(InvalidInputError) as err:
-        template.validate()
-    assert str(err.value) == message
+def test_bad_requests_name_the_field(raw, message):
+    with pytest.raises(InputProblems) as err:
+        parse(x509util.CertificateRequest, raw)
+    assert err.value.lines == [message]
 
 
 def test_pem_helpers_ignore_text_between_blocks():

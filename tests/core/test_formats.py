@@ -11,7 +11,7 @@ import pytest
 from providers.core import certificates as x509util
 from providers.core import formats, keys
 
-from .pki import make_ca, make_leaf
+from tests.support.pki import make_ca, make_leaf
 
 PASSWORD = "Changeit-123"
 
@@ -79,4 +79,4 @@ def test_unknown_format_is_rejected():
 
     with pytest.raises(InvalidInputError) as err:
         formats.check_formats(["pem", "p7b"])
-    assert str(err.value) == "formats: unknown format 'p7b': use pem, pkcs12, jks, der"
+    assert str(err.value) == "unknown format 'p7b': use pem, pkcs12, jks, der"  # the caller names the field

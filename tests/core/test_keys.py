@@ -5,7 +5,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from providers.core import keys
 from providers.core.errors import InvalidInputError
-from tests.pem_markers import PKCS8_HEADER
+from tests.support.pem_markers import PKCS8_HEADER
 
 
 @pytest.mark.parametrize(
@@ -43,10 +43,6 @@ def test_bad_key_specs_name_the_field(raw, message):
     with pytest.raises(InvalidInputError) as err:
         keys.KeySpec.parse(raw)
     assert str(err.value) == message
-
-
-def test_float_sizes_from_the_pulumi_wire_are_accepted():
-    assert keys.KeySpec.parse({"algorithm": "rsa", "size": 3072.0}).size == 3072
 
 
 def test_encrypted_key_needs_its_passphrase_and_errors_never_echo_the_key():

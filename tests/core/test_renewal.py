@@ -4,6 +4,7 @@ import datetime as dt
 
 import pytest
 
+from providers.core import clock as certplane_clock
 from providers.core import renewal
 from providers.core.errors import InvalidInputError
 
@@ -45,12 +46,27 @@ def test_decision_says_why(at_days, due, reason_start):
     assert d.reason == reason_start
 
 
-def test_clock_is_injectable(monkeypatch):
-    monkeypatch.setenv(renewal.NOW_ENV, "2030-05-06T07:08:09Z")
-    assert renewal.now() == dt.datetime(2030, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc)
-    monkeypatch.setenv(renewal.NOW_ENV, "yesterday")
+def test_clock_is_injectable(clock):
+    clock.set("2030-05-06T07:08:09Z")
+    assert certplane_clock.now() == dt.datetime(2030, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc)
+    clock.set("yesterday")
     with pytest.raises(InvalidInputError, match="CERTPLANE_NOW: 'yesterday' is not an RFC 3339 time"):
-        renewal.now()
+        certplane_clock.now()
+
+
+def test_the_chain_names_the_first_reason_and_each_check_stands_alone():
+    life = renewal.Lifetime("www", T0, NINETY, renewal.RenewalPolicy())
+    assert renewal.expired(life, T0 + dt.timedelta(days=10)) is None
+    assert renewal.renewal_window_open(life, T0 + dt.timedelta(days=10)) is None
+    assert renewal.renewal_window_open(life, T0 + dt.timedelta(days=61)).startswith("www: renewal due since")
+    # An ARI window replaces the policy's window: the policy check stays quiet, the ARI check speaks.
+    ari = renewal.Lifetime("www", T0, NINETY, renewal.RenewalPolicy(),
+                           renewal.AriWindow(T0 + dt.timedelta(days=70), T0 + dt.timedelta(days=71)))
+    at = T0 + dt.timedelta(days=65)
+    assert renewal.renewal_window_open(ari, at) is None and renewal.ari_window_open(ari, at) is None
+    assert "(ACME renewal info window)" in renewal.ari_window_open(ari, T0 + dt.timedelta(days=70))
+    assert renewal.first_reason(renewal.CHECKS, life, T0 + dt.timedelta(days=91)) == \
+        "www: expired on 2026-04-01 00:00 UTC; renewing"
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from providers.core.deploy._support import served_fingerprint
-from tests.core.deploy.fixtures import nginx  # noqa: F401 - the real nginx fixture
+from providers.core.tls import served_fingerprint
 from tools.servers.nginx import NginxServer
 
 from .harness import EngineProject, changed_steps

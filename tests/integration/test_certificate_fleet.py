@@ -9,7 +9,7 @@ import pytest
 from pulumi import automation as auto
 
 from .harness import EngineProject, changed_steps
-from tests.pem_markers import PKCS8_HEADER
+from tests.support.pem_markers import PKCS8_HEADER
 
 pytestmark = pytest.mark.integration
 
@@ -130,7 +130,7 @@ def test_ca_renewal_is_followed_by_the_certificates_it_signed(tmp_path):
         preview = project.preview(env=day41)
         assert changed_steps(preview) == {"update": 2}
         assert "certplane: ca-intermediate: renewal due since" in preview.stdout
-        assert "certplane: web: ca_cert_pem changes (known after apply); re-issuing" in preview.stdout
+        assert "certplane: web: the issuer changes (known after apply); re-issuing" in preview.stdout
         project.up(env=day41)
         after = project.outputs()["inventory"]["web"]
         assert after["serial"] != before["serial"] and after["not_after"] > before["not_after"]

@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from tools.demo_upload import main as make_demo_upload
-from tests.core.deploy.fixtures import moto, moto_server  # noqa: F401 - shared moto fixtures
 from tools.servers.moto import DUMMY_ENV, create_https_listener, import_placeholder_certificate
 from tools.servers.nginx import NginxServer
 from tools.servers.pebble import PebbleServer, free_port

@@ -9,7 +9,7 @@ from pulumi import automation as auto
 
 from providers.core import certificates as x509util
 from providers.core import keys
-from tests.core.pki import make_ca, make_leaf
+from tests.support.pki import make_ca, make_leaf
 
 from .harness import EngineProject
 
@@ -59,7 +59,7 @@ def test_mismatched_key_fails_preview_with_one_line_and_no_key(tmp_path):
     with pytest.raises(auto.errors.CommandError) as err:
         project.preview()
     text = str(err.value)
-    assert ("error: pulumi-python:dynamic:Resource resource 'legacy' has a problem: upload: the private key does "
+    assert ("error: pulumi-python:dynamic/certplane:UploadedCertificate resource 'legacy' has a problem: upload: the private key does "
             "not match the certificate 'CN=legacy.example.test'") in text
     assert "PRIVATE KEY" not in text and other_key.splitlines()[1] not in text
     assert "Traceback" not in text

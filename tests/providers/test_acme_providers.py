@@ -1,4 +1,4 @@
-"""AcmeAccount and AcmeCertificate providers' CRUD as plain Python on dicts, against a local Pebble."""
+"""AcmeAccount, and Certificate with the acme issuer: CRUD as plain Python on dicts, against a local Pebble."""
 
 from __future__ import annotations
 
@@ -7,19 +7,12 @@ from typing import Any
 
 import pytest
 
-from providers import acme_account, acme_certificate
+from providers import acme_account, certificate
 from providers.core import certificates as x509util
-from providers.core import keys
+from providers.core import clock
+from providers.core import dns, keys
 from providers.core.errors import CertplaneError
-from tests.acme_fixtures import (  # noqa: F401 - pytest fixtures
-    EAB_HMAC,
-    EAB_KID,
-    challtestsrv_dns,
-    pebble,
-    pebble_eab,
-    standalone_http01,
-    verify_chain,
-)
+from tests.support.acme import EAB_HMAC, EAB_KID, challtestsrv_dns, standalone_http01, verify_chain
 from tools.servers.pebble import PebbleServer
 
 
@@ -35,17 +28,30 @@ def registered(pebble: PebbleServer) -> dict[str, Any]:
     return dict(provider.create(props).outs)
 
 
+ORDER = ("directory_url", "ca_bundle", "profile", "challenge", "http01", "revoke_on_destroy", "revoke_reason",
+         "order_timeout_seconds")
+
+
+def acme_inputs(server: PebbleServer, account: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A Certificate's inputs with the acme issuer; `extra` keys go where they belong (order settings, the
+    secret `dns` settings, the account's credentials, or the certificate itself)."""
+    order = {"directory_url": server.directory_url, "ca_bundle": str(server.ca_bundle_path), "profile": "default",
+             "challenge": "dns-01", "http01": None, "revoke_on_destroy": False, "revoke_reason": None,
+             "order_timeout_seconds": None}
+    secrets = {"dns": challtestsrv_dns(server)}
+    credentials = {"account_key_pem": account["account_key_pem"], "account_url": account["account_url"]}
+    props = {"name": "www", "domains": ["www.example.test", "example.test"],
+             "key": {"algorithm": "ecdsa", "curve": "P-256"}, "reuse_key": False, "renew": None,
+             "formats": ["pem", "pkcs12"], "keystore_password": None, "issuer_type": "acme"}
+    for key, value in extra.items():
+        target = order if key in ORDER else secrets if key == "dns" else credentials if key.startswith("account_") \
+            else props
+        target[key] = value
+    return {**props, "issuer_settings": order, "issuer_secrets": secrets, "issuer_credentials": credentials}
+
+
 def cert_props(server: PebbleServer, account: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    props = {
-        "name": "www", "directory_url": server.directory_url, "ca_bundle": str(server.ca_bundle_path),
-        "account_key_pem": account["account_key_pem"], "account_url": account["account_url"],
-        "domains": ["www.example.test", "example.test"], "challenge": "dns-01", "dns": challtestsrv_dns(server),
-        "http01": None, "key": {"algorithm": "ecdsa", "curve": "P-256"}, "reuse_key": False,
-        "profile": "default", "renew": None, "formats": ["pem", "pkcs12"], "keystore_password": None,
-        "revoke_on_destroy": False, "revoke_reason": None, "order_timeout_seconds": None,
-    }
-    props.update(extra)
-    check = acme_certificate.AcmeCertificateProvider().check({}, props)
+    check = certificate.CertificateProvider().check({}, acme_inputs(server, account, **extra))
     assert check.failures == [], [f.reason for f in check.failures]
     return dict(check.inputs)
 
@@ -85,9 +91,12 @@ def test_account_diff_and_email_update(pebble, registered):
 def test_account_check_failures(pebble):
     provider = acme_account.AcmeAccountProvider()
     assert check_failure(provider, account_props(pebble, directory_url="ftp://x")) == (
-        "directory_url: must be the http(s) URL of an ACME directory, e.g. https://acme-v02.api.letsencrypt.org/directory")
+        "directory_url: must be the https:// URL of an ACME directory, e.g. https://acme-v02.api.letsencrypt.org/directory "
+        "(http:// only on loopback)")
+    assert check_failure(provider, account_props(pebble, directory_url="http://acme.example.test/dir")).startswith(
+        "directory_url: must be the https:// URL")
     assert check_failure(provider, account_props(pebble, key={"algorithm": "ed25519"})) == (
-        "key.algorithm: ACME account keys must be rsa or ecdsa")
+        "key.algorithm: ACME CAs do not accept Ed25519 keys: use rsa or ecdsa")
     assert check_failure(provider, account_props(pebble, email="ops")) == "email: 'ops' is not an e-mail address"
     assert check_failure(provider, account_props(pebble, eab_kid="kid-1")) == (
         "eab: give both kid and hmac_key for External Account Binding")
@@ -107,11 +116,11 @@ def test_account_eab_required_missing_and_given(pebble_eab, capsys):
 # --- AcmeCertificate ------------------------------------------------------------------------------------
 
 def test_certificate_create_dns01_outputs(pebble, registered):
-    provider = acme_certificate.AcmeCertificateProvider()
+    provider = certificate.CertificateProvider()
     result = provider.create(cert_props(pebble, registered))
     outs = result.outs
-    assert result.id.startswith("acme-")
-    for name in acme_certificate.OUTPUTS:
+    assert result.id.startswith("cert-")
+    for name in certificate.CertificateOutputs.model_fields:
         assert name in outs
     leaf = x509util.load_certificates(outs["cert_pem"])[0]
     chain = x509util.load_certificates(outs["chain_pem"])
@@ -132,19 +141,19 @@ def test_certificate_create_dns01_outputs(pebble, registered):
 def test_certificate_http01_standalone(pebble, registered):
     props = cert_props(pebble, registered, domains=["h.example.test", "h2.example.test"], challenge="http-01",
                        dns=None, http01=standalone_http01(pebble), key={"algorithm": "rsa", "size": 2048})
-    outs = acme_certificate.AcmeCertificateProvider().create(props).outs
+    outs = certificate.CertificateProvider().create(props).outs
     assert outs["dns_names"] == ["h.example.test", "h2.example.test"] and outs["key_algorithm"] == "RSA-2048"
 
 
 def test_certificate_shortlived_profile(pebble, registered):
-    outs = acme_certificate.AcmeCertificateProvider().create(
+    outs = certificate.CertificateProvider().create(
         cert_props(pebble, registered, domains=["s.example.test"], profile="shortlived")).outs
-    life = x509util.parse_rfc3339(outs["not_after"]) - x509util.parse_rfc3339(outs["not_before"])
+    life = clock.parse_rfc3339(outs["not_after"]) - clock.parse_rfc3339(outs["not_before"])
     assert dt.timedelta(days=5, hours=23) <= life <= dt.timedelta(days=6, hours=1)
 
 
 def test_domain_change_reissues_in_place_with_a_new_key(pebble, registered, capsys):
-    provider = acme_certificate.AcmeCertificateProvider()
+    provider = certificate.CertificateProvider()
     olds = provider.create(cert_props(pebble, registered, domains=["a.example.test"])).outs
     news = cert_props(pebble, registered, domains=["a.example.test", "b.example.test"])
     diff = provider.diff("id", olds, news)
@@ -160,7 +169,7 @@ def test_domain_change_reissues_in_place_with_a_new_key(pebble, registered, caps
 
 
 def test_reuse_key_keeps_the_key_across_renewal(pebble, registered):
-    provider = acme_certificate.AcmeCertificateProvider()
+    provider = certificate.CertificateProvider()
     olds = provider.create(cert_props(pebble, registered, domains=["k.example.test"], reuse_key=True)).outs
     news = cert_props(pebble, registered, domains=["k.example.test"], reuse_key=True, profile="shortlived")
     outs = provider.update("id", olds, news).outs
@@ -169,13 +178,13 @@ def test_reuse_key_keeps_the_key_across_renewal(pebble, registered):
 
 
 def test_renewal_due_at_the_ari_window_start(pebble, registered, monkeypatch, capsys):
-    provider = acme_certificate.AcmeCertificateProvider()
+    provider = certificate.CertificateProvider()
     props = cert_props(pebble, registered, domains=["ari.example.test"], renew={"before_days": 1})
     olds = provider.create(props).outs
-    start = x509util.parse_rfc3339(olds["ari_window_start"])
-    monkeypatch.setenv("CERTPLANE_NOW", x509util.rfc3339(start - dt.timedelta(hours=1)))
+    start = clock.parse_rfc3339(olds["ari_window_start"])
+    monkeypatch.setenv("CERTPLANE_NOW", clock.rfc3339(start - dt.timedelta(hours=1)))
     assert not provider.diff("id", olds, props).changes
-    monkeypatch.setenv("CERTPLANE_NOW", x509util.rfc3339(start + dt.timedelta(minutes=5)))
+    monkeypatch.setenv("CERTPLANE_NOW", clock.rfc3339(start + dt.timedelta(minutes=5)))
     capsys.readouterr()
     assert provider.diff("id", olds, props).changes
     line = capsys.readouterr().err
@@ -186,19 +195,19 @@ def test_renewal_due_at_the_ari_window_start(pebble, registered, monkeypatch, ca
 
 
 def test_renewal_falls_back_to_the_policy_without_ari(pebble, registered, monkeypatch, capsys):
-    provider = acme_certificate.AcmeCertificateProvider()
+    provider = certificate.CertificateProvider()
     props = cert_props(pebble, registered, domains=["policy.example.test"], renew={"before_days": 30})
     olds = {**provider.create(props).outs, "ari_window_start": None, "ari_window_end": None,
             "renewal_source": "policy"}
-    not_after = x509util.parse_rfc3339(olds["not_after"])
-    monkeypatch.setenv("CERTPLANE_NOW", x509util.rfc3339(not_after - dt.timedelta(days=29)))
+    not_after = clock.parse_rfc3339(olds["not_after"])
+    monkeypatch.setenv("CERTPLANE_NOW", clock.rfc3339(not_after - dt.timedelta(days=29)))
     capsys.readouterr()
     assert provider.diff("id", olds, props).changes
     assert "(30 days before expiry)" in capsys.readouterr().err
 
 
 def test_delete_revokes_only_when_asked(pebble, registered):
-    provider = acme_certificate.AcmeCertificateProvider()
+    provider = certificate.CertificateProvider()
     kept = provider.create(cert_props(pebble, registered, domains=["keep.example.test"])).outs
     provider.delete("id", kept)
     assert pebble.cert_status(kept["serial"])["Status"] == "Valid"
@@ -210,11 +219,11 @@ def test_delete_revokes_only_when_asked(pebble, registered):
 
 
 def test_failed_order_is_one_clean_line_and_retries_cleanly(pebble, registered, capsys):
-    provider = acme_certificate.AcmeCertificateProvider()
+    provider = certificate.CertificateProvider()
     with pytest.raises(CertplaneError) as err:
         provider.create(cert_props(pebble, registered, domains=["ok.example.test", "blocked.example"]))
     assert str(err.value) == (
-        "issuing an ACME certificate: acme: order for ok.example.test, blocked.example failed: "
+        "issuing a certificate: acme: order for ok.example.test, blocked.example failed: "
         "urn:ietf:params:acme:error:rejectedIdentifier: Order included an identifier for which issuance is "
         'forbidden by policy: "blocked.example" (blocked.example: blocked.example is a forbidden domain)')
     assert capsys.readouterr().err.count("\n") == 1
@@ -223,35 +232,43 @@ def test_failed_order_is_one_clean_line_and_retries_cleanly(pebble, registered, 
 
 
 @pytest.mark.parametrize(("extra", "message"), [
-    ({"key": {"algorithm": "ed25519"}}, "key.algorithm: ACME CAs do not issue certificates for Ed25519 keys: use rsa or ecdsa"),
-    ({"challenge": "tls-alpn-01"}, "challenge: unknown challenge 'tls-alpn-01': use dns-01 or http-01"),
+    ({"key": {"algorithm": "ed25519"}}, "key.algorithm: ACME CAs do not accept Ed25519 keys: use rsa or ecdsa"),
+    ({"challenge": "tls-alpn-01"}, "issuer_settings.challenge: must be one of 'dns-01' or 'http-01'"),
     ({"challenge": "http-01", "domains": ["*.example.test"], "http01": {"mode": "standalone", "listen": "127.0.0.1:80"}},
      "challenge: wildcard *.example.test can only be validated with dns-01"),
-    ({"dns": {"provider": "cloudflare"}}, "dns.provider: unrecognized DNS provider: cloudflare (known: challtestsrv, rfc2136, route53)"),
-    ({"domains": []}, "domains: an ACME certificate needs at least one domain"),
+    ({"dns": {"provider": "cloudflare"}},
+     f"issuer_settings.dns.provider: unrecognized DNS provider: cloudflare (known: {dns.REGISTRY.known()})"),
+    ({"domains": []}, "domains: a certificate needs at least one domain or IP address"),
+    ({"ip_addresses": ["127.0.0.1"]}, "ip_addresses: not supported for ACME certificates yet"),
+    ({"validity_days": 30}, "validity_days: ACME CAs set the lifetime themselves: choose it with the issuer's profile"),
     ({"challenge": "http-01", "dns": None, "http01": None},
-     "http01: HTTP-01 needs settings: {mode: webroot, webroot: DIR} or {mode: standalone, listen: HOST:PORT}"),
+     "issuer_settings.challenge: http-01 needs http01 in the issuer's settings ({mode: webroot, webroot: DIR} or "
+     "{mode: standalone, listen: HOST:PORT})"),
     ({"domains": ["bad_name.example.test"]}, "domains: 'bad_name.example.test' is not a valid DNS name"),
     ({"renew": {"before_days": -1}}, "renew.before_days: must be a positive number of days"),
     ({"formats": ["pfx"]}, "formats: unknown format 'pfx': use pem, pkcs12, jks, der"),
-    ({"account_key_pem": ""}, "account_key_pem: the ACME account key is required"),
-    ({"revoke_reason": "oops"}, "revoke_reason: unknown revocation reason 'oops': use unspecified, keyCompromise, "
-                                "affiliationChanged, superseded, cessationOfOperation"),
+    ({"account_key_pem": ""},
+     "issuer_credentials.account_key_pem: the private key is not a PEM-encoded RSA, ECDSA or Ed25519 key"),
+    ({"revoke_reason": "oops"}, "issuer_settings.revoke_reason: unknown revocation reason 'oops': use unspecified, "
+                                "keyCompromise, affiliationChanged, superseded, cessationOfOperation"),
 ])
 def test_certificate_check_failures(pebble, registered, extra, message):
-    props = {**cert_props(pebble, registered), **extra}
-    assert check_failure(acme_certificate.AcmeCertificateProvider(), props) == message
+    assert check_failure(certificate.CertificateProvider(), acme_inputs(pebble, registered, **extra)) == message
 
 
 def test_check_tolerates_unknowns_during_preview(pebble, registered):
-    from providers._dynamic import UNKNOWN
+    """A preview that creates the issuer's account cannot know its key: the certificate checks the rest, and its
+    diff says it will change."""
+    from providers._wire import UNKNOWN_SENTINEL as UNKNOWN
 
-    props = {**cert_props(pebble, registered), "account_key_pem": UNKNOWN, "account_url": UNKNOWN,
-             "domains": UNKNOWN, "dns": {"provider": "challtestsrv", "url": UNKNOWN}}
-    assert acme_certificate.AcmeCertificateProvider().check({}, props).failures == []
-    diff = acme_certificate.AcmeCertificateProvider().diff("id", {"domains": ["a.example.test"]}, props)
-    assert diff.changes
-
+    provider = certificate.CertificateProvider()
+    props = acme_inputs(pebble, registered, domains=["pending.example.test"])
+    props["issuer_credentials"] = {"account_key_pem": UNKNOWN, "account_url": UNKNOWN}
+    result = provider.check({}, props)
+    assert result.failures == []
+    assert result.inputs["issuer_credentials"] == props["issuer_credentials"]  # still pending for the engine
+    olds = provider.create(cert_props(pebble, registered, domains=["pending.example.test"])).outs
+    assert provider.diff("id", olds, props).changes
 
 
 def test_resources_declare_key_material_secret(monkeypatch):
@@ -266,19 +283,21 @@ def test_resources_declare_key_material_secret(monkeypatch):
 
     monkeypatch.setattr(pulumi.dynamic.Resource, "__init__", record)
     acme_account.AcmeAccount("acct", directory_url="https://127.0.0.1:1/dir", eab_kid="kid-1", eab_hmac_key="c2Vj")
-    acme_certificate.AcmeCertificate("www", directory_url="https://127.0.0.1:1/dir", account_key_pem="PEM",
-                                     account_url="https://127.0.0.1:1/acct/1", domains=["www.example.test"],
-                                     dns={"provider": "challtestsrv", "url": "http://127.0.0.1:8055"})
+    certificate.Certificate("www", domains=["www.example.test"], issuer_type="acme",
+                            issuer_settings={"directory_url": "https://127.0.0.1:1/dir", "challenge": "dns-01"},
+                            issuer_secrets={"dns": {"provider": "challtestsrv", "url": "http://127.0.0.1:8055"}},
+                            issuer_credentials={"account_key_pem": "PEM", "account_url": "https://127.0.0.1:1/acct/1"})
     provider, props, opts = built["acct"]
     assert isinstance(provider, acme_account.AcmeAccountProvider) and not vars(provider)
     assert set(opts.additional_secret_outputs) == {"account_key_pem", "eab_hmac_key"}
     assert isinstance(props["eab_hmac_key"], pulumi.Output)
     provider, props, opts = built["www"]
-    assert isinstance(provider, acme_certificate.AcmeCertificateProvider) and not vars(provider)
-    assert {"private_key_pem", "pkcs12_base64", "jks_base64", "keystore_password", "account_key_pem",
-            "dns"} == set(opts.additional_secret_outputs)
-    assert isinstance(props["account_key_pem"], pulumi.Output)
-    assert set(acme_certificate.OUTPUTS) <= set(props)
+    assert isinstance(provider, certificate.CertificateProvider) and not vars(provider)
+    assert {"private_key_pem", "pkcs12_base64", "jks_base64", "keystore_password", "key_pem", "issuer_secrets",
+            "issuer_credentials"} == set(opts.additional_secret_outputs)
+    assert isinstance(props["issuer_credentials"], pulumi.Output) and isinstance(props["issuer_secrets"], pulumi.Output)
+    assert set(certificate.CertificateOutputs.model_fields) <= set(props)
+    assert [a.type_ for a in opts.aliases] == ["pulumi-python:dynamic:Resource"]  # stacks from before type tokens
 
 
 def test_account_delete_deactivates_only_when_asked(pebble):

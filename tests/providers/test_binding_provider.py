@@ -7,12 +7,15 @@ from typing import Any
 
 import pytest
 
-from providers.binding import SECRET_OUTPUTS, CertificateBindingProvider, binding_id
+from providers._wire import secret_fields
+from providers.binding import CertificateBindingProvider, binding_id
 from providers.core.deploy import Bundle
-from providers.core.deploy._support import served_fingerprint
+from providers.core import deploy
+from providers.core.tls import served_fingerprint
 from providers.core.deploy.nginx import Layout
 from providers.core.errors import CertplaneError
-from tests.core.deploy.fixtures import LocalCa, ca, mismatched, nginx, settle  # noqa: F401 - fixtures
+from tests.support.pki import LocalCa, mismatched
+from tests.support.wait import settle
 from tools.servers.nginx import NginxServer
 
 NAMES = ["www.example.test", "example.test"]
@@ -22,7 +25,7 @@ def props(server: NginxServer, bundle: Bundle, **extra: Any) -> dict[str, Any]:
     return {"certificate": "www", "target": "edge", "target_type": "nginx",
             "target_settings": server.target_settings(), "server_names": NAMES, "sni": False,
             "cert_pem": bundle.cert_pem, "chain_pem": bundle.chain_pem, "private_key_pem": bundle.key_pem,
-            "fingerprint_sha256": bundle.fingerprint_sha256, "keystore_password": None, **extra}
+            "keystore_password": None, **extra}
 
 
 def served(server: NginxServer, name: str) -> str | None:
@@ -43,7 +46,7 @@ def test_create_diff_update_read_delete_on_nginx(nginx: NginxServer, ca: LocalCa
     assert all(served(nginx, n) == v1.fingerprint_sha256 for n in NAMES)
     # The key is kept only where rollback needs it, in a field the resource marks secret.
     assert [k for k, v in outs.items() if isinstance(v, str) and "PRIVATE KEY" in v] == ["private_key_pem"]
-    assert "private_key_pem" in SECRET_OUTPUTS
+    assert "private_key_pem" in secret_fields(provider.inputs, provider.outputs)
     assert "PRIVATE KEY" not in repr(outs["live"])
 
     # Nothing changed: no diff. A renewed certificate: in-place update.
@@ -120,8 +123,7 @@ def test_files_target_round_trip(tmp_path: Path, ca: LocalCa) -> None:  # noqa: 
     inputs = {"certificate": "www", "target": "disk", "target_type": "files",
               "target_settings": {"directory": str(tmp_path), "formats": ["pem", "pkcs12"]}, "server_names": NAMES,
               "sni": False, "cert_pem": bundle.cert_pem, "chain_pem": bundle.chain_pem,
-              "private_key_pem": bundle.key_pem, "fingerprint_sha256": bundle.fingerprint_sha256,
-              "keystore_password": "changeit-123"}
+              "private_key_pem": bundle.key_pem, "keystore_password": "changeit-123"}
     created = provider.create(inputs)
     assert created.outs["live_fingerprints"] == {"default": bundle.fingerprint_sha256}
     assert (tmp_path / "www.p12").exists() and (tmp_path / "www.key").read_text() == bundle.key_pem
@@ -137,7 +139,7 @@ def test_files_target_round_trip(tmp_path: Path, ca: LocalCa) -> None:  # noqa: 
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"target_type": "haproxy"},
-     "binding www--edge: target_type: unrecognized deploy target: haproxy (known: alibaba_slb, aws_elbv2, files, nginx)"),
+     f"binding www--edge: target_type: unrecognized deploy target: haproxy (known: {deploy.REGISTRY.known()})"),
     ({"target_settings": {"conf_dir": "/tmp/x", "listen": "localhost"}},
      "binding www--edge: target_settings.listen: must be HOST:PORT, e.g. 127.0.0.1:8443"),
     ({"server_names": []}, "binding www--edge: server_names: nginx serves a certificate by name: give at least one"),
@@ -150,8 +152,7 @@ def test_check_names_the_field_in_one_line(ca: LocalCa, change: dict[str, Any], 
     bundle = ca.bundle(NAMES)
     inputs = {"certificate": "www", "target": "edge", "target_type": "nginx",
               "target_settings": {"conf_dir": "/tmp/x", "listen": "127.0.0.1:8443"}, "server_names": NAMES,
-              "cert_pem": bundle.cert_pem, "chain_pem": "", "private_key_pem": bundle.key_pem,
-              "fingerprint_sha256": bundle.fingerprint_sha256, **change}
+              "cert_pem": bundle.cert_pem, "chain_pem": "", "private_key_pem": bundle.key_pem, **change}
     failures = CertificateBindingProvider().check({}, inputs).failures
     assert [(f.property, f.reason) for f in failures] == [("", message)]
 
@@ -165,11 +166,11 @@ def test_check_rejects_a_key_that_does_not_match(ca: LocalCa) -> None:  # noqa: 
 
 
 def test_check_tolerates_unknowns_during_preview() -> None:
-    from providers._dynamic import UNKNOWN
+    from providers._wire import UNKNOWN_SENTINEL as UNKNOWN
 
     inputs = {"certificate": "www", "target": "edge", "target_type": "nginx",
               "target_settings": {"conf_dir": "/tmp/x", "listen": "127.0.0.1:8443"}, "server_names": UNKNOWN,
-              "cert_pem": UNKNOWN, "private_key_pem": UNKNOWN, "fingerprint_sha256": UNKNOWN}
+              "cert_pem": UNKNOWN, "private_key_pem": UNKNOWN}
     assert CertificateBindingProvider().check({}, inputs).failures == []
     olds = {**inputs, "server_names": NAMES, "fingerprint_sha256": "AA", "live_fingerprints": {}}
     d = CertificateBindingProvider().diff("id", olds, inputs)

@@ -14,16 +14,23 @@ from providers.core import certificates as x509util
 from providers.core import keys
 from providers.private_key import PrivateKeyProvider
 from providers.uploaded_certificate import UploadedCertificateProvider
-from tests.core.pki import make_ca, make_leaf
+from tests.support.pki import make_ca, make_leaf
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
 def leaf_inputs(**over):
-    props = {"name": "www", "key": {"algorithm": "ecdsa", "curve": "P-256"}, "dns_names": ["www.example.test"],
-             "validity_days": 90, "formats": ["pem"], "renew": None, "reuse_key": False}
+    props = {"name": "www", "key": {"algorithm": "ecdsa", "curve": "P-256"}, "domains": ["www.example.test"],
+             "validity_days": 90, "formats": ["pem"], "renew": None, "reuse_key": False, "issuer_type": "self_signed"}
     props.update(over)
     return props
+
+
+def signed_by(ca, chain=None):
+    """Inputs of a certificate signed by `ca` (a tests.support.pki.Issued) through the private_ca issuer."""
+    return {"issuer_type": "private_ca", "issuer_credentials": {
+        "ca_cert_pem": x509util.to_pem(ca.cert), "ca_private_key_pem": keys.private_key_to_pem(ca.key),
+        "ca_chain_pem": x509util.to_pem(chain.cert) if chain else ""}}
 
 
 @pytest.fixture
@@ -79,9 +86,9 @@ def test_reuse_key_keeps_the_key(provider, created, monkeypatch):
 
 def test_domain_change_reissues_and_says_so(provider, created, capfd):
     rid, outs = created
-    news = leaf_inputs(dns_names=["www.example.test", "example.test"])
+    news = leaf_inputs(domains=["www.example.test", "example.test"])
     assert provider.diff(rid, outs, news).changes is True
-    assert "certplane: www: dns_names changed; re-issuing" in capfd.readouterr().err
+    assert "certplane: www: domains changed; re-issuing" in capfd.readouterr().err
     new = provider.update(rid, outs, news).outs
     assert x509util.dns_names_of(x509util.load_certificates(new["cert_pem"])[0]) == ["www.example.test",
                                                                                     "example.test"]
@@ -101,18 +108,17 @@ def test_signed_by_a_ca_carries_the_chain(provider, monkeypatch):
     monkeypatch.setenv("CERTPLANE_NOW", "2026-11-27T12:00:00Z")
     root = make_ca("Root")
     inter = make_ca("Intermediate", issuer=root, path_length=0)
-    outs = provider.create(leaf_inputs(ca_cert_pem=x509util.to_pem(inter.cert),
-                                       ca_private_key_pem=keys.private_key_to_pem(inter.key),
-                                       ca_chain_pem=x509util.to_pem(root.cert))).outs
+    outs = provider.create(leaf_inputs(**signed_by(inter, chain=root))).outs
     assert x509util.load_certificates(outs["chain_pem"]) == [inter.cert]  # the root is not served
-    assert "ca_private_key_pem" not in outs  # the CA key is never copied into a leaf's outputs
+    assert "issuer_credentials" not in outs  # the CA key is never copied into a leaf's outputs
+    assert keys.private_key_to_pem(inter.key) not in str(outs)
 
 
 @pytest.mark.parametrize(
     ("over", "message"),
     [
         ({"key": {"algorithm": "rsa", "size": 1024}}, "key.size: RSA keys must be 2048, 3072 or 4096 bits"),
-        ({"dns_names": ["bad name"]}, "domains: 'bad name' is not a valid DNS name"),
+        ({"domains": ["bad name"]}, "domains: 'bad name' is not a valid DNS name"),
         ({"formats": ["pem", "p7b"]}, "formats: unknown format 'p7b': use pem, pkcs12, jks, der"),
         ({"renew": {"at_fraction": 2}}, "renew.at_fraction: must be between 0 and 1 (exclusive), e.g. 0.667"),
     ],
@@ -125,15 +131,21 @@ def test_check_reports_one_line_per_problem_on_no_property(provider, over, messa
 def test_check_tolerates_unknowns_during_preview(provider):
     from pulumi.output import Unknown
 
-    result = provider.check({}, leaf_inputs(ca_cert_pem=Unknown(), ca_private_key_pem=Unknown()))
+    result = provider.check({}, leaf_inputs(issuer_type="private_ca",
+                                            issuer_credentials={"ca_cert_pem": Unknown(), "ca_private_key_pem": Unknown()}))
     assert result.failures == []
+    diff = provider.diff("id", provider.create(leaf_inputs()).outs,
+                         {**leaf_inputs(issuer_type="private_ca"), "issuer_credentials": Unknown()})
+    assert diff.changes is True
 
 
 def test_ca_key_must_match_ca_certificate(provider):
     root, other = make_ca("Root"), make_ca("Other")
-    result = provider.check({}, leaf_inputs(ca_cert_pem=x509util.to_pem(root.cert),
-                                            ca_private_key_pem=keys.private_key_to_pem(other.key)))
-    assert [f.reason for f in result.failures] == ["ca_private_key_pem: does not match the CA certificate"]
+    inputs = leaf_inputs(**signed_by(root))
+    inputs["issuer_credentials"]["ca_private_key_pem"] = keys.private_key_to_pem(other.key)
+    result = provider.check({}, inputs)
+    assert [f.reason for f in result.failures] == ["issuer_credentials.ca_private_key_pem: does not match the CA "
+                                                   "certificate"]
 
 
 def test_private_key_algorithm_change_replaces():
@@ -171,6 +183,13 @@ def test_providers_pickle_by_reference_and_load_in_a_fresh_process(provider_cls)
     out = subprocess.run([sys.executable, "-c", code, blob], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"{provider_cls.__module__}.{provider_cls.__name__}"
+
+
+def test_numbers_from_the_wire_are_whole_numbers(provider):
+    """The engine's protobuf Struct carries every number as a double: 3072.0 is a valid RSA size."""
+    result = provider.check({}, leaf_inputs(key={"algorithm": "rsa", "size": 3072.0}, validity_days=90.0))
+    assert result.failures == []
+    assert result.inputs["key"] == {"algorithm": "rsa", "size": 3072} and result.inputs["validity_days"] == 90
 
 
 def test_reuse_key_still_changes_the_key_when_its_algorithm_changes(provider, created, capfd):

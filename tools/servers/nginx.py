@@ -1,7 +1,8 @@
-"""Run the project's own unprivileged nginx on 127.0.0.1 from a certplane conf_dir.
+"""Run the project's own unprivileged nginx on 127.0.0.1 from a certplane conf_dir (the demo and the tests).
 
-The main config comes from providers.core.deploy.nginx (same layout the nginx deploy target writes into), with a
-self-signed default server so nginx starts before any binding exists. Every wait is bounded.
+This module owns that nginx's main config: pid and temp paths under conf_dir, a self-signed default TLS server on
+`listen` (so nginx starts before any binding exists), and an include of the server blocks the nginx deploy
+target writes (the target's own layout, providers.core.deploy.nginx.Layout). Every wait is bounded.
 
     python -m tools.servers.nginx start  CONF_DIR LISTEN     # e.g. .certplane/nginx 127.0.0.1:8443
     python -m tools.servers.nginx stop   CONF_DIR
@@ -18,9 +19,64 @@ import sys
 import time
 from pathlib import Path
 
-from providers.core.deploy.nginx import Layout, parse_listen, write_main_config
+import datetime as dt
+
+from providers.core import certificates as x509util
+from providers.core import keys
+from providers.core.deploy._support import atomic_write, ensure_dir
+from providers.core.deploy.nginx import Layout
+from providers.core.net import parse_address
 
 NGINX_BIN = "/usr/sbin/nginx"
+
+
+def render_main_config(layout: Layout, listen: str) -> str:
+    """Unprivileged-friendly paths (pid, temp dirs) under conf_dir, a default TLS server on `listen`, and the
+    per-binding server blocks."""
+    d = layout.conf_dir
+    tmp = d / "tmp"
+    return f"""# Written by tools/servers/nginx.py for certplane's local nginx. Per-binding server blocks: {layout.sites}/.
+worker_processes 1;
+pid {layout.pid_file};
+error_log stderr notice;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    server {{
+        listen {listen} ssl default_server;
+        server_name _;
+        ssl_certificate {d / "default.crt"};
+        ssl_certificate_key {d / "default.key"};
+        return 421 "no certplane binding for this name\\n";
+    }}
+    include {layout.sites}/*.conf;
+}}
+"""
+
+
+def write_main_config(layout: Layout, listen: str) -> None:
+    """Create conf_dir with a self-signed default certificate and the main config (idempotent)."""
+    for directory in (layout.conf_dir, layout.sites, layout.certs):
+        ensure_dir(directory, 0o700)
+    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (layout.conf_dir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = layout.conf_dir / "default.crt", layout.conf_dir / "default.key"
+    if not cert_path.exists() or not key_path.exists():
+        key = keys.generate_private_key(keys.KeySpec("ecdsa", curve="P-256"))
+        cert = x509util.sign_certificate(
+            x509util.CertificateTemplate(common_name="certplane default", dns_names=("certplane.invalid",),
+                                         validity_days=3650),
+            subject_public_key=key.public_key(), signing_key=key, issuer=None, now=dt.datetime.now(dt.timezone.utc))
+        atomic_write(key_path, keys.private_key_to_pem(key).encode(), 0o600)
+        atomic_write(cert_path, x509util.to_pem(cert).encode(), 0o644)
+    text = render_main_config(layout, listen).encode()
+    if not layout.main_conf.exists() or layout.main_conf.read_bytes() != text:
+        atomic_write(layout.main_conf, text, 0o600)
 
 
 class NginxServer:
@@ -30,7 +86,8 @@ class NginxServer:
     def __init__(self, conf_dir: str | Path, listen: str, *, nginx_bin: str = NGINX_BIN) -> None:
         self.layout = Layout(Path(conf_dir).expanduser().resolve())
         self.listen = listen
-        self.host, self.port = parse_listen(listen)
+        address = parse_address(listen)
+        self.host, self.port = address.reachable_host, address.port
         self.nginx_bin = nginx_bin
         self.proc: subprocess.Popen[bytes] | None = None
 

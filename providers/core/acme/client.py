@@ -8,7 +8,9 @@ existing account by its key so accounts are created once and reused by every ord
 
 from __future__ import annotations
 
+import ipaddress
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +23,7 @@ from acme import messages
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ..errors import InvalidInputError
-from ..keys import KeySpec, PrivateKey
+from ..keys import KeySpec, PrivateKey, spec_of
 from .errors import RetryPolicy, annotate, is_transient, translate
 
 USER_AGENT = "certplane"
@@ -70,22 +72,55 @@ class CertplaneNetwork(acme_client.ClientNetwork):
         return self._retrying(super().get, url, content_type=content_type, **kwargs)
 
 
+def check_key_spec(spec: KeySpec) -> KeySpec:
+    """ACME CAs (Let's Encrypt, ZeroSSL, Google, step-ca) accept RSA and ECDSA keys, for accounts and
+    certificates alike; browsers do not accept Ed25519 certificates either."""
+    if spec.algorithm == "ed25519":
+        raise InvalidInputError("algorithm", "ACME CAs do not accept Ed25519 keys: use rsa or ecdsa")
+    return spec
+
+
+def check_directory_url(url: str) -> str:
+    """The directory is fetched with its TLS verified; plain http:// only reaches a CA on this machine."""
+    parsed = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+    loopback = parsed is not None and parsed.scheme == "http" and _is_loopback(parsed.hostname or "")
+    if parsed is None or not parsed.hostname or not (parsed.scheme == "https" or loopback):
+        raise InvalidInputError("", "must be the https:// URL of an ACME directory, e.g. "
+                                    "https://acme-v02.api.letsencrypt.org/directory (http:// only on loopback)")
+    return url
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_email(value: str | None) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or value.count("@") != 1 or " " in value or value.startswith("@") or value.endswith("@"):
+        raise InvalidInputError("", f"{value!r} is not an e-mail address")
+    return value
+
+
+def check_eab(kid: str | None, hmac_key: str | None) -> None:
+    """External Account Binding needs the key id and the HMAC key together."""
+    if bool(kid) != bool(hmac_key):
+        raise InvalidInputError("eab", "give both kid and hmac_key for External Account Binding")
+
+
 def jwk_for(key: PrivateKey) -> tuple[JWK, JWASignature]:
     """The JWK and JWS algorithm for an account key (RSA → RS256, P-256 → ES256, P-384 → ES384)."""
+    check_key_spec(spec_of(key))
     if isinstance(key, rsa.RSAPrivateKey):
         return JWKRSA(key=key), RS256
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        alg = {"secp256r1": ES256, "secp384r1": ES384, "secp521r1": ES512}.get(key.curve.name)
-        if alg is not None:
-            return JWKEC(key=key), alg
-    raise InvalidInputError("account_key", "ACME account keys must be RSA or ECDSA P-256/P-384")
-
-
-def check_acme_key_spec(spec: KeySpec, field_name: str = "key") -> None:
-    """ACME CAs (Let's Encrypt, Pebble's peers, ZeroSSL) issue for RSA and ECDSA keys only."""
-    if spec.algorithm == "ed25519":
-        raise InvalidInputError(f"{field_name}.algorithm",
-                                "ACME CAs do not issue certificates for Ed25519 keys: use rsa or ecdsa")
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    alg = {"secp256r1": ES256, "secp384r1": ES384, "secp521r1": ES512}[key.curve.name]
+    return JWKEC(key=key), alg
 
 
 @dataclass(frozen=True)
@@ -132,9 +167,8 @@ def register_account(client: acme_client.ClientV2, *, email: str | None, eab_kid
                      eab_hmac_key: str | None = None, directory_url: str = "") -> Account:
     """Create the account (terms agreed) or, if this key already has one, return it (idempotent)."""
     eab = None
-    if eab_kid or eab_hmac_key:
-        if not (eab_kid and eab_hmac_key):
-            raise InvalidInputError("eab", "give both kid and hmac_key for External Account Binding")
+    check_eab(eab_kid, eab_hmac_key)
+    if eab_kid and eab_hmac_key:
         assert client.net.key is not None
         try:
             eab = messages.ExternalAccountBinding.from_data(
@@ -189,5 +223,6 @@ def deactivate_account(client: acme_client.ClientV2, account_url: str) -> None:
         raise translate(err, "account deactivation") from None
 
 
-__all__ = ["Account", "CertplaneNetwork", "Connection", "USER_AGENT", "account_status", "check_acme_key_spec", "connect",
-           "deactivate_account", "find_account", "jwk_for", "profiles", "register_account"]
+__all__ = ["Account", "CertplaneNetwork", "Connection", "USER_AGENT", "account_status", "check_directory_url",
+           "check_eab", "check_email", "check_key_spec", "connect", "deactivate_account", "find_account", "jwk_for", "profiles",
+           "register_account"]

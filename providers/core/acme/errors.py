@@ -18,6 +18,7 @@ import requests
 from acme import errors as acme_errors
 from acme import messages
 
+from ..clock import rfc3339
 from ..errors import CertplaneError, RetryableError
 
 PREFIX = "urn:ietf:params:acme:error:"
@@ -93,10 +94,6 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def _rfc3339(t: dt.datetime) -> str:
-    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _validation_failures(err: acme_errors.ValidationError) -> str:
     parts = []
     for authzr in err.failed_authzrs:
@@ -115,7 +112,7 @@ def translate(err: BaseException, action: str, *, directory_url: str | None = No
         if err.code == "rateLimited":
             when: dt.datetime | None = getattr(err, "certplane_retry_after", None)
             seconds = max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds()) if when else None
-            later = f"retry after {_rfc3339(when)}" if when else "retry later"
+            later = f"retry after {rfc3339(when)}" if when else "retry later"
             return RetryableError(f"{head}: rate limited by the CA; {later} ({describe_problem(err)})",
                                   retry_after=seconds)
         if is_transient(err):

@@ -19,7 +19,7 @@ from cryptography.x509.oid import NameOID
 from .. import certificates as x509util
 from ..errors import CertplaneError, InvalidInputError, RetryableError
 from ..keys import PrivateKey, signature_hash, spec_of
-from .client import check_acme_key_spec
+from .client import check_key_spec
 from .errors import AcmeError, translate
 from .solver import Challenge, Solver
 
@@ -40,7 +40,6 @@ class IssuedCertificate:
 
 def build_csr(key: PrivateKey, domains: Sequence[str]) -> bytes:
     """A PEM CSR with every domain as a SAN; the first is also the CN when it fits (64 characters)."""
-    check_acme_key_spec(spec_of(key))
     builder = x509.CertificateSigningRequestBuilder()
     if len(domains[0]) <= 64:
         builder = builder.subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domains[0])]))
@@ -71,6 +70,10 @@ def issue(client: ClientV2, domains: Sequence[str], solver: Solver, *, key: Priv
         raise InvalidInputError("domains", "an ACME certificate needs at least one domain")
     if solver.challenge_type not in CHALLENGE_TYPES:
         raise InvalidInputError("challenge", f"unknown challenge {solver.challenge_type!r}: use dns-01 or http-01")
+    try:
+        check_key_spec(spec_of(key))
+    except InvalidInputError as err:
+        raise err.within("key") from None
     action = order_label(domains)
     csr_pem = build_csr(key, domains)
     presented: list[Challenge] = []

@@ -19,7 +19,7 @@ def reason_code(reason: str | int) -> int:
         return reason
     if isinstance(reason, str) and reason in REASONS:
         return REASONS[reason]
-    raise InvalidInputError("revoke_reason", f"unknown revocation reason {reason!r}: use {', '.join(REASONS)}")
+    raise InvalidInputError("", f"unknown revocation reason {reason!r}: use {', '.join(REASONS)}")
 
 
 def revoke(client: ClientV2, cert: x509.Certificate, reason: str | int = "unspecified") -> bool:

@@ -1,41 +1,49 @@
-"""Deploy targets: where TLS terminates. One module per kind, listed in one registry; each target validates
-its own settings in its constructor (InvalidInputError naming the field)."""
+"""Deploy targets: where TLS terminates. One module per kind (settings model, target class, `PLUGIN`), listed
+once in `REGISTRY`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from ..errors import DeployError, InvalidInputError
-from .alibaba_slb import AlibabaSlbTarget
-from .aws_elbv2 import AwsElbv2Target
-from .base import DEFAULT, Binding, Bundle, DeployTarget
-from .files import FilesTarget
-from .nginx import NginxTarget
+from ..plugins import Registry
+from ..validation import LOCATION, first_problem, marked
+from . import alibaba_slb, aws_elbv2, files, nginx
+from .base import DEFAULT, Binding, Bundle, DeployTarget, Endpoint, ServesTls, TargetPlugin, TargetSettings
 
-REGISTRY: dict[str, Callable[[Mapping[str, Any]], DeployTarget]] = {
-    "nginx": NginxTarget,
-    "files": FilesTarget,
-    "aws_elbv2": AwsElbv2Target,
-    "alibaba_slb": AlibabaSlbTarget,
-}
+REGISTRY: Registry[TargetPlugin[Any]] = Registry("deploy target", [
+    nginx.PLUGIN,
+    files.PLUGIN,
+    aws_elbv2.PLUGIN,
+    alibaba_slb.PLUGIN,
+])
 
-# Settings that say *where* a binding lives: changing one moves the binding (create the new, then remove the old)
-# instead of redeploying in place.
-LOCATION_SETTINGS: dict[str, tuple[str, ...]] = {
-    "nginx": ("conf_dir",),  # the files' paths; `conf` only says which main config to test and reload
-    "files": ("directory",),
-    "aws_elbv2": ("region", "listener_arn", "load_balancer_name", "listener_port", "endpoint_url"),
-    "alibaba_slb": ("region", "load_balancer_id", "listener_port", "endpoint", "cas_endpoint", "slb_endpoint"),
-}
+TargetSettingsField = Annotated[TargetSettings, REGISTRY.validator(), REGISTRY.serializer()]
+"""A `certplane:targets.<name>` block as a model field (`type` picks the model that validates the rest)."""
 
 
-def get_target(kind: str, settings: Mapping[str, Any]) -> DeployTarget:
-    """The target for `kind`, its settings validated; unknown kinds name the known ones."""
-    factory = REGISTRY.get(kind)
-    if factory is None:
-        raise InvalidInputError("type", f"unrecognized deploy target: {kind} (known: {', '.join(sorted(REGISTRY))})")
-    return factory(settings)
+def parse_settings(kind: str, raw: Any) -> TargetSettings:
+    """`kind`'s settings validated from `raw` (no `type` key); raises InvalidInputError (first problem)."""
+    if isinstance(raw, TargetSettings):
+        return raw
+    plugin = REGISTRY.get(kind)
+    settings = first_problem(lambda: REGISTRY.validate({**dict(raw or {}), REGISTRY.key: plugin.kind}))
+    assert isinstance(settings, TargetSettings)
+    return settings
 
 
-__all__ = ["DEFAULT", "LOCATION_SETTINGS", "REGISTRY", "Binding", "Bundle", "DeployError", "DeployTarget", "get_target"]
+def build(settings: TargetSettings) -> DeployTarget:
+    return REGISTRY.plugin_of(settings).build(settings)
+
+
+def get_target(kind: str, raw: Any) -> DeployTarget:
+    """The target for `kind`, built from validated settings; unknown kinds name the known ones."""
+    return build(parse_settings(kind, raw))
+
+
+def location_of(settings: TargetSettings) -> dict[str, Any]:
+    """The settings that say *where* a binding lives (LOCATION-marked): changing one moves the binding."""
+    return {name: getattr(settings, name) for name in marked(type(settings), LOCATION)}
+
+
+__all__ = ["DEFAULT", "REGISTRY", "Binding", "Bundle", "DeployTarget", "Endpoint", "ServesTls", "TargetPlugin",
+           "TargetSettings", "TargetSettingsField", "build", "get_target", "location_of", "parse_settings"]

@@ -1,21 +1,16 @@
-"""Shared mechanics for targets: atomic file writes, bounded subprocesses and TLS probes."""
+"""Shared mechanics for targets: atomic file writes, file snapshots, locks and bounded subprocesses."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import os
-import socket
-import ssl
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from cryptography import x509
-
-from ..certificates import fingerprint_sha256, load_certificates
 from ..errors import DeployError
 
 _SECRET_MARKERS = ("PRIVATE KEY",)
@@ -113,35 +108,3 @@ def run(args: Sequence[str], *, timeout: float, what: str) -> tuple[int, list[st
         raise DeployError(f"{what}: {args[0]} did not finish within {timeout:g} s") from None
     lines = [ln.strip() for ln in (proc.stderr or proc.stdout or "").splitlines() if ln.strip()]
     return proc.returncode, [scrub(ln) for ln in lines]
-
-
-def served_certificate(host: str, port: int, sni: str | None, *, timeout: float = 3.0) -> x509.Certificate:
-    """The leaf a TLS server presents for `sni` (None: no SNI extension). Trust is not checked here: the caller
-    compares fingerprints, which is stricter than chain validation for 'is my certificate live'."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # no system CA store to load: trust is not the question here
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    with socket.create_connection((host, port), timeout=timeout) as raw, \
-            ctx.wrap_socket(raw, server_hostname=sni) as tls:
-        der = tls.getpeercert(binary_form=True)
-    if der is None:
-        raise OSError("the server sent no certificate")
-    return x509.load_der_x509_certificate(der)
-
-
-def served_fingerprint(host: str, port: int, sni: str | None, *, timeout: float = 3.0) -> str | None:
-    """Fingerprint of the served leaf, or None when no handshake completes."""
-    try:
-        return fingerprint_sha256(served_certificate(host, port, sni, timeout=timeout))
-    except (OSError, ssl.SSLError, ValueError):
-        return None
-
-
-def fingerprint_of_pem(pem: str | bytes | None) -> str | None:
-    certs = load_certificates(pem.decode() if isinstance(pem, bytes) else (pem or ""))
-    return fingerprint_sha256(certs[0]) if certs else None
-
-
-def probe_name(server_name: str) -> str:
-    """An SNI value that a server_name matches: a wildcard is probed with a concrete label."""
-    return "certplane-probe" + server_name[1:] if server_name.startswith("*.") else server_name

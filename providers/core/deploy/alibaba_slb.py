@@ -13,40 +13,53 @@ then retires the previous certificate.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
+from pydantic import field_validator
+
+from ..certificates import fingerprint_of_pem
 from ..errors import DeployError, InvalidInputError
+from ..validation import LOCATION, whole_number
 from . import base
-from ._support import fingerprint_of_pem
-from .base import DEFAULT, Binding, Bundle
+from .base import DEFAULT, Binding, Bundle, TargetPlugin, TargetSettings
 
 KIND = "alibaba_slb"
-SETTINGS = ("region", "load_balancer_id", "listener_port", "endpoint", "cas_endpoint", "slb_endpoint",
-            "protocol", "timeout_ms")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+$")
 
 
-class AlibabaSlbTarget(base.RedeployRollback):
-    """Settings: region, load_balancer_id, listener_port; optional endpoint (both APIs, e.g. a local stub),
-    cas_endpoint, slb_endpoint, protocol (https), timeout_ms (10000)."""
+class AlibabaSlbSettings(TargetSettings):
+    """region, load_balancer_id, listener_port; optional endpoint (both APIs, e.g. a local stub),
+    cas_endpoint, slb_endpoint, protocol (https), timeout_ms."""
 
+    region: Annotated[str, LOCATION]
+    load_balancer_id: Annotated[str, LOCATION]
+    listener_port: Annotated[int, LOCATION, whole_number(1, 65535)]
+    endpoint: Annotated[str | None, LOCATION] = None
+    cas_endpoint: Annotated[str | None, LOCATION] = None
+    slb_endpoint: Annotated[str | None, LOCATION] = None
+    protocol: Literal["https", "http"] = "https"
+    timeout_ms: Annotated[int, whole_number(100, 600000)] = 10000
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if not _REGION.match(value):
+            raise InvalidInputError("", f"{value!r} is not a region id like cn-hangzhou")
+        return value
+
+
+class AlibabaSlbTarget(base.RedeployRollback):
     kind = KIND
 
-    def __init__(self, settings: Mapping[str, Any]) -> None:
-        base.reject_unknown(settings, SETTINGS)
-        self.region = base.required_text(settings, "region")
-        if not _REGION.match(self.region):
-            raise InvalidInputError("region", f"{self.region!r} is not a region id like cn-hangzhou")
-        self.load_balancer_id = base.required_text(settings, "load_balancer_id")
-        self.listener_port = base.whole(settings, "listener_port", 0, minimum=1, maximum=65535)
-        endpoint = base.text(settings, "endpoint")
-        self.cas_endpoint = base.text(settings, "cas_endpoint") or endpoint
-        self.slb_endpoint = base.text(settings, "slb_endpoint") or endpoint
-        self.protocol = base.text(settings, "protocol", default="https") or "https"
-        if self.protocol not in ("https", "http"):
-            raise InvalidInputError("protocol", "must be https (or http for a local stub)")
-        self.timeout_ms = base.whole(settings, "timeout_ms", 10000, minimum=100, maximum=600000)
+    def __init__(self, settings: AlibabaSlbSettings) -> None:
+        self.region = settings.region
+        self.load_balancer_id = settings.load_balancer_id
+        self.listener_port = settings.listener_port
+        self.cas_endpoint = settings.cas_endpoint or settings.endpoint
+        self.slb_endpoint = settings.slb_endpoint or settings.endpoint
+        self.protocol = settings.protocol
+        self.timeout_ms = settings.timeout_ms
 
     def check_binding(self, binding: Binding) -> None:
         if binding.sni and not binding.server_names:
@@ -73,7 +86,7 @@ class AlibabaSlbTarget(base.RedeployRollback):
 
         return _invoke(action, lambda: call(Client(self._config(self.slb_endpoint)), request(models)))
 
-    # --- the five verbs -----------------------------------------------------------------------------------------
+    # --- the verbs -------------------------------------------------------------------------------------------
 
     def deploy(self, binding: Binding, bundle: Bundle) -> dict[str, Any]:
         self.check_binding(binding)
@@ -233,3 +246,6 @@ def _describe(err: Exception) -> str:
             return f"{code}: {text}" if text else str(code)
     reason = "cannot connect to the endpoint" if "connect" in str(err).lower() else "request failed"
     return f"{reason} ({type(err).__name__})"
+
+
+PLUGIN = TargetPlugin(KIND, AlibabaSlbSettings, AlibabaSlbTarget)

@@ -11,46 +11,51 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+from pydantic import field_validator, model_validator
+
+from ..certificates import fingerprint_of_pem
 from ..errors import DeployError, InvalidInputError
+from ..validation import LOCATION, whole_number
 from . import base
-from ._support import fingerprint_of_pem
-from .base import DEFAULT, Binding, Bundle
+from .base import DEFAULT, Binding, Bundle, TargetPlugin, TargetSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_acm import ACMClient
     from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
 
 KIND = "aws_elbv2"
-SETTINGS = ("region", "listener_arn", "load_balancer_name", "listener_port", "endpoint_url")
 _LISTENER_ARN = re.compile(r"^arn:aws[a-z-]*:elasticloadbalancing:(?P<region>[a-z0-9-]+):\d{12}:listener/.+")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 T = TypeVar("T")
 
 
-class AwsElbv2Target(base.RedeployRollback):
-    """Settings: region and the listener, either `listener_arn` or `load_balancer_name` + `listener_port`
-    (stable across environments and re-creations; resolved per call); optional endpoint_url (moto, VPC
-    endpoints)."""
+class AwsElbv2Settings(TargetSettings):
+    """region and the listener: `listener_arn`, or `load_balancer_name` + `listener_port` (stable across
+    environments and re-creations; resolved per call); optional endpoint_url (moto, VPC endpoints)."""
 
-    kind = KIND
+    region: Annotated[str, LOCATION]
+    listener_arn: Annotated[str | None, LOCATION] = None
+    load_balancer_name: Annotated[str | None, LOCATION] = None
+    listener_port: Annotated[int | None, LOCATION, whole_number(1, 65535)] = None
+    endpoint_url: Annotated[str | None, LOCATION] = None
 
-    def __init__(self, settings: Mapping[str, Any]) -> None:
-        base.reject_unknown(settings, SETTINGS)
-        self.region = base.required_text(settings, "region")
-        if not _REGION.match(self.region):
-            raise InvalidInputError("region", f"{self.region!r} is not an AWS region like us-east-1")
-        self.endpoint_url = base.text(settings, "endpoint_url")
-        self.load_balancer_name = base.text(settings, "load_balancer_name")
-        port = settings.get("listener_port")
-        self._arn = base.text(settings, "listener_arn")
-        if self._arn:
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if not _REGION.match(value):
+            raise InvalidInputError("", f"{value!r} is not an AWS region like us-east-1")
+        return value
+
+    @model_validator(mode="after")
+    def _listener(self) -> AwsElbv2Settings:
+        if self.listener_arn:
             if self.load_balancer_name:
                 raise InvalidInputError("listener_arn", "give listener_arn or load_balancer_name + listener_port, "
                                         "not both")
-            match = _LISTENER_ARN.match(self._arn)
+            match = _LISTENER_ARN.match(self.listener_arn)
             if not match:
                 raise InvalidInputError("listener_arn", "must be an ELBv2 listener ARN "
                                         "(arn:aws:elasticloadbalancing:REGION:ACCOUNT:listener/...)")
@@ -58,12 +63,20 @@ class AwsElbv2Target(base.RedeployRollback):
                 raise InvalidInputError("listener_arn", f"is in {match['region']}, but region is {self.region}")
         elif not self.load_balancer_name:
             raise InvalidInputError("listener_arn", "is required (or load_balancer_name + listener_port)")
-        else:
-            if isinstance(port, float) and port.is_integer():
-                port = int(port)
-            if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-                raise InvalidInputError("listener_port", "must be the HTTPS listener's port, e.g. 443")
-        self.listener_port = port
+        elif self.listener_port is None:
+            raise InvalidInputError("listener_port", "must be the HTTPS listener's port, e.g. 443")
+        return self
+
+
+class AwsElbv2Target(base.RedeployRollback):
+    kind = KIND
+
+    def __init__(self, settings: AwsElbv2Settings) -> None:
+        self.region = settings.region
+        self.endpoint_url = settings.endpoint_url
+        self.load_balancer_name = settings.load_balancer_name
+        self.listener_port = settings.listener_port
+        self._arn = settings.listener_arn
 
     @property
     def listener_arn(self) -> str:
@@ -104,7 +117,7 @@ class AwsElbv2Target(base.RedeployRollback):
     def check_binding(self, binding: Binding) -> None:
         return None
 
-    # --- the five verbs -----------------------------------------------------------------------------------------
+    # --- the verbs -------------------------------------------------------------------------------------------
 
     def deploy(self, binding: Binding, bundle: Bundle) -> dict[str, Any]:
         previous = str(binding.live.get("certificate_arn") or "") or None
@@ -274,3 +287,6 @@ def _describe(err: Exception) -> str:
         error = response.get("Error") or {}
         return f"{error.get('Code', name)}: {error.get('Message', '')}".strip()
     return f"{name}: {str(err).splitlines()[0] if str(err) else ''}".strip()
+
+
+PLUGIN = TargetPlugin(KIND, AwsElbv2Settings, AwsElbv2Target)

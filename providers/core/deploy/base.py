@@ -1,18 +1,20 @@
-"""The deploy-target contract: what to deploy (Bundle), where (Binding), and the five verbs every target has.
+"""The deploy-target contract: what to deploy (Bundle), where (Binding), and the verbs every target has.
 
-Targets are plain objects built from settings; they hold no clients (those are created per call) and never log,
-echo or return the private key.
+Targets are plain objects built from validated settings; they hold no clients (those are created per call) and
+never log, echo or return the private key. A target module declares its settings model and a `PLUGIN`;
+optional capabilities (`ServesTls`) are small protocols a target class may also implement.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from ..certificates import fingerprint_sha256, load_certificates
 from ..errors import InvalidInputError
+from ..validation import Model
 
 DEFAULT = "default"  # observe() key for targets that serve one certificate regardless of the name asked for
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -93,58 +95,40 @@ class DeployTarget(Protocol):
         """Stop serving the binding's certificate without leaving the endpoint with no certificate at all."""
 
 
-# --- settings readers: each raises InvalidInputError naming the field --------------------------------------
+# --- plug-in entry and optional capabilities ------------------------------------------------------------------
 
-def text(settings: Mapping[str, Any], key: str, *, default: str | None = None, required: bool = False) -> str | None:
-    value = settings.get(key)
-    if value is None or value == "":
-        if required:
-            raise InvalidInputError(key, "is required")
-        return default
-    if not isinstance(value, str):
-        raise InvalidInputError(key, "must be a string")
-    return value
+class TargetSettings(Model):
+    """Base of every target's settings model. Mark with LOCATION the settings that say *where* a binding lives
+    (changing one moves it: create the new, then remove the old) and type paths as ProjectPath."""
 
 
-def required_text(settings: Mapping[str, Any], key: str) -> str:
-    value = text(settings, key, required=True)
-    assert value is not None
-    return value
+S = TypeVar("S", bound=TargetSettings)
 
 
-def argv(settings: Mapping[str, Any], key: str) -> tuple[str, ...] | None:
-    """A command as a list of arguments (no shell): a string would be ambiguous to split."""
-    value = settings.get(key)
-    if value is None or value == []:
-        return None
-    if not isinstance(value, (list, tuple)) or not all(isinstance(a, str) and a for a in value):
-        raise InvalidInputError(key, "must be a command as a list of arguments, e.g. [systemctl, reload, haproxy]")
-    return tuple(value)
+@dataclass(frozen=True)
+class TargetPlugin(Generic[S]):
+    """One deploy target: its `type` in `certplane:targets`, its settings model, and how to build it."""
+
+    kind: str
+    settings: type[S]
+    build: Callable[[S], DeployTarget]
 
 
-def number(settings: Mapping[str, Any], key: str, default: float, *, minimum: float = 0.0) -> float:
-    value = settings.get(key, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-        raise InvalidInputError(key, f"must be a number >= {minimum:g}")
-    return float(value)
+@dataclass(frozen=True)
+class Endpoint:
+    """A TLS endpoint a client can check: connect to host:port, send server_name as SNI."""
+
+    host: str
+    port: int
+    server_name: str | None = None
 
 
-def whole(settings: Mapping[str, Any], key: str, default: int, *, minimum: int = 1, maximum: int = 1 << 31) -> int:
-    value = settings.get(key, default)
-    if isinstance(value, float) and value.is_integer():  # numbers cross the Pulumi wire as doubles
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-        raise InvalidInputError(key, f"must be a whole number between {minimum} and {maximum}")
-    return value
+@runtime_checkable
+class ServesTls(Protocol):
+    """A target that terminates TLS itself (nginx, HAProxy): its endpoints can be probed with a handshake."""
 
-
-def reject_unknown(settings: Mapping[str, Any], known: tuple[str, ...]) -> None:
-    """Typos in settings fail loudly instead of being ignored."""
-    for key in settings:
-        if key not in known and key != "type":
-            raise InvalidInputError(key, f"unknown setting (known: {', '.join(known)})")
+    def endpoints(self, server_names: Sequence[str]) -> list[Endpoint]:
+        """Where each of `server_names` is served (wildcards as a name they match)."""
 
 
 class RedeployRollback:

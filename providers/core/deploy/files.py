@@ -7,65 +7,107 @@ import grp
 import pwd
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import field_validator
 
 from .. import formats as fmt
 from .. import keys
-from ..certificates import load_certificates
+from ..certificates import fingerprint_of_pem, load_certificates
 from ..errors import DeployError, InvalidInputError
+from ..validation import LOCATION, Argv, ProjectPath, number
 from . import base
-from ._support import FileSet, atomic_write, fingerprint_of_pem, locked, read_or_none, run
-from .base import DEFAULT, Binding, Bundle
+from ._support import FileSet, atomic_write, locked, read_or_none, run
+from .base import DEFAULT, Binding, Bundle, TargetPlugin, TargetSettings
 
 KIND = "files"
-SETTINGS = ("directory", "mode", "key_mode", "owner", "group", "formats", "reload_command", "reload_timeout")
 FILE_FORMATS = ("pem", "pkcs12", "jks")
 
 
-def _mode(settings: Mapping[str, Any], key: str, default: int) -> int:
-    value = settings.get(key)
-    if value is None:
-        return default
+def _octal(value: str) -> int:
     try:
         mode = int(str(value), 8)
     except ValueError:
-        raise InvalidInputError(key, f"{value!r} is not an octal file mode like \"0640\"") from None
+        mode = -1
     if not 0 <= mode <= 0o777:
-        raise InvalidInputError(key, f"{value!r} is not an octal file mode like \"0640\"")
+        raise InvalidInputError("", f"{value!r} is not an octal file mode like \"0640\"")
     return mode
 
 
-class FilesTarget(base.RedeployRollback):
-    """Settings: directory; optional mode ("0640"), key_mode ("0600"), owner, group, formats ([pem]),
-    reload_command (argv list), reload_timeout (30 s). Files are named after the certificate."""
+class FilesSettings(TargetSettings):
+    """directory; optional mode ("0640"), key_mode ("0600"), owner, group, formats ([pem]), reload_command
+    (argv list), reload_timeout (s). Files are named after the certificate."""
 
+    directory: Annotated[ProjectPath, LOCATION]
+    mode: str = "0640"
+    key_mode: str = "0600"
+    owner: str | None = None
+    group: str | None = None
+    formats: tuple[str, ...] = ("pem",)
+    reload_command: Argv | None = None
+    reload_timeout: Annotated[float, number(1, 3600)] = 30.0
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, value: Any) -> str:
+        _octal(value)
+        return str(value)
+
+    @field_validator("key_mode", mode="before")
+    @classmethod
+    def _key_mode(cls, value: Any) -> str:
+        if _octal(value) & 0o007:
+            raise InvalidInputError("", "a private key must not be readable or writable by others")
+        return str(value)
+
+    @field_validator("owner")
+    @classmethod
+    def _owner(cls, value: str | None) -> str | None:
+        if value is not None:
+            _uid(value)
+        return value
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        if value is not None:
+            _gid(value)
+        return value
+
+    @field_validator("formats", mode="before")
+    @classmethod
+    def _formats(cls, value: Any) -> Any:
+        if not isinstance(value, (list, tuple)) or not all(f in FILE_FORMATS for f in value):
+            raise InvalidInputError("", f"must be a list of {', '.join(FILE_FORMATS)}")
+        return value
+
+
+def _uid(name: str) -> int:
+    try:
+        return pwd.getpwnam(name).pw_uid
+    except KeyError:
+        raise InvalidInputError("", f"no such user {name!r}") from None
+
+
+def _gid(name: str) -> int:
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise InvalidInputError("", f"no such group {name!r}") from None
+
+
+class FilesTarget(base.RedeployRollback):
     kind = KIND
 
-    def __init__(self, settings: Mapping[str, Any]) -> None:
-        base.reject_unknown(settings, SETTINGS)
-        self.directory = Path(base.required_text(settings, "directory")).expanduser().resolve()
-        self.mode = _mode(settings, "mode", 0o640)
-        self.key_mode = _mode(settings, "key_mode", 0o600)
-        if self.key_mode & 0o007:
-            raise InvalidInputError("key_mode", "a private key must not be readable or writable by others")
-        self.uid = self._lookup(settings, "owner", lambda n: pwd.getpwnam(n).pw_uid)
-        self.gid = self._lookup(settings, "group", lambda n: grp.getgrnam(n).gr_gid)
-        raw = settings.get("formats") or ["pem"]
-        if not isinstance(raw, (list, tuple)) or not all(f in FILE_FORMATS for f in raw):
-            raise InvalidInputError("formats", f"must be a list of {', '.join(FILE_FORMATS)}")
-        self.formats = tuple(raw)
-        self.reload_command = base.argv(settings, "reload_command")
-        self.reload_timeout = base.number(settings, "reload_timeout", 30.0, minimum=1.0)
-
-    @staticmethod
-    def _lookup(settings: Mapping[str, Any], key: str, resolve: Any) -> int:
-        name = base.text(settings, key)
-        if name is None:
-            return -1
-        try:
-            return int(resolve(name))
-        except KeyError:
-            raise InvalidInputError(key, f"no such {'user' if key == 'owner' else 'group'} {name!r}") from None
+    def __init__(self, settings: FilesSettings) -> None:
+        self.directory = Path(settings.directory)
+        self.mode = _octal(settings.mode)
+        self.key_mode = _octal(settings.key_mode)
+        self.uid = _uid(settings.owner) if settings.owner else -1
+        self.gid = _gid(settings.group) if settings.group else -1
+        self.formats = settings.formats
+        self.reload_command = settings.reload_command
+        self.reload_timeout = settings.reload_timeout
 
     def check_binding(self, binding: Binding) -> None:
         return None
@@ -148,3 +190,6 @@ def _name_from_live(live: Mapping[str, Any]) -> str:
     """The certificate name from a recorded `<name>.fullchain.pem` path."""
     path = str(live.get("fullchain_file") or "")
     return Path(path).name.removesuffix(".fullchain.pem") if path else ""
+
+
+PLUGIN = TargetPlugin(KIND, FilesSettings, FilesTarget)

@@ -1,36 +1,50 @@
 """nginx: one `server {}` file per binding plus its fullchain and key, tested with `nginx -t`, reloaded, and
 confirmed by real TLS handshakes with each server name.
 
-Layout under `conf_dir` (shared with tools/servers/nginx.py, which runs the project's own nginx):
-    nginx.conf                      main config (written here when missing; includes certplane/*.conf)
-    default.crt, default.key        self-signed default server, so nginx starts before any binding exists
+Layout under `conf_dir` (the main config that includes `certplane/*.conf` is the server's own; for the demo and
+the tests it is written by tools/servers/nginx.py):
     certplane/<binding_id>.conf     one server block per binding
     certplane/certs/<binding_id>.fullchain.pem, <binding_id>.key.pem   (directory 0700, key 0600)
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from .. import certificates as x509util
-from .. import keys
+from ..certificates import fingerprint_of_pem
 from ..errors import DeployError, InvalidInputError
+from ..net import HostPort, parse_address
+from ..tls import probe_name, served_fingerprint
+from ..validation import LOCATION, Argv, ProjectPath, number, whole_number
 from . import base
-from ._support import (FileSet, atomic_write, ensure_dir, fingerprint_of_pem, locked, probe_name, read_or_none, run,
-                       served_fingerprint)
-from .base import Binding, Bundle
+from ._support import FileSet, atomic_write, ensure_dir, locked, read_or_none, run
+from .base import Binding, Bundle, Endpoint, TargetPlugin, TargetSettings
 
 KIND = "nginx"
-SETTINGS = ("conf_dir", "listen", "conf", "prefix", "nginx_bin", "reload_command", "test_command",
-            "poll_tries", "poll_interval", "confirmations", "command_timeout")
-_LISTEN = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(?P<port>\d{1,5})$")
 _SERVER_NAME = re.compile(r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$")
+
+
+class NginxSettings(TargetSettings):
+    """conf_dir, listen (HOST:PORT); optional conf (the main config to test and reload; default
+    conf_dir/nginx.conf), prefix, nginx_bin, reload_command, test_command, poll_tries, poll_interval (s),
+    confirmations (consecutive good rounds), command_timeout (s)."""
+
+    conf_dir: Annotated[ProjectPath, LOCATION]
+    listen: HostPort
+    conf: ProjectPath | None = None
+    prefix: ProjectPath | None = None
+    nginx_bin: str = "/usr/sbin/nginx"
+    reload_command: Argv | None = None
+    test_command: Argv | None = None
+    poll_tries: Annotated[int, whole_number(1, 10000)] = 50
+    poll_interval: Annotated[float, number(0, 10)] = 0.1
+    confirmations: Annotated[int, whole_number(1, 100)] = 3
+    command_timeout: Annotated[float, number(1, 3600)] = 30.0
 
 
 @dataclass(frozen=True)
@@ -52,14 +66,6 @@ class Layout:
         return self.sites / "certs"
 
     @property
-    def default_cert(self) -> Path:
-        return self.conf_dir / "default.crt"
-
-    @property
-    def default_key(self) -> Path:
-        return self.conf_dir / "default.key"
-
-    @property
     def pid_file(self) -> Path:
         return self.conf_dir / "nginx.pid"
 
@@ -71,66 +77,6 @@ class Layout:
 
     def key(self, binding_id: str) -> Path:
         return self.certs / f"{binding_id}.key.pem"
-
-
-def parse_listen(value: str, field: str = "listen") -> tuple[str, int]:
-    """HOST:PORT -> (host to probe, port). A wildcard address is probed on loopback."""
-    match = _LISTEN.match(value or "")
-    if not match or not 1 <= int(match["port"]) <= 65535:
-        raise InvalidInputError(field, "must be HOST:PORT, e.g. 127.0.0.1:8443")
-    host = match["host"].strip("[]")
-    return {"0.0.0.0": "127.0.0.1", "::": "::1", "*": "127.0.0.1"}.get(host, host), int(match["port"])
-
-
-def render_main_config(layout: Layout, listen: str) -> str:
-    """The main config certplane manages: unprivileged-friendly paths (pid, temp dirs) under conf_dir, a default
-    TLS server on `listen`, and the per-binding server blocks."""
-    d = layout.conf_dir
-    tmp = d / "tmp"
-    return f"""# Managed by certplane. Per-binding server blocks live in {layout.sites}/.
-worker_processes 1;
-pid {layout.pid_file};
-error_log stderr notice;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    server {{
-        listen {listen} ssl default_server;
-        server_name _;
-        ssl_certificate {layout.default_cert};
-        ssl_certificate_key {layout.default_key};
-        return 421 "no certplane binding for this name\\n";
-    }}
-    include {layout.sites}/*.conf;
-}}
-"""
-
-
-def write_main_config(layout: Layout, listen: str) -> None:
-    """Create conf_dir with a self-signed default certificate and the main config (idempotent)."""
-    ensure_dir(layout.conf_dir, 0o700)
-    ensure_dir(layout.sites, 0o700)
-    ensure_dir(layout.certs, 0o700)
-    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (layout.conf_dir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
-    if not layout.default_cert.exists() or not layout.default_key.exists():
-        key = keys.generate_private_key(keys.KeySpec("ecdsa", curve="P-256"))
-        cert = x509util.sign_certificate(
-            x509util.CertificateTemplate(common_name="certplane default", dns_names=("certplane.invalid",),
-                                         validity_days=3650),
-            subject_public_key=key.public_key(), signing_key=key, issuer=None, now=dt.datetime.now(dt.timezone.utc),
-        )
-        atomic_write(layout.default_key, keys.private_key_to_pem(key).encode(), 0o600)
-        atomic_write(layout.default_cert, x509util.to_pem(cert).encode(), 0o644)
-    text = render_main_config(layout, listen).encode()
-    if layout.main_conf.exists() and layout.main_conf.read_bytes() == text:
-        return
-    atomic_write(layout.main_conf, text, 0o600)
 
 
 def render_site(layout: Layout, binding: Binding, listen: str) -> str:
@@ -151,28 +97,26 @@ def _nginx_error(lines: list[str]) -> str:
 
 
 class NginxTarget(base.RedeployRollback):
-    """Settings: conf_dir, listen (HOST:PORT); optional conf, prefix, nginx_bin, reload_command, test_command,
-    poll_tries (50), poll_interval (0.1 s), confirmations (3 consecutive good rounds), command_timeout (30 s)."""
-
     kind = KIND
 
-    def __init__(self, settings: Mapping[str, Any]) -> None:
-        base.reject_unknown(settings, SETTINGS)
-        self.layout = Layout(Path(base.required_text(settings, "conf_dir")).expanduser().resolve())
-        self.listen = base.required_text(settings, "listen")
-        self.host, self.port = parse_listen(self.listen)
-        conf = base.text(settings, "conf")
-        self.manage_main = conf is None
-        self.conf = Path(conf).expanduser().resolve() if conf else self.layout.main_conf
-        self.prefix = Path(base.text(settings, "prefix") or str(self.layout.conf_dir)).expanduser().resolve()
-        self.nginx_bin = base.text(settings, "nginx_bin", default="/usr/sbin/nginx") or "/usr/sbin/nginx"
-        ctl = [self.nginx_bin, "-p", f"{self.prefix}/", "-c", str(self.conf), "-e", "stderr"]
-        self.test_command = base.argv(settings, "test_command") or (ctl[0], "-t", "-q", *ctl[1:])
-        self.reload_command = base.argv(settings, "reload_command") or (ctl[0], "-s", "reload", *ctl[1:])
-        self.poll_tries = base.whole(settings, "poll_tries", 50)
-        self.poll_interval = base.number(settings, "poll_interval", 0.1)
-        self.confirmations = base.whole(settings, "confirmations", 3, maximum=100)
-        self.command_timeout = base.number(settings, "command_timeout", 30.0, minimum=1.0)
+    def __init__(self, settings: NginxSettings) -> None:
+        self.settings = settings
+        self.layout = Layout(Path(settings.conf_dir))
+        self.listen = settings.listen
+        address = parse_address(settings.listen)
+        self.host, self.port = address.reachable_host, address.port
+        self.conf = Path(settings.conf) if settings.conf else self.layout.main_conf
+        self.prefix = Path(settings.prefix) if settings.prefix else self.layout.conf_dir
+        ctl = [settings.nginx_bin, "-p", f"{self.prefix}/", "-c", str(self.conf), "-e", "stderr"]
+        self.test_command = settings.test_command or (ctl[0], "-t", "-q", *ctl[1:])
+        self.reload_command = settings.reload_command or (ctl[0], "-s", "reload", *ctl[1:])
+        self.poll_tries = settings.poll_tries
+        self.poll_interval = settings.poll_interval
+        self.confirmations = settings.confirmations
+        self.command_timeout = settings.command_timeout
+
+    def endpoints(self, server_names: Sequence[str]) -> list[Endpoint]:
+        return [Endpoint(self.host, self.port, probe_name(name)) for name in server_names]
 
     def check_binding(self, binding: Binding) -> None:
         if not binding.server_names:
@@ -181,14 +125,13 @@ class NginxTarget(base.RedeployRollback):
             if not _SERVER_NAME.match(name):
                 raise InvalidInputError("server_names", f"{name!r} is not a DNS name nginx can match")
 
-    # --- the five verbs -------------------------------------------------------------------------------------
+    # --- the verbs -----------------------------------------------------------------------------------------
 
     def deploy(self, binding: Binding, bundle: Bundle) -> dict[str, Any]:
         self.check_binding(binding)
         layout = self.layout
         with locked(layout.sites / ".lock"):
-            if self.manage_main:
-                write_main_config(layout, self.listen)
+            ensure_dir(layout.sites, 0o700)
             ensure_dir(layout.certs, 0o700)
             files = {
                 layout.key(binding.binding_id): (bundle.key_pem.encode(), 0o600),
@@ -272,3 +215,6 @@ class NginxTarget(base.RedeployRollback):
         got = seen.get(name) or "no certificate (handshake failed)"
         raise DeployError(f"nginx: {name} on {self.listen} serves {got}, expected {fingerprint} "
                           f"(checked {self.poll_tries} times over {self.poll_tries * self.poll_interval:g} s)")
+
+
+PLUGIN = TargetPlugin(KIND, NginxSettings, NginxTarget)

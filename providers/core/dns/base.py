@@ -1,11 +1,14 @@
-"""What every DNS-01 provider is: two idempotent record writes, and a config parsed with clear errors."""
+"""What every DNS-01 provider is: two idempotent record writes, a settings model, and a plug-in entry."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Generic, Protocol, TypeVar
 
-from ..errors import CertplaneError, InvalidInputError
+from ..errors import CertplaneError
+from ..net import HostOptionalPort
+from ..validation import Model, whole_number
 
 
 class DnsError(CertplaneError):
@@ -25,51 +28,31 @@ class DnsProvider(Protocol):
     def cleanup(self, fqdn: str, value: str) -> None: ...
 
 
-def setting(settings: Mapping[str, Any], key: str, provider: str, *, required: bool = False,
-            default: Any = None) -> Any:
-    """One provider setting; missing required settings fail naming `dns.<key>` and the provider."""
-    value = settings.get(key)
-    if value in (None, ""):
-        if required:
-            raise InvalidInputError(f"dns.{key}", f"{provider}: {key} is required")
-        return default
-    return value
+class DnsSettings(Model):
+    """Settings every provider takes, besides its own: `resolver` (HOST[:PORT] used for CNAME lookups and
+    propagation checks; default: the zone's authoritative nameservers), `propagation_timeout` (seconds) and
+    `propagation_check` (false: trust the provider's API and do not wait)."""
+
+    resolver: HostOptionalPort | None = None
+    propagation_timeout: Annotated[int, whole_number(1, 3600)] = 60
+    propagation_check: bool = True
 
 
-def int_setting(settings: Mapping[str, Any], key: str, provider: str, default: int, *, low: int = 1,
-                high: int = 65535) -> int:
-    raw = settings.get(key, default)
-    if raw in (None, ""):
-        return default
-    if isinstance(raw, float) and raw.is_integer():  # numbers cross the Pulumi wire as doubles
-        raw = int(raw)
-    if isinstance(raw, str) and raw.isdigit():
-        raw = int(raw)
-    if not isinstance(raw, int) or isinstance(raw, bool) or not low <= raw <= high:
-        raise InvalidInputError(f"dns.{key}", f"{provider}: {key} must be a whole number from {low} to {high}")
-    return raw
+S = TypeVar("S", bound=DnsSettings)
 
 
-def host_port(text: str, field: str, provider: str, default_port: int = 53) -> tuple[str, int]:
-    """`host`, `host:port` or `[v6]:port` → (host, port)."""
-    text = str(text).strip()
-    host, port = text, default_port
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest.startswith(":"):
-            port = _port(rest[1:], field, provider)
-    elif text.count(":") == 1:
-        host, raw = text.split(":")
-        port = _port(raw, field, provider)
-    if not host:
-        raise InvalidInputError(field, f"{provider}: {text!r} is not a host or host:port")
-    return host, port
+@dataclass(frozen=True)
+class DnsPlugin(Generic[S]):
+    """One DNS provider: its name in `dns.provider`, its settings model, and how to build it from them."""
+
+    kind: str
+    settings: type[S]
+    build: Callable[[S], DnsProvider]
 
 
-def _port(raw: str, field: str, provider: str) -> int:
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise InvalidInputError(field, f"{provider}: {raw!r} is not a port number")
-    return int(raw)
+Port = Annotated[int, whole_number(1, 65535)]
+Ttl = Annotated[int, whole_number(1, 86400)]
+Timeout = Annotated[int, whole_number(1, 300)]
 
 
 def normalize(fqdn: str) -> str:

@@ -5,31 +5,37 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from pydantic import field_validator
 
 from ..errors import InvalidInputError
-from .base import int_setting, DnsError, setting
+from .base import DnsError, DnsPlugin, DnsSettings, Timeout
 
 NAME = "challtestsrv"
 
 
+class ChalltestsrvSettings(DnsSettings):
+    """`url`: the management API (e.g. http://127.0.0.1:8055)."""
+
+    url: str
+    timeout: Timeout = 10
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise InvalidInputError("", "must be an http(s) URL, e.g. http://127.0.0.1:8055")
+        return value.rstrip("/")
+
+
 @dataclass(frozen=True)
 class ChalltestsrvProvider:
-    """`url`: the management API (e.g. http://127.0.0.1:8055). `/clear-txt` removes every value of a name,
-    so cleanup of a wildcard + apex pair clears both (they are cleaned up together)."""
+    """`/clear-txt` removes every value of a name, so cleanup of a wildcard + apex pair clears both (they are
+    cleaned up together)."""
 
     url: str
     timeout: float = 10.0
     name: str = NAME
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> ChalltestsrvProvider:
-        url = str(setting(settings, "url", NAME, required=True))
-        if not url.startswith(("http://", "https://")):
-            raise InvalidInputError("dns.url", f"{NAME}: url must be an http(s) URL, e.g. http://127.0.0.1:8055")
-        return cls(url=url.rstrip("/"), timeout=float(int_setting(settings, "timeout", NAME, 10, high=300)))
 
     def _post(self, path: str, body: dict[str, str]) -> None:
         req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="POST",
@@ -45,3 +51,10 @@ class ChalltestsrvProvider:
 
     def cleanup(self, fqdn: str, value: str) -> None:
         self._post("/clear-txt", {"host": fqdn.rstrip(".") + "."})
+
+
+def _build(settings: ChalltestsrvSettings) -> ChalltestsrvProvider:
+    return ChalltestsrvProvider(url=settings.url, timeout=float(settings.timeout))
+
+
+PLUGIN = DnsPlugin(NAME, ChalltestsrvSettings, _build)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated
 
 import dns.exception
 import dns.message
@@ -17,9 +16,12 @@ import dns.rdatatype
 import dns.tsig
 import dns.tsigkeyring
 import dns.update
+from pydantic import field_validator, model_validator
 
 from ..errors import InvalidInputError
-from .base import DnsError, host_port, int_setting, setting
+from ..net import HostOptionalPort, parse_address
+from ..validation import SECRET
+from .base import DnsError, DnsPlugin, DnsSettings, Port, Timeout, Ttl
 
 NAME = "rfc2136"
 ALGORITHMS = {
@@ -28,11 +30,47 @@ ALGORITHMS = {
 }
 
 
+class Rfc2136Settings(DnsSettings):
+    """nameserver (HOST or HOST:PORT), port (overrides the nameserver's), zone (found via SOA when left
+    out), tsig_key_name + tsig_secret (base64), tsig_algorithm (hmac-sha256), ttl (60), timeout (10 s)."""
+
+    nameserver: HostOptionalPort
+    port: Port | None = None
+    zone: str | None = None
+    tsig_key_name: str | None = None
+    tsig_secret: Annotated[str | None, SECRET] = None
+    tsig_algorithm: str = "hmac-sha256"
+    ttl: Ttl = 60
+    timeout: Timeout = 10
+
+    @field_validator("tsig_secret")
+    @classmethod
+    def _base64(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                raise InvalidInputError("", "must be base64") from None
+        return value
+
+    @field_validator("tsig_algorithm")
+    @classmethod
+    def _algorithm(cls, value: str) -> str:
+        algorithm = value.lower().rstrip(".")
+        if algorithm not in ALGORITHMS:
+            raise InvalidInputError("", f"unknown TSIG algorithm {value!r} (known: {', '.join(ALGORITHMS)})")
+        return algorithm
+
+    @model_validator(mode="after")
+    def _both(self) -> Rfc2136Settings:
+        if bool(self.tsig_key_name) != bool(self.tsig_secret):
+            raise InvalidInputError("tsig_secret" if self.tsig_key_name else "tsig_key_name",
+                                    "give both tsig_key_name and tsig_secret, or neither")
+        return self
+
+
 @dataclass(frozen=True)
 class Rfc2136Provider:
-    """Settings: nameserver (host or host:port), port (53), zone (found via SOA when omitted),
-    tsig_key_name, tsig_secret (base64), tsig_algorithm (hmac-sha256), ttl (60), timeout (10 s)."""
-
     nameserver: str
     port: int
     zone: str | None
@@ -43,28 +81,8 @@ class Rfc2136Provider:
     timeout: float = 10.0
     name: str = NAME
 
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> Rfc2136Provider:
-        host, port = host_port(str(setting(settings, "nameserver", NAME, required=True)), "dns.nameserver", NAME)
-        port = int_setting(settings, "port", NAME, port)
-        key_name, secret = settings.get("tsig_key_name") or None, settings.get("tsig_secret") or None
-        if bool(key_name) != bool(secret):
-            raise InvalidInputError("dns.tsig_secret" if key_name else "dns.tsig_key_name",
-                                    f"{NAME}: give both tsig_key_name and tsig_secret, or neither")
-        if secret:
-            try:
-                base64.b64decode(str(secret), validate=True)
-            except (binascii.Error, ValueError):
-                raise InvalidInputError("dns.tsig_secret", f"{NAME}: tsig_secret must be base64") from None
-        algorithm = str(settings.get("tsig_algorithm") or "hmac-sha256").lower().rstrip(".")
-        if algorithm not in ALGORITHMS:
-            raise InvalidInputError("dns.tsig_algorithm",
-                                    f"{NAME}: unknown TSIG algorithm {algorithm!r} (known: {', '.join(ALGORITHMS)})")
-        zone = settings.get("zone") or None
-        return cls(nameserver=host, port=port, zone=str(zone).rstrip(".") if zone else None,
-                   tsig_key_name=str(key_name) if key_name else None, tsig_secret=str(secret) if secret else None,
-                   tsig_algorithm=algorithm, ttl=int_setting(settings, "ttl", NAME, 60, high=86400),
-                   timeout=float(int_setting(settings, "timeout", NAME, 10, high=300)))
+    def __repr__(self) -> str:  # the TSIG secret stays out of any trace
+        return f"Rfc2136Provider({self.nameserver}:{self.port}, zone={self.zone})"
 
     def _zone_for(self, fqdn: str) -> dns.name.Name:
         """The configured zone, or the closest enclosing zone the nameserver has an SOA for."""
@@ -109,3 +127,15 @@ class Rfc2136Provider:
 
     def cleanup(self, fqdn: str, value: str) -> None:
         self._update(fqdn, value, add=False)
+
+
+def _build(settings: Rfc2136Settings) -> Rfc2136Provider:
+    address = parse_address(settings.nameserver, default_port=53)
+    return Rfc2136Provider(
+        nameserver=address.host, port=settings.port or address.port,
+        zone=settings.zone.rstrip(".") if settings.zone else None, tsig_key_name=settings.tsig_key_name,
+        tsig_secret=settings.tsig_secret, tsig_algorithm=settings.tsig_algorithm, ttl=settings.ttl,
+        timeout=float(settings.timeout))
+
+
+PLUGIN = DnsPlugin(NAME, Rfc2136Settings, _build)

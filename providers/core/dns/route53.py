@@ -2,48 +2,57 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from pydantic import field_validator, model_validator
 
 from ..errors import InvalidInputError
-from .base import DnsError, int_setting, normalize, setting
+from ..validation import SECRET
+from .base import DnsError, DnsPlugin, DnsSettings, Ttl, normalize
 
 NAME = "route53"
 
 
+class Route53Settings(DnsSettings):
+    """hosted_zone_id or zone (a name looked up with ListHostedZonesByName), region (us-east-1), endpoint_url
+    (moto), aws_access_key_id + aws_secret_access_key (else the default credential chain), ttl (60)."""
+
+    hosted_zone_id: str | None = None
+    zone: str | None = None
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: Annotated[str | None, SECRET] = None
+    ttl: Ttl = 60
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise InvalidInputError("", "must be an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _zone_and_keys(self) -> Route53Settings:
+        if not self.hosted_zone_id and not self.zone:
+            raise InvalidInputError("hosted_zone_id", "give hosted_zone_id or zone")
+        if bool(self.aws_access_key_id) != bool(self.aws_secret_access_key):
+            raise InvalidInputError("aws_secret_access_key" if self.aws_access_key_id else "aws_access_key_id",
+                                    "give both aws_access_key_id and aws_secret_access_key, or neither")
+        return self
+
+
 @dataclass(frozen=True)
 class Route53Provider:
-    """Settings: hosted_zone_id or zone (a name looked up with ListHostedZonesByName), region (us-east-1),
-    endpoint_url (moto), aws_access_key_id / aws_secret_access_key (else the default credential chain),
-    ttl (60)."""
-
     hosted_zone_id: str | None
     zone: str | None
     region: str = "us-east-1"
     endpoint_url: str | None = None
     aws_access_key_id: str | None = None
-    aws_secret_access_key: str | None = None
+    aws_secret_access_key: str | None = field(default=None, repr=False)
     ttl: int = 60
     name: str = NAME
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> Route53Provider:
-        zone_id, zone = settings.get("hosted_zone_id") or None, settings.get("zone") or None
-        if not zone_id and not zone:
-            raise InvalidInputError("dns.hosted_zone_id", f"{NAME}: give hosted_zone_id or zone")
-        key_id, secret = settings.get("aws_access_key_id") or None, settings.get("aws_secret_access_key") or None
-        if bool(key_id) != bool(secret):
-            raise InvalidInputError("dns.aws_secret_access_key" if key_id else "dns.aws_access_key_id",
-                                    f"{NAME}: give both aws_access_key_id and aws_secret_access_key, or neither")
-        endpoint = setting(settings, "endpoint_url", NAME)
-        if endpoint and not str(endpoint).startswith(("http://", "https://")):
-            raise InvalidInputError("dns.endpoint_url", f"{NAME}: endpoint_url must be an http(s) URL")
-        return cls(hosted_zone_id=str(zone_id).split("/")[-1] if zone_id else None,
-                   zone=normalize(str(zone)) if zone else None, region=str(settings.get("region") or "us-east-1"),
-                   endpoint_url=str(endpoint) if endpoint else None,
-                   aws_access_key_id=key_id, aws_secret_access_key=secret,
-                   ttl=int_setting(settings, "ttl", NAME, 60, high=86400))
 
     def _client(self) -> Any:
         import boto3  # only when used: keeps `import providers` light
@@ -110,3 +119,14 @@ class Route53Provider:
             self._change(client, zone_id, fqdn, "UPSERT", remaining, ttl)
         else:
             self._change(client, zone_id, fqdn, "DELETE", values, ttl)
+
+
+def _build(settings: Route53Settings) -> Route53Provider:
+    return Route53Provider(
+        hosted_zone_id=settings.hosted_zone_id.split("/")[-1] if settings.hosted_zone_id else None,
+        zone=normalize(settings.zone) if settings.zone else None, region=settings.region,
+        endpoint_url=settings.endpoint_url, aws_access_key_id=settings.aws_access_key_id,
+        aws_secret_access_key=settings.aws_secret_access_key, ttl=settings.ttl)
+
+
+PLUGIN = DnsPlugin(NAME, Route53Settings, _build)

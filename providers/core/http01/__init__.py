@@ -1,44 +1,52 @@
 """HTTP-01 solvers: `webroot` (write the token where your web server serves it) and `standalone` (a small
-built-in responder for the duration of the order). `make_solver(settings)` builds one from
-`{mode: webroot, webroot: DIR}` or `{mode: standalone, listen: "127.0.0.1:80"}`."""
+built-in responder for the duration of the order), one registry keyed by `mode`. `make_solver(settings)` builds
+one from `{mode: webroot, webroot: DIR}` or `{mode: standalone, listen: "127.0.0.1:80"}`; `mode` may be left
+out when `webroot` is given."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar
 
-from ..errors import InvalidInputError
-from .standalone import StandaloneSolver, parse_listen
+from ..acme.solver import Solver
+from ..plugins import Registry
+from ..validation import Model, first_problem
+from . import standalone, webroot
+from .standalone import StandaloneSolver
 from .webroot import WebrootSolver
 
-MODES = ("webroot", "standalone")
+S = TypeVar("S", bound=Model)
 
 
-def make_solver(settings: Mapping[str, Any] | None) -> WebrootSolver | StandaloneSolver:
-    if not settings:
-        raise InvalidInputError("http01", "HTTP-01 needs settings: {mode: webroot, webroot: DIR} or "
-                                          "{mode: standalone, listen: HOST:PORT}")
-    settings = dict(settings)
-    mode = settings.get("mode") or ("webroot" if settings.get("webroot") else None)
-    if mode not in MODES:
-        raise InvalidInputError("http01.mode", f"unknown HTTP-01 mode {mode!r}: use {' or '.join(MODES)}")
-    for key in settings:
-        if key not in ("mode", "webroot", "listen", "timeout"):
-            raise InvalidInputError(f"http01.{key}", f"{mode}: unknown setting {key!r}")
-    if mode == "webroot":
-        root = settings.get("webroot")
-        if not root or not isinstance(root, str):
-            raise InvalidInputError("http01.webroot", "webroot: the directory your web server serves is required")
-        return WebrootSolver(root)
-    host, port = parse_listen(settings.get("listen") or "0.0.0.0:80")
-    timeout = settings.get("timeout", 5)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 1 <= timeout <= 60:
-        raise InvalidInputError("http01.timeout", "standalone: the per-request timeout must be 1 to 60 seconds")
-    return StandaloneSolver(host, port, request_timeout=int(timeout))
+@dataclass(frozen=True)
+class Http01Plugin(Generic[S]):
+    kind: str
+    settings: type[S]
+    build: Callable[[S], Solver]
 
 
-def validate(settings: Mapping[str, Any] | None) -> None:
-    make_solver(settings)
+def _implied_mode(raw: Mapping[str, Any]) -> str | None:
+    return "webroot" if raw.get("webroot") else None
 
 
-__all__ = ["MODES", "StandaloneSolver", "WebrootSolver", "make_solver", "validate"]
+REGISTRY: Registry[Http01Plugin[Any]] = Registry("HTTP-01 mode", [
+    Http01Plugin("webroot", webroot.WebrootSettings, webroot.build),
+    Http01Plugin("standalone", standalone.StandaloneSettings, standalone.build),
+], key="mode", implied=_implied_mode)
+
+Http01SettingsField = Annotated[Model, REGISTRY.validator(), REGISTRY.serializer()]
+
+
+def parse(settings: Any) -> Model:
+    if isinstance(settings, Model):
+        return settings
+    return first_problem(lambda: REGISTRY.validate(settings, field="http01"))
+
+
+def make_solver(settings: Any) -> Solver:
+    parsed = parse(settings)
+    return REGISTRY.plugin_of(parsed).build(parsed)
+
+
+__all__ = ["Http01SettingsField", "REGISTRY", "StandaloneSolver", "WebrootSolver", "make_solver", "parse"]

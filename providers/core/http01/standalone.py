@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Annotated
 
 from josepy.b64 import b64decode
 from acme import challenges, standalone
 
 from ..acme.solver import Challenge
-from ..errors import CertplaneError, InvalidInputError
+from ..errors import CertplaneError
+from ..net import HostPort, parse_address
+from ..validation import Model, whole_number
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    host, _, port = str(text).rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise InvalidInputError("http01.listen", f"standalone: {text!r} is not host:port, e.g. 127.0.0.1:80")
-    return host.strip("[]"), int(port)
+class StandaloneSettings(Model):
+    """listen (HOST:PORT, default 0.0.0.0:80: where the CA connects), timeout (per request, 1-60 s)."""
+
+    listen: HostPort = "0.0.0.0:80"
+    timeout: Annotated[int, whole_number(1, 60)] = 5
 
 
 class _Responder:
@@ -87,7 +90,7 @@ class StandaloneSolver:
                 self._responder.resources.discard(resource)
 
     def close(self) -> None:
-        with _LOCK:
+        with _LOCK:  # stopping inside the lock: an order starting now must not bind before the port is free
             responder, self._responder = self._responder, None
             if responder is None:
                 return
@@ -97,4 +100,9 @@ class StandaloneSolver:
             if responder.users > 0:
                 return
             _RESPONDERS.pop((self.host, self.port), None)
-        responder.stop()
+            responder.stop()
+
+
+def build(settings: StandaloneSettings) -> StandaloneSolver:
+    address = parse_address(settings.listen)
+    return StandaloneSolver(address.host, address.port, request_timeout=settings.timeout)

@@ -13,8 +13,16 @@ from pathlib import Path
 
 from ..acme.solver import Challenge
 from ..errors import CertplaneError
+from ..validation import Model, ProjectPath
 
 CHALLENGE_DIR = Path(".well-known") / "acme-challenge"
+
+
+class WebrootSettings(Model):
+    """webroot: the directory your web server serves for the domain (it must serve
+    /.well-known/acme-challenge/ from it over plain HTTP on port 80)."""
+
+    webroot: ProjectPath
 
 
 class WebrootSolver:
@@ -61,3 +69,7 @@ class WebrootSolver:
             except OSError:
                 pass  # not empty: someone else's files live there too
         self._created.clear()
+
+
+def build(settings: WebrootSettings) -> WebrootSolver:
+    return WebrootSolver(settings.webroot)

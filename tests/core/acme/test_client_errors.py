@@ -17,7 +17,7 @@ from providers.core.acme import client as acme_client
 from providers.core.acme import orders
 from providers.core.acme.errors import AcmeError, RetryPolicy, describe_problem, translate
 from providers.core.errors import InvalidInputError, RetryableError
-from tests.acme_fixtures import EAB_HMAC, EAB_KID, challtestsrv_dns, connection, new_account
+from tests.support.acme import EAB_HMAC, EAB_KID, challtestsrv_dns, connection, new_account
 from tools.servers.pebble import PebbleServer, free_port
 
 
@@ -85,7 +85,7 @@ def test_eab_with_a_wrong_key_names_the_problem(pebble_eab):
 def test_account_key_algorithms():
     with pytest.raises(InvalidInputError) as err:
         acme_client.jwk_for(keys.generate_private_key(keys.KeySpec("ed25519")))
-    assert str(err.value) == "account_key: ACME account keys must be RSA or ECDSA P-256/P-384"
+    assert str(err.value) == "algorithm: ACME CAs do not accept Ed25519 keys: use rsa or ecdsa"
 
 
 # --- transport failures ---------------------------------------------------------------------------------

@@ -17,14 +17,15 @@ CH = Challenge(domain="www.example.test", token="dG9rZW4tdG9rZW4tdG9rZW4", valid
 
 
 @pytest.mark.parametrize(("settings", "message"), [
-    ({"mode": "ftp"}, "http01.mode: unknown HTTP-01 mode 'ftp': use webroot or standalone"),
-    ({"mode": "webroot"}, "http01.webroot: webroot: the directory your web server serves is required"),
-    ({"mode": "standalone", "listen": "localhost"}, "http01.listen: standalone: 'localhost' is not host:port, e.g. 127.0.0.1:80"),
-    ({"mode": "standalone", "port": 80}, "http01.port: standalone: unknown setting 'port'"),
+    ({"mode": "ftp"}, f"http01.mode: unrecognized HTTP-01 mode: ftp (known: {http01.REGISTRY.known()})"),
+    ({"mode": "webroot"}, "http01.webroot: is required"),
+    ({"mode": "standalone", "listen": "localhost"}, "http01.listen: must be HOST:PORT, e.g. 127.0.0.1:8443"),
+    ({"mode": "standalone", "port": 80}, "http01.port: unknown setting (known: listen, timeout)"),
+    ({"mode": "standalone", "timeout": 0}, "http01.timeout: must be a whole number from 1 to 60"),
 ])
 def test_bad_settings(settings, message):
     with pytest.raises(InvalidInputError) as err:
-        http01.validate(settings)
+        http01.parse(settings)
     assert str(err.value) == message
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from providers.core.deploy import DEFAULT, Binding, get_target
 from providers.core.errors import DeployError, InvalidInputError
-from tests.core.deploy.alibaba_stub import AlibabaStub, ApiError
-from tests.core.deploy.fixtures import LocalCa
+from tests.support.alibaba_stub import AlibabaStub, ApiError
+from tests.support.pki import LocalCa
 
 
 @pytest.fixture
@@ -126,9 +126,9 @@ def test_api_errors_are_one_line_and_never_carry_the_key(stub: AlibabaStub, ca: 
     ({"load_balancer_id": "lb-1", "listener_port": 443}, "region: is required"),
     ({"region": "cn-hangzhou", "listener_port": 443}, "load_balancer_id: is required"),
     ({"region": "cn-hangzhou", "load_balancer_id": "lb-1", "listener_port": 70000},
-     "listener_port: must be a whole number between 1 and 65535"),
+     "listener_port: must be a whole number from 1 to 65535"),
     ({"region": "cn-hangzhou", "load_balancer_id": "lb-1", "listener_port": 443, "protocol": "ftp"},
-     "protocol: must be https (or http for a local stub)"),
+     "protocol: must be one of 'https' or 'http'"),
 ])
 def test_bad_settings_name_the_field(raw: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidInputError) as err:

@@ -12,9 +12,9 @@ import pytest
 
 from providers.core.deploy import DEFAULT, Binding, Bundle, get_target
 from providers.core.errors import DeployError, InvalidInputError
-from tests.core.deploy.fixtures import LocalCa
+from tests.support.pki import LocalCa
 from tools.servers.moto import MotoServer, create_https_listener
-from tests.pem_markers import PKCS8_FOOTER, PKCS8_HEADER
+from tests.support.pem_markers import PKCS8_FOOTER, PKCS8_HEADER
 
 REGION = "us-east-1"
 
@@ -159,7 +159,7 @@ def test_drift_someone_else_set_the_default(moto: MotoServer, alb: dict[str, Any
 def test_the_listener_can_be_named_by_load_balancer_and_port(moto: MotoServer, alb: dict[str, Any],
                                                              ca: LocalCa) -> None:
     """Names survive re-creation of the load balancer; ARNs do not."""
-    t = get_target("aws_elbv2", {"region": REGION, "load_balancer_name": "certplane-alb", "listener_port": 443.0,
+    t = get_target("aws_elbv2", {"region": REGION, "load_balancer_name": "certplane-alb", "listener_port": 443,
                                  "endpoint_url": moto.endpoint_url})
     bundle = ca.bundle(["api.example.test"], name="api")
     live = t.deploy(Binding("api--alb", ("api.example.test",), sni=True), bundle)

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from providers.core import certificates as x509util
 from providers.core.deploy import DEFAULT, Binding, get_target
 from providers.core.errors import DeployError, InvalidInputError
-from tests.core.deploy.fixtures import LocalCa
+from tests.support.pki import LocalCa
 
 BINDING = Binding("www--files", ("www.example.test",))
 

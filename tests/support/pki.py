@@ -9,6 +9,7 @@ from cryptography import x509
 
 from providers.core import certificates as x509util
 from providers.core import keys
+from providers.core.deploy import Bundle
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.timezone.utc)
 
@@ -36,3 +37,22 @@ def make_leaf(issuer: Issued, names: tuple[str, ...] = ("www.example.test",), *,
         x509util.CertificateTemplate(dns_names=names, validity_days=days),
         subject_public_key=key.public_key(), signing_key=issuer.key, issuer=issuer.cert, now=now)
     return Issued(key, cert)
+
+
+class LocalCa:
+    """A throwaway CA valid now, so bundles carry a real chain (leaf, then the CA) that servers accept."""
+
+    def __init__(self) -> None:
+        now = dt.datetime.now(dt.timezone.utc)
+        self.root = make_ca("certplane test CA", days=30, now=now)
+        self.key, self.cert = self.root.key, self.root.cert
+
+    def bundle(self, names: list[str], name: str = "www", *, password: str | None = None) -> Bundle:
+        leaf = make_leaf(self.root, tuple(names), days=10, now=dt.datetime.now(dt.timezone.utc))
+        return Bundle.from_pems(name, x509util.to_pem(leaf.cert), x509util.to_pem(self.cert),
+                                keys.private_key_to_pem(leaf.key), password)
+
+
+def mismatched(bundle: Bundle, other: Bundle) -> Bundle:
+    """`bundle`'s certificate with `other`'s key: what a broken renewal looks like."""
+    return Bundle(bundle.name, bundle.cert_pem, bundle.chain_pem, other.key_pem, bundle.fingerprint_sha256)

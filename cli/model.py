@@ -1,0 +1,149 @@
+"""The inventory as the CLI reads it: a stack's `inventory` output (or a JSON file), typed.
+
+`days_remaining` in the stack output was computed at `pulumi up` time; commands recompute it from `not_after` and
+the clock (which honours $CERTPLANE_NOW), so a stack not updated for weeks reads right.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from providers.core import clock
+from providers.core.errors import InvalidInputError
+from providers.core.net import parse_address
+
+from . import CliError
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A live TLS endpoint that should serve a certificate: connect to host:port, send server_name as SNI."""
+
+    host: str
+    port: int
+    server_name: str | None = None
+    target: str | None = None
+
+    @property
+    def label(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        sni = f" ({self.server_name})" if self.server_name and self.server_name != self.host else ""
+        return f"{host}:{self.port}{sni}"
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"host": self.host, "port": self.port, "server_name": self.server_name}
+        if self.target:
+            out["target"] = self.target
+        return out
+
+
+@dataclass(frozen=True)
+class Certificate:
+    name: str
+    domains: tuple[str, ...]
+    issuer: str
+    issuer_dn: str
+    serial: str
+    not_before: dt.datetime | None
+    not_after: dt.datetime
+    renewal_time: dt.datetime | None
+    fingerprint_sha256: str
+    key_algorithm: str
+    targets: tuple[str, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)
+    endpoints: tuple[Endpoint, ...] = ()
+
+    @property
+    def owner(self) -> str:
+        return self.tags.get("owner") or self.tags.get("team") or ""
+
+    def days_left(self, now: dt.datetime) -> float:
+        return (self.not_after - now).total_seconds() / 86400
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing worth telling about a certificate. `message` is a complete line without the name."""
+
+    certificate: str
+    level: str  # ok | warning | critical
+    code: str
+    message: str
+    endpoint: str | None = None
+    threshold_days: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"level": self.level, "code": self.code, "message": self.message}
+        if self.endpoint:
+            out["endpoint"] = self.endpoint
+        if self.threshold_days is not None:
+            out["threshold_days"] = self.threshold_days
+        return out
+
+
+def parse_time(value: Any, where: str) -> dt.datetime:
+    if not isinstance(value, str) or not value:
+        raise CliError(f"{where}: missing or not an RFC 3339 time")
+    try:
+        return clock.parse_rfc3339(value)
+    except ValueError:
+        raise CliError(f"{where}: {value!r} is not an RFC 3339 time") from None
+
+
+def parse_endpoint_spec(spec: str) -> tuple[str, Endpoint]:
+    """`NAME=HOST:PORT[/SNI]` (HOST may be `[v6]`) -> (certificate name, endpoint)."""
+    usage = f"--endpoint {spec!r}: expected NAME=HOST:PORT[/SNI], e.g. www=127.0.0.1:8443/www.example.test"
+    name, sep, rest = spec.partition("=")
+    if not sep or not name or not rest:
+        raise CliError(usage)
+    address_text, _, sni = rest.partition("/")
+    try:
+        address = parse_address(address_text)
+    except InvalidInputError:
+        raise CliError(usage) from None
+    return name, Endpoint(host=address.host, port=address.port, server_name=sni or None, target="--endpoint")
+
+
+def _endpoints(raw: Any, where: str) -> tuple[Endpoint, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise CliError(f"{where}: must be a list of {{host, port, server_name}}")
+    out = []
+    for i, item in enumerate(raw):
+        port = item.get("port") if isinstance(item, dict) else None
+        if not isinstance(item, dict) or not item.get("host") or not isinstance(port, int) or isinstance(port, bool):
+            raise CliError(f"{where}[{i}]: needs a host and an integer port")
+        out.append(Endpoint(host=str(item["host"]), port=port, server_name=item.get("server_name") or None,
+                            target=item.get("target") or None))
+    return tuple(out)
+
+
+def parse_inventory(raw: Any) -> list[Certificate]:
+    """The stack output (name -> entry) as typed certificates; a malformed entry fails naming the field."""
+    if not isinstance(raw, dict):
+        raise CliError("inventory: expected an object of certificate name -> entry")
+    certs = []
+    for name, entry in raw.items():
+        where = f"inventory.{name}"
+        if not isinstance(entry, dict):
+            raise CliError(f"{where}: expected an object")
+        renewal = entry.get("renewal_time")
+        certs.append(Certificate(
+            name=name,
+            domains=tuple(str(d) for d in entry.get("domains") or ()),
+            issuer=str(entry.get("issuer") or ""),
+            issuer_dn=str(entry.get("issuer_dn") or ""),
+            serial=str(entry.get("serial") or ""),
+            not_before=parse_time(entry["not_before"], f"{where}.not_before") if entry.get("not_before") else None,
+            not_after=parse_time(entry.get("not_after"), f"{where}.not_after"),
+            renewal_time=parse_time(renewal, f"{where}.renewal_time") if renewal else None,
+            fingerprint_sha256=str(entry.get("fingerprint_sha256") or ""),
+            key_algorithm=str(entry.get("key_algorithm") or ""),
+            targets=tuple(str(t) for t in entry.get("targets") or ()),
+            tags={str(k): str(v) for k, v in (entry.get("tags") or {}).items()},
+            endpoints=_endpoints(entry.get("endpoints"), f"{where}.endpoints"),
+        ))
+    return certs

@@ -1,0 +1,198 @@
+"""acme: any RFC 8555 directory (Let's Encrypt, ZeroSSL, Google Trust Services, step-ca, Pebble), through
+certbot's `acme` library (providers/core/acme). One account per issuer; each certificate orders with DNS-01 or
+HTTP-01, renews at the start of the CA's ACME Renewal Information window when it offers one, and is revoked on
+destroy only when asked."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from acme.client import ClientV2
+from cryptography import x509
+from pydantic import AfterValidator, Field, field_validator, model_validator
+
+from .. import dns, http01, keys
+from ..dns import DnsSettingsField
+from ..http01 import Http01SettingsField
+from ..acme import ari, orders, revoke
+from ..acme import client as acme_client
+from ..acme.errors import RetryPolicy
+from ..certificates import CertificateRequest
+from ..errors import CertplaneError, InvalidInputError
+from ..keys import KeySpec, KeySpecField
+from ..renewal import AriWindow, RenewalPolicy
+from ..validation import REISSUE, SECRET, Model, ProjectPath, SecretText, parse, whole_number
+from .base import AccountRequest, IssueRequest, Issued, IssuerPlugin, IssuerSettings, OrderSettings
+
+KIND = "acme"
+Challenge = Literal["dns-01", "http-01"]
+DirectoryUrl = Annotated[str, AfterValidator(acme_client.check_directory_url)]
+ARI_PROBE = RetryPolicy(attempts=1, max_total=5.0)  # a preview re-asks for the window only if it is quick
+DEFAULT_ORDER_TIMEOUT = 120
+
+
+def default_challenge(has_dns: bool) -> Challenge:
+    """DNS-01 when the issuer has a DNS provider (it also covers wildcards), else HTTP-01."""
+    return "dns-01" if has_dns else "http-01"
+
+
+def _account_key(spec: KeySpec) -> KeySpec:
+    return acme_client.check_key_spec(spec)
+
+
+class Eab(Model):
+    """External Account Binding, from the CA's console: key id and HMAC key (base64url; give it as a secret)."""
+
+    kid: str = Field(min_length=1)
+    hmac_key: SecretText = Field(min_length=1)
+
+
+class AcmeSettings(IssuerSettings):
+    """directory_url; optional email, ca_bundle (trust for the directory's own TLS), eab, profile, dns (the
+    DNS-01 provider), http01 (webroot or standalone), account_key (ECDSA P-256), revoke_on_destroy, renew."""
+
+    directory_url: DirectoryUrl
+    email: Annotated[str | None, AfterValidator(acme_client.check_email)] = None
+    ca_bundle: ProjectPath | None = None
+    eab: Eab | None = None
+    profile: str | None = Field(default=None, min_length=1)
+    dns: DnsSettingsField | None = None
+    http01: Http01SettingsField | None = None
+    account_key: Annotated[KeySpecField, AfterValidator(_account_key)] = KeySpec("ecdsa", curve="P-256")
+    revoke_on_destroy: bool = False
+    renew: RenewalPolicy | None = None  # of its certificates, when they set none (the CA's ARI window wins)
+
+    def account(self) -> AccountRequest:
+        return AccountRequest(directory_url=self.directory_url, email=self.email, ca_bundle=self.ca_bundle,
+                              eab_kid=self.eab.kid if self.eab else None,
+                              eab_hmac_key=self.eab.hmac_key if self.eab else None, key=self.account_key)
+
+
+class AcmeOrder(OrderSettings):
+    """What one certificate needs to order and renew on its own."""
+
+    directory_url: Annotated[DirectoryUrl, REISSUE]
+    ca_bundle: ProjectPath | None = None
+    profile: Annotated[str | None, REISSUE] = None
+    challenge: Annotated[Challenge, REISSUE]
+    dns: Annotated[DnsSettingsField | None, SECRET] = None  # may hold credentials
+    http01: Http01SettingsField | None = None
+    revoke_on_destroy: bool = False
+    revoke_reason: str | int | None = None
+    order_timeout_seconds: Annotated[int, whole_number(1, 3600)] | None = None
+
+    @field_validator("revoke_reason")
+    @classmethod
+    def _reason(cls, value: str | int | None) -> str | int | None:
+        if value is not None:
+            revoke.reason_code(value)
+        return value
+
+    @model_validator(mode="after")
+    def _solver(self) -> AcmeOrder:
+        if self.challenge == "dns-01" and self.dns is None:
+            raise InvalidInputError("challenge", "dns-01 needs a DNS provider: set dns in the issuer's settings")
+        if self.challenge == "http-01" and self.http01 is None:
+            raise InvalidInputError("challenge", "http-01 needs http01 in the issuer's settings ({mode: webroot, "
+                                                 "webroot: DIR} or {mode: standalone, listen: HOST:PORT})")
+        return self
+
+
+class AcmeCredentials(Model):
+    """The issuer's account (providers/acme_account.py): its key signs every request."""
+
+    account_key_pem: SecretText
+    account_url: str = Field(min_length=1)
+
+
+class AcmeIssuer:
+    def __init__(self, order: AcmeOrder, credentials: AcmeCredentials) -> None:
+        self.order, self.credentials = order, credentials
+
+    def _client(self, retry: RetryPolicy | None = None) -> ClientV2:
+        conn = acme_client.Connection(self.order.directory_url, self.order.ca_bundle)
+        if retry is not None:
+            conn = acme_client.Connection(conn.directory_url, conn.ca_bundle, retry=retry, timeout=5)
+        return acme_client.connect(conn, keys.load_private_key(self.credentials.account_key_pem),
+                                   self.credentials.account_url)
+
+    def _solver(self) -> Any:
+        if self.order.challenge == "dns-01":
+            return dns.make_solver(self.order.dns)
+        return http01.make_solver(self.order.http01)
+
+    def issue(self, request: IssueRequest) -> Issued:
+        client = self._client()
+        issued = orders.issue(client, list(request.request.domains), self._solver(), key=request.key,
+                              profile=self.order.profile,
+                              timeout=float(self.order.order_timeout_seconds or DEFAULT_ORDER_TIMEOUT))
+        notes = list(issued.cleanup_errors)
+        try:
+            window = ari.renewal_window(client, issued.leaf)
+        except CertplaneError as err:  # ARI is advisory: the renewal policy applies instead
+            notes.append(f"no ACME renewal info ({err}); using the renewal policy")
+            window = None
+        return Issued(leaf=issued.leaf, chain=tuple(issued.chain), renewal_window=window, notes=tuple(notes))
+
+    def renewal_window(self, leaf: x509.Certificate, *, quick: bool) -> AriWindow | None:
+        return ari.renewal_window(self._client(ARI_PROBE if quick else None), leaf)
+
+    def revoke(self, leaf: x509.Certificate) -> bool:
+        if not self.order.revoke_on_destroy or leaf.not_valid_after_utc <= dt.datetime.now(dt.timezone.utc):
+            return False  # not asked, or expired: nothing left to revoke
+        return revoke.revoke(self._client(), leaf, self.order.revoke_reason or "cessationOfOperation")
+
+
+class AcmePlugin(IssuerPlugin[AcmeSettings, AcmeOrder, AcmeCredentials]):
+    kind = KIND
+    settings = AcmeSettings
+    order = AcmeOrder
+    credentials = AcmeCredentials
+    retains_credentials = True  # the account key revokes on destroy
+
+    def order_for(self, settings: AcmeSettings, *, issuer: str, challenge: str | None) -> AcmeOrder:
+        return parse(AcmeOrder, {
+            "directory_url": settings.directory_url, "ca_bundle": settings.ca_bundle, "profile": settings.profile,
+            "challenge": challenge or default_challenge(settings.dns is not None), "dns": settings.dns,
+            "http01": settings.http01, "revoke_on_destroy": settings.revoke_on_destroy})
+
+    def check(self, order: AcmeOrder, request: CertificateRequest, key: KeySpec | None) -> None:
+        if key is not None:
+            try:
+                acme_client.check_key_spec(key)
+            except InvalidInputError as err:
+                raise err.within("key") from None
+        if not request.domains:
+            raise InvalidInputError("domains", "an ACME certificate needs at least one domain")
+        for name in request.domains:
+            if name.startswith("*.") and order.challenge != "dns-01":
+                raise InvalidInputError("challenge", f"wildcard {name} can only be validated with dns-01")
+        if request.ip_addresses:
+            raise InvalidInputError("ip_addresses", "not supported for ACME certificates yet")
+        if request.validity_days is not None:
+            raise InvalidInputError("validity_days", "ACME CAs set the lifetime themselves: choose it with the "
+                                                     "issuer's profile")
+        if request.client_auth or request.is_ca:
+            raise InvalidInputError("client_auth" if request.client_auth else "is_ca",
+                                    "ACME CAs issue TLS server certificates only")
+
+    def default_validity_days(self, settings: AcmeSettings) -> int | None:
+        return None
+
+    def default_renewal(self, settings: AcmeSettings) -> RenewalPolicy | None:
+        return settings.renew
+
+    def check_credentials(self, credentials: AcmeCredentials) -> None:
+        try:
+            acme_client.jwk_for(keys.load_private_key(credentials.account_key_pem))
+        except InvalidInputError as err:
+            raise InvalidInputError("account_key_pem", err.reason) from None
+
+    def build(self, order: AcmeOrder, credentials: AcmeCredentials | None) -> AcmeIssuer:
+        if credentials is None:
+            raise InvalidInputError("issuer_credentials", "an ACME certificate needs its issuer's account")
+        return AcmeIssuer(order, credentials)
+
+
+PLUGIN = AcmePlugin()

@@ -1,0 +1,155 @@
+"""The issuer seam: whoever signs a certificate (a CA the stack runs, the certificate's own key, an ACME CA, a
+cloud CA) is an `Issuer` that turns a request and a key into a chain, declared by one `IssuerPlugin`.
+
+A plug-in has up to three models, because an issuer's settings live in three places:
+- `settings`: its block in `certplane:issuers` (everything the user configures);
+- `order`: what each certificate carries to issue and renew on its own (validated again by the certificate's
+  provider, so a certificate never depends on config it cannot see);
+- `credentials`: what the issuer's own resources produce (a CA's key, an ACME account), when it has any.
+Fields marked REISSUE in `order` re-issue the certificate when they change; SECRET ones are encrypted.
+
+Optional capabilities are small protocols: `Revokes`, `AdvisesRenewal` on the issuer, `RunsCa` and
+`HasAccount` on the settings (the stack provisions a CA hierarchy or an account for it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Generic, Protocol, TypeVar, runtime_checkable
+
+from cryptography import x509
+
+from ..certificates import CertificateRequest
+from ..errors import InvalidInputError
+from ..keys import KeySpec, PrivateKey
+from ..renewal import AriWindow, RenewalPolicy
+from ..validation import Model
+
+
+class IssuerSettings(Model):
+    """Base of an issuer's `certplane:issuers.<name>` block."""
+
+
+class OrderSettings(Model):
+    """Base of what a certificate carries about its issuer."""
+
+
+@dataclass(frozen=True)
+class IssueRequest:
+    name: str  # the certificate's name, for messages
+    request: CertificateRequest
+    key: PrivateKey
+    now: dt.datetime
+
+
+@dataclass(frozen=True)
+class Issued:
+    leaf: x509.Certificate
+    chain: tuple[x509.Certificate, ...]  # the leaf's issuer first, the root left out
+    renewal_window: AriWindow | None = None
+    notes: tuple[str, ...] = ()  # for the user: cleanup problems, fallbacks
+
+
+class Issuer(Protocol):
+    def issue(self, request: IssueRequest) -> Issued:
+        """Sign or order a certificate for `request.key`; raises CertplaneError (one line) on failure."""
+
+
+@runtime_checkable
+class Revokes(Protocol):
+    def revoke(self, leaf: x509.Certificate) -> bool:
+        """Revoke `leaf` if the certificate's order asks for it on destroy; False when nothing was done."""
+
+
+@runtime_checkable
+class AdvisesRenewal(Protocol):
+    def renewal_window(self, leaf: x509.Certificate, *, quick: bool) -> AriWindow | None:
+        """The CA's suggested renewal window (RFC 9773), None when it offers none. `quick`: bounded to a few
+        seconds and allowed to fail (a preview must not hang on a slow CA)."""
+
+
+@dataclass(frozen=True)
+class CaLevel:
+    """One certificate authority of a hierarchy the stack runs: a key, and the CA certificate for it, signed by
+    the level before (the first is self-signed)."""
+
+    suffix: str  # resource names: <issuer>-<suffix>-key, <issuer>-<suffix>
+    key: KeySpec
+    request: CertificateRequest
+    renew: RenewalPolicy | None = None
+
+
+@runtime_checkable
+class RunsCa(Protocol):
+    """Settings of an issuer whose CA certificates and keys the stack creates itself; certificates are signed
+    by the last level, with the levels above it as their chain (the root left out)."""
+
+    def levels(self) -> Sequence[CaLevel]: ...
+
+
+@dataclass(frozen=True)
+class AccountRequest:
+    directory_url: str
+    email: str | None
+    ca_bundle: str | None
+    eab_kid: str | None
+    eab_hmac_key: str | None
+    key: KeySpec
+
+
+@runtime_checkable
+class HasAccount(Protocol):
+    """Settings of an issuer that needs one account registered with the CA, shared by its certificates."""
+
+    def account(self) -> AccountRequest: ...
+
+
+S = TypeVar("S", bound=IssuerSettings)
+O = TypeVar("O", bound=OrderSettings)
+C = TypeVar("C", bound=Model)
+
+
+class IssuerPlugin(Generic[S, O, C]):
+    """One issuer kind. Subclasses set the class attributes and implement `build`; the rest has defaults."""
+
+    kind: ClassVar[str]
+    settings: type[S]
+    order: type[O]
+    credentials: type[C] | None = None
+    retains_credentials: ClassVar[bool] = False  # kept in the certificate's state (e.g. to revoke on destroy)
+    credentials_identify_issuer: ClassVar[bool] = False  # new credentials mean a new signer (a CA's certificate)
+
+    def order_for(self, settings: S, *, issuer: str, challenge: str | None) -> O:
+        """What a certificate of this issuer carries. `issuer` is the config name (for messages); `challenge`
+        the certificate's own choice, which only issuers that validate control can use."""
+        if challenge:
+            raise InvalidInputError("challenge", f"{self.kind} issuers validate no domain control: remove it")
+        return self.order()
+
+    def check(self, order: O, request: CertificateRequest, key: KeySpec | None) -> None:
+        """Refuse at preview what this issuer cannot issue (a key type, a name, a field it cannot honour)."""
+
+    def default_renewal(self, settings: S) -> RenewalPolicy | None:
+        """The renewal policy of this issuer's certificates when they set none (None: two thirds)."""
+        return None
+
+    def default_validity_days(self, settings: S) -> int | None:
+        """A certificate's lifetime when it sets none (None: the CA decides)."""
+        return 90
+
+    def check_credentials(self, credentials: C) -> None:
+        """Refuse credentials that cannot sign (a key that does not match its CA certificate). Run by `check`,
+        not on every decode: it parses key material."""
+
+    def identity(self, order: O, credentials: C | None) -> str:
+        """What names the signer: when it changes, certificates are re-issued (e.g. a CA certificate)."""
+        return self.kind
+
+    def build(self, order: O, credentials: C | None) -> Issuer:
+        raise NotImplementedError
+
+
+__all__ = ["AccountRequest", "AdvisesRenewal", "CaLevel", "HasAccount", "IssueRequest", "Issued", "Issuer",
+           "IssuerPlugin", "IssuerSettings", "OrderSettings", "Revokes", "RunsCa"]

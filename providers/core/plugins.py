@@ -1,0 +1,106 @@
+"""Plug-in registries: deploy targets, DNS-01 providers, HTTP-01 solvers and issuers are each one module that
+declares a `Plugin` (its kind, its settings model, how to build it), listed once in its package's registry.
+
+Everything that needs to know the plug-ins reads the registry: config models (a settings block is validated by
+the model of the kind it names), the `unrecognized X` lines, the tests parametrised over every kind. Adding a
+plug-in is one module plus one line in the registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Annotated, Any, Generic, Protocol, TypeVar
+
+from pydantic import PlainSerializer, ValidationError, ValidationInfo, ValidatorFunctionWrapHandler, WrapValidator
+
+from .errors import InputProblems, InvalidInputError
+from .validation import Model, problems
+
+
+class Plugin(Protocol):
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def settings(self) -> type[Model]: ...
+
+
+P = TypeVar("P", bound=Plugin)
+
+
+class Registry(Generic[P]):
+    """Plug-ins of one kind by name. `key` is the setting that names the kind in a settings block
+    (`type` for targets and issuers, `provider` for DNS, `mode` for HTTP-01)."""
+
+    def __init__(self, noun: str, plugins: Iterable[P], *, key: str = "type",
+                 implied: Callable[[Mapping[str, Any]], str | None] | None = None) -> None:
+        self.noun, self.key, self._implied = noun, key, implied
+        self._by_kind: dict[str, P] = {}
+        for plugin in plugins:
+            if plugin.kind in self._by_kind:
+                raise ValueError(f"two {noun}s named {plugin.kind}")
+            self._by_kind[plugin.kind] = plugin
+        self._by_settings = {p.settings: p for p in self._by_kind.values()}
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(sorted(self._by_kind))
+
+    def __iter__(self) -> Any:
+        return iter(self._by_kind[k] for k in self.kinds)
+
+    def known(self) -> str:
+        return ", ".join(self.kinds)
+
+    def get(self, kind: object) -> P:
+        """The plug-in for `kind`; an unknown kind names the known ones."""
+        if kind in (None, ""):
+            raise InvalidInputError(self.key, f"is required (known: {self.known()})")
+        plugin = self._by_kind.get(kind) if isinstance(kind, str) else None
+        if plugin is None:
+            raise InvalidInputError(self.key, f"unrecognized {self.noun}: {kind} (known: {self.known()})")
+        return plugin
+
+    def plugin_of(self, settings: Model) -> P:
+        return self._by_settings[type(settings)]
+
+    def parse(self, raw: Any, *, context: Mapping[str, Any] | None = None) -> Model:
+        """A settings block (`{key: kind, ...}`) validated by its kind's model. Raises ValidationError (with
+        fields) or InvalidInputError (for the kind itself)."""
+        if not isinstance(raw, Mapping):
+            raise InvalidInputError("", f"must be a mapping with {self.key}: one of {self.known()}")
+        kind = raw.get(self.key) or (self._implied(raw) if self._implied else None)
+        plugin = self.get(kind)
+        return plugin.settings.model_validate({k: v for k, v in raw.items() if k != self.key},
+                                              context=dict(context or {}))
+
+    def validate(self, raw: Any, *, field: str = "", context: Mapping[str, Any] | None = None) -> Model:
+        """`parse`, with every problem as an InputProblems under `field` (`dns.url: must be ...`)."""
+        try:
+            return self.parse(raw, context=context)
+        except ValidationError as err:
+            raise problems(err, field) from None
+        except InvalidInputError as err:
+            raise InputProblems([err.within(field)]) from None
+
+    def dump(self, settings: Model) -> dict[str, Any]:
+        """The settings block back, kind included (for the wire and for state)."""
+        return {self.key: self.plugin_of(settings).kind, **settings.wire()}
+
+    def validator(self) -> WrapValidator:
+        """`Annotated[BaseSettings, registry.validator(), registry.serializer()]`: a model field that takes any
+        kind's settings, validated by that kind's model."""
+
+        def validate(value: Any, _handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Model:
+            if isinstance(value, Model) and type(value) in self._by_settings:
+                return value
+            return self.parse(value, context=info.context)
+
+        return WrapValidator(validate)
+
+    def serializer(self) -> PlainSerializer:
+        """Dumps such a field as its settings block, kind included."""
+        return PlainSerializer(self.dump, return_type=dict)
+
+
+__all__ = ["Plugin", "Registry"]

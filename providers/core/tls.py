@@ -1,0 +1,79 @@
+"""What a TLS server actually serves: one real handshake with SNI, bounded in time.
+
+Trust is not checked here (private CAs are the point of certplane): callers compare what was served with what
+they expect (a fingerprint, a chain, a name), which is stricter than "some CA vouches for it". Deploy targets use
+it to confirm a rotation; `certplane check --probe` uses it to audit every endpoint.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Sequence
+
+from cryptography import x509
+
+from .certificates import fingerprint_sha256
+from .net import is_ip
+
+PROBE_LABEL = "certplane-probe"
+
+
+class TlsError(Exception):
+    """No certificate could be read; `reason` is one line (`timed out after 3s`, `unreachable: ...`)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def probe_name(server_name: str) -> str:
+    """An SNI value that `server_name` matches: a wildcard is probed with a concrete label."""
+    return PROBE_LABEL + server_name[1:] if server_name.startswith("*.") else server_name
+
+
+def handshake(host: str, port: int, server_name: str | None, *, timeout: float = 3.0) -> tuple[x509.Certificate, ...]:
+    """The chain the server sends for `server_name` (leaf first); no SNI when it is None or an IP address
+    (RFC 6066). Raises TlsError."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # compared by the caller, not validated against a trust store
+    sni = None if server_name is None or is_ip(server_name) else server_name
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            raw.settimeout(timeout)
+            with context.wrap_socket(raw, server_hostname=sni) as tls:
+                chain = _served_chain(tls)
+    except (socket.timeout, TimeoutError):
+        raise TlsError(f"timed out after {timeout:g}s") from None
+    except ssl.SSLError as err:
+        raise TlsError(f"TLS handshake failed: {err.reason or err}") from None
+    except OSError as err:
+        raise TlsError(f"unreachable: {err.strerror or err}") from None
+    if not chain:
+        raise TlsError("the server sent no certificate")
+    return chain
+
+
+def _served_chain(sock: ssl.SSLSocket) -> tuple[x509.Certificate, ...]:
+    getter = getattr(sock, "get_unverified_chain", None)  # public from Python 3.13
+    if getter is None:
+        getter = sock._sslobj.get_unverified_chain  # type: ignore[attr-defined]  # 3.10-3.12
+    raw: Sequence[object] = getter() or []
+    ders = [c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
+            for c in raw]
+    if not ders:
+        leaf = sock.getpeercert(binary_form=True)
+        ders = [leaf] if leaf else []
+    return tuple(x509.load_der_x509_certificate(d) for d in ders)
+
+
+def served_fingerprint(host: str, port: int, server_name: str | None, *, timeout: float = 3.0) -> str | None:
+    """SHA-256 fingerprint of the served leaf, or None when no handshake completes."""
+    try:
+        return fingerprint_sha256(handshake(host, port, server_name, timeout=timeout)[0])
+    except (TlsError, ValueError):
+        return None
+
+
+__all__ = ["PROBE_LABEL", "TlsError", "handshake", "probe_name", "served_fingerprint"]
