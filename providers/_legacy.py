@@ -49,7 +49,12 @@ def _acme_v1(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _signed_here_v1(raw: dict[str, Any]) -> dict[str, Any]:
-    out = {**_common(raw), "domains": raw.get("dns_names") or []}
+    domains = raw.get("dns_names") or []
+    out = {**_common(raw), "domains": domains}
+    if not raw.get("is_ca") and domains and raw.get("common_name") == domains[0]:
+        out["common_name"] = None  # written out then; implied by the first domain now
+    if raw.get("common_name") and len(str(raw["common_name"])) > 64:
+        out["common_name"] = None  # was left out of the certificate (too long for a CN) and is now refused
     if raw.get("ca_cert_pem"):
         credentials = private_ca.PrivateCaCredentials.model_construct(
             ca_cert_pem=raw["ca_cert_pem"], ca_private_key_pem="", ca_chain_pem=raw.get("ca_chain_pem") or "")

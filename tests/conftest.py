@@ -138,3 +138,19 @@ def webroot_server(pebble: PebbleServer, tmp_path: Path) -> Iterator[Path]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def demo_servers(tmp_path: Path, moto: MotoServer) -> Iterator[tuple[PebbleServer, NginxServer, str]]:
+    """The demo's servers on free ports: Pebble (+ challtestsrv), nginx, and an ALB on the session's moto."""
+    from tools.servers.moto import create_https_listener, import_placeholder_certificate
+
+    nginx = NginxServer(tmp_path / "nginx", f"127.0.0.1:{free_port()}")
+    with PebbleServer() as pebble:
+        nginx.start(timeout=10)
+        try:
+            url = moto.endpoint_url
+            create_https_listener(url, "us-east-1", import_placeholder_certificate(url, "us-east-1"))
+            yield pebble, nginx, url
+        finally:
+            nginx.stop(timeout=10)

@@ -47,15 +47,10 @@ class EngineProject:
     namespace (`{"issuers": {...}, "certificates": {...}}`); `secrets` are set as secret config values."""
 
     def __init__(self, base: Path, config: dict[str, Any], *, secrets: dict[str, str] | None = None,
-                 files: dict[str, str] | None = None, stack_name: str | None = None) -> None:
+                 files: dict[str, str] | None = None, stack_name: str | None = None, program: Path = ROOT) -> None:
         self.dir = base / "project"
         self.dir.mkdir(parents=True)
-        for name in PROJECT_FILES:
-            src = ROOT / name
-            if src.is_dir():
-                shutil.copytree(src, self.dir / name, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copy2(src, self.dir / name)
+        self.use_program(program)
         project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
         project["runtime"]["options"]["virtualenv"] = str(ROOT / ".venv")
         (self.dir / "Pulumi.yaml").write_text(yaml.safe_dump(project))
@@ -76,6 +71,18 @@ class EngineProject:
         )
         self.stack = auto.Stack.create(self.stack_name, ws)
         self.set_config(config, secrets or {})
+
+    def use_program(self, program: Path) -> None:
+        """Put the program (__main__.py, components/, providers/) from `program` in place of the current one:
+        this checkout's by default, or an older release's to test upgrades."""
+        for name in PROJECT_FILES:
+            src, dest = program / name, self.dir / name
+            if dest.is_dir():
+                shutil.rmtree(dest)
+            if src.is_dir():
+                shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(src, dest)
 
     def set_config(self, config: dict[str, Any], secrets: dict[str, str] | None = None) -> None:
         """Write `certplane:*` as YAML objects (as a user writes Pulumi.<stack>.yaml), then set each secret
@@ -130,6 +137,18 @@ class EngineProject:
     def export_text(self) -> str:
         """`pulumi stack export` as a user runs it (the Automation API's export adds --show-secrets)."""
         return self.cli("stack", "export")
+
+
+def program_at(commit: str, dest: Path) -> Path:
+    """The program files as they were at `commit` of this repository (needs the history: a full clone)."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", commit, *PROJECT_FILES],
+                             capture_output=True, timeout=60)
+    if archive.returncode != 0:
+        raise RuntimeError(f"git archive {commit}: {archive.stderr.decode().strip()} (a shallow clone lacks the "
+                           "history this test needs: fetch it with `git fetch --unshallow`)")
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True, timeout=60)
+    return dest
 
 
 def changed_steps(preview: auto.PreviewResult) -> dict[str, int]:

@@ -152,10 +152,14 @@ class AcmePlugin(IssuerPlugin[AcmeSettings, AcmeOrder, AcmeCredentials]):
     retains_credentials = True  # the account key revokes on destroy
 
     def order_for(self, settings: AcmeSettings, *, issuer: str, challenge: str | None) -> AcmeOrder:
+        """The solver settings of the certificate's challenge only: an HTTP-01 certificate carries no DNS
+        credentials."""
+        chosen = challenge or default_challenge(settings.dns is not None)
         return parse(AcmeOrder, {
             "directory_url": settings.directory_url, "ca_bundle": settings.ca_bundle, "profile": settings.profile,
-            "challenge": challenge or default_challenge(settings.dns is not None), "dns": settings.dns,
-            "http01": settings.http01, "revoke_on_destroy": settings.revoke_on_destroy})
+            "challenge": chosen, "dns": settings.dns if chosen == "dns-01" else None,
+            "http01": settings.http01 if chosen == "http-01" else None,
+            "revoke_on_destroy": settings.revoke_on_destroy})
 
     def check(self, order: AcmeOrder, request: CertificateRequest, key: KeySpec | None) -> None:
         if key is not None:

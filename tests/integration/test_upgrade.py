@@ -1,0 +1,60 @@
+"""A stack made by the release before the typed providers and type tokens (every resource a
+`pulumi-python:dynamic:Resource`, flat certificate inputs) upgrades in place: no replacement, no re-issue, the
+same certificates served; then refresh and destroy work on state that still carries the old providers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support.demo import demo_config
+from tools.demo_upload import main as make_demo_upload
+from tools.servers.moto import DUMMY_ENV
+
+from .harness import ROOT, EngineProject, changed_steps, program_at
+
+pytestmark = pytest.mark.integration
+BEFORE_TYPE_TOKENS = "4d6d05cf5fb34ee4fd7949fe12b5f24b10971f7f"  # the last commit with the previous state format
+LEGACY_TYPE = "pulumi-python:dynamic:Resource"
+
+
+def resources(project: EngineProject) -> list[dict]:
+    return json.loads(project.export_text())["deployment"]["resources"]
+
+
+def test_a_stack_from_the_previous_release_upgrades_with_no_replacement(tmp_path, demo_servers):
+    pebble, nginx, moto_url = demo_servers
+    config = demo_config(pebble, nginx, moto_url, tmp_path / "lab-certs")
+    project = EngineProject(tmp_path, config, program=program_at(BEFORE_TYPE_TOKENS, tmp_path / "legacy"))
+    make_demo_upload(str(project.dir / ".certplane" / "demo-upload"))
+    aws = dict(DUMMY_ENV)
+    try:
+        project.up(env=aws)
+        before = project.outputs()["inventory"]
+        dynamic = [r["type"] for r in resources(project) if "dynamic" in r["type"]]
+        assert dynamic and set(dynamic) == {LEGACY_TYPE}
+
+        project.use_program(ROOT)
+        preview = project.preview(env=aws)
+        assert changed_steps(preview) == {}, preview.stdout
+        up = project.up(env=aws)
+        assert set(up.summary.resource_changes or {}) <= {"same"}, up.summary.resource_changes
+        after = project.outputs()["inventory"]
+        assert {n: e["serial"] for n, e in after.items()} == {n: e["serial"] for n, e in before.items()}
+        assert {n: e["fingerprint_sha256"] for n, e in after.items()} == \
+            {n: e["fingerprint_sha256"] for n, e in before.items()}
+        upgraded = resources(project)
+        assert not [r for r in upgraded if r["type"] == LEGACY_TYPE]
+        assert {r["type"] for r in upgraded if "dynamic" in r["type"]} == {
+            f"pulumi-python:dynamic/certplane:{kind}" for kind in
+            ("PrivateKey", "Certificate", "UploadedCertificate", "AcmeAccount", "CertificateBinding")}
+
+        # Nothing changed in the state, so refresh and destroy run the providers pickled by the old release:
+        # their module paths still load, and today's code reads the state they wrote.
+        refresh = project.stack.refresh(color="never")
+        assert "error" not in refresh.stdout.lower(), refresh.stdout
+        assert changed_steps(project.preview(env=aws)) == {}
+    finally:
+        project.destroy()
+    assert not any((nginx.conf_dir / "certplane").glob("*.conf"))

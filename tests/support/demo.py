@@ -1,0 +1,51 @@
+"""The demo's own stack config (Pulumi.local.yaml), pointed at servers started on free ports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tools.servers.nginx import NginxServer
+from tools.servers.pebble import PebbleServer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def demo_raw_config() -> dict[str, Any]:
+    raw = yaml.safe_load((ROOT / "Pulumi.local.yaml").read_text())["config"]
+    return {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("certplane:")}
+
+
+def demo_config(pebble: PebbleServer, nginx: NginxServer, moto_url: str, files_dir: Path) -> dict[str, Any]:
+    config = demo_raw_config()
+    acme = config["issuers"]["acme-local"]
+    acme.update(directory_url=pebble.directory_url, ca_bundle=str(pebble.ca_bundle_path))
+    acme["dns"].update(url=pebble.challtestsrv_url, resolver=pebble.challtestsrv_dns)
+    acme["http01"]["listen"] = f"127.0.0.1:{pebble.http01_port}"
+    targets = config["targets"]
+    targets["edge"].update(conf_dir=str(nginx.conf_dir), listen=nginx.listen)
+    targets["alb"]["endpoint_url"] = moto_url
+    targets["lab-files"]["directory"] = str(files_dir)
+    return config
+
+
+def expected_counts(config: dict[str, Any]) -> dict[str, int]:
+    """What the demo config should make, counted from the config itself: resources created (a component per
+    certificate plus its certificate and bindings; two per CA level plus the CA component; an account per
+    ACME issuer; the fleet) and TLS endpoints (one per nginx-bound server name)."""
+    certificates, issuers, targets = config["certificates"], config["issuers"], config["targets"]
+    resources = 2  # the stack and the fleet
+    for issuer in issuers.values():
+        if issuer["type"] == "private_ca":
+            resources += 1 + 2 * (2 if issuer.get("intermediate") else 1)
+        elif issuer["type"] == "acme":
+            resources += 1
+    endpoints = 0
+    for cert in certificates.values():
+        resources += 2 + len(cert.get("bindings", []))
+        for binding in cert.get("bindings", []):
+            if targets[binding["target"]]["type"] == "nginx":
+                endpoints += len(binding.get("server_names") or cert.get("domains") or ["(from the upload)"])
+    return {"resources": resources, "endpoints": endpoints}
