@@ -25,7 +25,8 @@ from tests.support.pki import LocalCa  # noqa: E402
 from tools.servers.bind import BindServer  # noqa: E402
 from tools.servers.moto import DUMMY_ENV, MotoServer  # noqa: E402
 from tools.servers.nginx import NginxServer  # noqa: E402
-from tools.servers.pebble import PebbleServer, free_port  # noqa: E402
+from tools.servers import free_port  # noqa: E402
+from tools.servers.pebble import PebbleServer  # noqa: E402
 
 
 class Clock:

@@ -36,9 +36,16 @@ LOCATION = Marker("location")
 REISSUE = Marker("reissue")
 
 
-class Model(BaseModel):
-    """Base of every settings and input model: immutable, and a misspelt setting is an error that names the
-    setting and suggests the one meant."""
+class _NoSecretsInRepr(BaseModel):
+    def __repr_args__(self) -> Any:
+        secret = set(marked(type(self), SECRET))
+        for name, value in super().__repr_args__():
+            yield name, ("<secret>" if name in secret and value is not None else value)
+
+
+class Model(_NoSecretsInRepr):
+    """Base of every settings and input model: immutable, a SECRET field never in its repr, and a misspelt
+    setting is an error that names the setting and suggests the one meant."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -57,7 +64,7 @@ class Model(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
-class State(BaseModel):
+class State(_NoSecretsInRepr):
     """Base of decoded provider state: tolerant of fields written by older or newer code."""
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)

@@ -9,12 +9,11 @@ import socket
 import ssl
 import subprocess
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
+
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -40,10 +39,6 @@ def run_cli(*args: str, env: dict[str, str] | None = None, now: dt.datetime | No
                           env=full, cwd=str(cwd or ROOT), stdin=subprocess.DEVNULL)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --- certificates ----------------------------------------------------------------------------------------------
@@ -92,10 +87,6 @@ class Pki:
         return issue(dns[0], issuer=self.intermediate, dns=dns)
 
 
-@pytest.fixture(scope="session")
-def pki() -> Pki:
-    root = issue("Test Root CA", ca=True, days=3650)
-    return Pki(root, issue("Test Intermediate CA", issuer=root, ca=True, days=1825))
 
 
 def entry(*, not_after: dt.datetime, lifetime_days: float = 180, renewal_before_days: float = 3,
@@ -162,18 +153,6 @@ class TlsServer:
         self.sock.close()
 
 
-@pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator[Any]:
-    servers: list[TlsServer] = []
-
-    def start(leaf: Issued, chain: tuple[Issued, ...] = ()) -> TlsServer:
-        server = TlsServer(tmp_path, leaf, chain)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 # --- a tiny PNG decoder (8-bit RGB/RGBA, not interlaced: what Chromium writes) ---------------------------------

@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
-from .helpers import BASE, entry, free_port, issue, run_cli, write_inventory
+from tools.servers import free_port
+
+from .helpers import BASE, entry, issue, run_cli, write_inventory
 
 DAY = dt.timedelta(days=1)
 

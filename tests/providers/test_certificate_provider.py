@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import base64
-import subprocess
-import sys
 
 import pytest
-from pulumi.dynamic.dynamic import serialize_provider
 
 from providers.certificate import CertificateProvider
 from providers.core import certificates as x509util
@@ -15,9 +12,6 @@ from providers.core import keys
 from providers.private_key import PrivateKeyProvider
 from providers.uploaded_certificate import UploadedCertificateProvider
 from tests.support.pki import make_ca, make_leaf
-
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
-
 
 def leaf_inputs(**over):
     props = {"name": "www", "key": {"algorithm": "ecdsa", "curve": "P-256"}, "domains": ["www.example.test"],
@@ -172,17 +166,6 @@ def test_uploaded_bundle_problems_fail_check_but_an_unchanged_expired_upload_doe
     monkeypatch.setenv("CERTPLANE_NOW", "2027-06-01T00:00:00Z")  # the leaf has expired since
     assert p.check(news, news).failures == []
     assert "expired on" in p.check({}, news).failures[0].reason
-
-
-@pytest.mark.parametrize("provider_cls", [CertificateProvider, PrivateKeyProvider, UploadedCertificateProvider])
-def test_providers_pickle_by_reference_and_load_in_a_fresh_process(provider_cls):
-    blob = serialize_provider(provider_cls())
-    assert len(blob) < 2000, "pickled by reference: no code or captured objects in state"
-    code = ("import base64,sys,dill; p = dill.loads(base64.b64decode(sys.argv[1])); "
-            "print(type(p).__module__ + '.' + type(p).__name__)")
-    out = subprocess.run([sys.executable, "-c", code, blob], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == f"{provider_cls.__module__}.{provider_cls.__name__}"
 
 
 def test_numbers_from_the_wire_are_whole_numbers(provider):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -37,7 +38,17 @@ EXEC_SCRIPT = "pulumi-language-python-exec"
 
 
 def _version() -> str:
-    return os.environ.get("CERTPLANE_PULUMI_VERSION", "3.274.1").lstrip("v")
+    """The engine version this host was installed beside (tools/bootstrap.sh pins it and passes it on)."""
+    return (os.environ.get("CERTPLANE_PULUMI_VERSION") or pinned_engine_version()).lstrip("v")
+
+
+def pinned_engine_version() -> str:
+    """PULUMI_VERSION as tools/bootstrap.sh pins it: the one place the engine's version is written."""
+    bootstrap = Path(__file__).resolve().parents[1] / "bootstrap.sh"
+    match = re.search(r"^PULUMI_VERSION=(v[0-9.]+)$", bootstrap.read_text(), re.M)
+    if match is None:
+        raise RuntimeError(f"{bootstrap} pins no PULUMI_VERSION")
+    return match.group(1)
 
 
 def _options(info: Any) -> dict[str, Any]:

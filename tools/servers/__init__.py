@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any, TypeVar
 
 S = TypeVar("S", bound="ManagedServer")
@@ -29,3 +30,10 @@ class ManagedServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago on 127.0.0.1 (also free for UDP in practice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -16,7 +16,7 @@ import dns.query
 import dns.rdatatype
 
 from . import ManagedServer
-from .pebble import free_port
+from . import free_port
 
 NAMED = shutil.which("named") or "/usr/sbin/named"
 

@@ -95,6 +95,12 @@ class NginxServer:
     def conf_dir(self) -> Path:
         return self.layout.conf_dir
 
+    @property
+    def default_fingerprint(self) -> str | None:
+        """The self-signed default server's certificate: what a name with no binding is served."""
+        path = self.conf_dir / "default.crt"
+        return x509util.fingerprint_of_pem(path.read_text()) if path.exists() else None
+
     def target_settings(self) -> dict[str, object]:
         """Settings for the nginx deploy target that drive this server."""
         return {"conf_dir": str(self.conf_dir), "listen": self.listen, "nginx_bin": self.nginx_bin}

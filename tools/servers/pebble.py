@@ -11,7 +11,6 @@ import ipaddress
 import json
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -26,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from . import ManagedServer
+from . import ManagedServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".tools" / "bin"
@@ -36,11 +35,6 @@ DEFAULT_PROFILES = {
 }
 
 
-def free_port() -> int:
-    """A TCP port that was free a moment ago on 127.0.0.1 (also free for UDP in practice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _tls_pair(directory: Path) -> tuple[Path, Path]:

@@ -11,6 +11,7 @@ import pytest
 import requests
 from acme import messages
 
+from providers.core import certificates as x509util
 from providers.core import dns as dns_solvers
 from providers.core import keys
 from providers.core.acme import client as acme_client
@@ -18,7 +19,8 @@ from providers.core.acme import orders
 from providers.core.acme.errors import AcmeError, RetryPolicy, describe_problem, translate
 from providers.core.errors import InvalidInputError, RetryableError
 from tests.support.acme import EAB_HMAC, EAB_KID, challtestsrv_dns, connection, new_account
-from tools.servers.pebble import PebbleServer, free_port
+from tools.servers import free_port
+from tools.servers.pebble import PebbleServer
 
 
 def ec_key() -> keys.PrivateKey:
@@ -114,9 +116,11 @@ def test_default_nonce_rejection_rate_is_absorbed():
     with PebbleServer(nonce_reject=5, authz_reuse=50) as server:
         client, _, _ = new_account(server)
         for i in range(3):
+            key = ec_key()
             issued = orders.issue(client, [f"n{i}.example.test"], dns_solvers.make_solver(challtestsrv_dns(server)),
-                                  key=ec_key())
-            assert issued.leaf is not None
+                                  key=key)
+            assert x509util.dns_names_of(issued.leaf) == [f"n{i}.example.test"]
+            assert keys.same_public_key(issued.leaf.public_key(), key)
 
 
 def test_half_of_all_nonces_rejected_still_issues_thanks_to_bounded_retries():
@@ -125,7 +129,7 @@ def test_half_of_all_nonces_rejected_still_issues_thanks_to_bounded_retries():
         client, _, _ = new_account(server)
         issued = orders.issue(client, ["nonce.example.test", "www.nonce.example.test"],
                               dns_solvers.make_solver(challtestsrv_dns(server)), key=ec_key())
-        assert issued.leaf is not None
+        assert x509util.dns_names_of(issued.leaf) == ["nonce.example.test", "www.nonce.example.test"]
 
 
 def test_retries_are_bounded_when_every_nonce_is_rejected():

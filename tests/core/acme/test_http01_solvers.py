@@ -11,7 +11,7 @@ import pytest
 from providers.core import http01
 from providers.core.acme.solver import Challenge
 from providers.core.errors import CertplaneError, InvalidInputError
-from tools.servers.pebble import free_port
+from tools.servers import free_port
 
 CH = Challenge(domain="www.example.test", token="dG9rZW4tdG9rZW4tdG9rZW4", validation="dG9rZW4.thumbprint")
 

@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from providers.core import certificates as x509util
+from providers.core import keys
 from providers.core.deploy import DEFAULT, Binding, get_target
 from providers.core.errors import DeployError, InvalidInputError
 from tests.support.pki import LocalCa
@@ -31,7 +32,8 @@ def test_writes_pem_pkcs12_and_jks_with_modes(tmp_path: Path, ca: LocalCa) -> No
     assert mode(live["key_file"]) == 0o600 and mode(live["pkcs12_file"]) == 0o600
     assert mode(live["cert_file"]) == 0o640 and mode(live["jks_file"]) == 0o600
     key, leaf, extra = pkcs12.load_key_and_certificates(Path(live["pkcs12_file"]).read_bytes(), b"changeit-123")
-    assert leaf is not None and x509util.fingerprint_sha256(leaf) == bundle.fingerprint_sha256 and len(extra) == 1
+    assert x509util.fingerprint_sha256(leaf) == bundle.fingerprint_sha256 and len(extra) == 1  # type: ignore[arg-type]
+    assert keys.same_public_key(key, leaf.public_key())  # type: ignore[arg-type, union-attr]
     store = jks.KeyStore.load(live["jks_file"], "changeit-123")
     assert list(store.private_keys) == ["www"] and len(store.private_keys["www"].cert_chain) == 2
     target.verify(BINDING.with_live(live), bundle)

@@ -55,8 +55,9 @@ def test_three_sni_names_on_one_port_each_serve_their_certificate(nginx: NginxSe
         assert target.observe(bindings[n]) == {n: bundles[n].fingerprint_sha256}  # type: ignore[attr-defined]
     # Unknown names and no SNI fall back to the self-signed default server, never to a binding's certificate.
     ours = {b.fingerprint_sha256 for b in bundles.values()}  # type: ignore[attr-defined]
-    assert served(nginx, "other.example.test") not in ours
-    assert served(nginx, None) not in ours
+    assert nginx.default_fingerprint not in ours
+    assert served(nginx, "other.example.test") == nginx.default_fingerprint
+    assert served(nginx, None) == nginx.default_fingerprint
     # The full chain is served: leaf first.
     leaf = handshake(nginx.host, nginx.port, "a.example.test")[0]
     assert x509util.dns_names_of(leaf) == ["a.example.test"]
@@ -168,7 +169,7 @@ def test_keys_are_0600_in_a_0700_directory(nginx: NginxServer, ca: LocalCa) -> N
 def test_remove_falls_back_to_the_default_server(nginx: NginxServer, ca: LocalCa) -> None:
     target, bindings, bundles = deploy_three(nginx, ca)
     target.remove(bindings["a.example.test"])
-    assert target.observe(bindings["a.example.test"])["a.example.test"] != bundles["a.example.test"].fingerprint_sha256  # type: ignore[attr-defined]
+    assert target.observe(bindings["a.example.test"])["a.example.test"] == nginx.default_fingerprint
     assert served(nginx, "c.example.test") == bundles["c.example.test"].fingerprint_sha256  # type: ignore[attr-defined]
     target.remove(bindings["a.example.test"])  # idempotent
     target.rollback(bindings["c.example.test"], None)  # rollback of a first deploy removes it
