@@ -109,11 +109,11 @@ class CertplaneProvider(ResourceProvider, Generic[I, O]):
 
     def diff(self, resource_id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         with self._errors("diff"):
-            return self.diff_typed(resource_id, self._stored(olds), self._inputs(news))
+            return self.diff_typed(resource_id, self._stored(olds), self._checked(news))
 
     def update(self, resource_id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         with self._errors("update"):
-            inputs = self._inputs(news)
+            inputs = self._checked(news)
             outputs = self.update_typed(resource_id, self._stored(olds), inputs)
         return UpdateResult(self._outs(inputs, outputs))
 
@@ -133,6 +133,12 @@ class CertplaneProvider(ResourceProvider, Generic[I, O]):
 
     def _inputs(self, raw: Mapping[str, Any]) -> I:
         return _wire.decode(self.inputs, raw)  # type: ignore[return-value]
+
+    def _checked(self, raw: Mapping[str, Any]) -> I:
+        """Inputs that `check` already accepted, or (in `refresh`, which diffs what it read against the inputs
+        in state) inputs an earlier release wrote: read in today's shape, fields it no longer has ignored."""
+        shaped = self.legacy(_wire.from_wire(raw))
+        return _wire.decode(self.inputs, {k: v for k, v in shaped.items() if k in self.inputs.model_fields})
 
     def _stored(self, raw: Mapping[str, Any]) -> Stored[I, O]:
         shaped = self.legacy(_wire.from_wire(raw))

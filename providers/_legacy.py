@@ -56,9 +56,13 @@ def _signed_here_v1(raw: dict[str, Any]) -> dict[str, Any]:
     if raw.get("common_name") and len(str(raw["common_name"])) > 64:
         out["common_name"] = None  # was left out of the certificate (too long for a CN) and is now refused
     if raw.get("ca_cert_pem"):
-        credentials = private_ca.PrivateCaCredentials.model_construct(
-            ca_cert_pem=raw["ca_cert_pem"], ca_private_key_pem="", ca_chain_pem=raw.get("ca_chain_pem") or "")
-        return {**out, "issuer_type": private_ca.KIND, "issuer_settings": {},
-                "issuer_identity": private_ca.PLUGIN.identity(private_ca.PrivateCaOrder(), credentials)}
+        given = {"ca_cert_pem": raw["ca_cert_pem"], "ca_private_key_pem": raw.get("ca_private_key_pem") or "",
+                 "ca_chain_pem": raw.get("ca_chain_pem") or ""}
+        identity = private_ca.PLUGIN.identity(private_ca.PrivateCaOrder(),
+                                              private_ca.PrivateCaCredentials.model_construct(**given))
+        # Inputs carried the CA's key (outputs never did): with it, they are today's credentials.
+        credentials = given if raw.get("ca_private_key_pem") else None
+        return {**out, "issuer_type": private_ca.KIND, "issuer_settings": {}, "issuer_credentials": credentials,
+                "issuer_identity": identity}
     return {**out, "issuer_type": self_signed.KIND, "issuer_settings": {},
             "issuer_identity": self_signed.PLUGIN.identity(self_signed.SelfSignedOrder(), None)}
