@@ -8,6 +8,7 @@ plug-in is one module plus one line in the registry.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Generic, Protocol, TypeVar
 
@@ -41,6 +42,12 @@ class Registry(Generic[P]):
                 raise ValueError(f"two {noun}s named {plugin.kind}")
             self._by_kind[plugin.kind] = plugin
         self._by_settings = {p.settings: p for p in self._by_kind.values()}
+
+    @classmethod
+    def of_modules(cls, package: str, modules: Iterable[str], noun: str, **kwargs: Any) -> Registry[Any]:
+        """The registry of the `PLUGIN` each of `package`'s `modules` declares (adding a plug-in is adding its
+        module's name here)."""
+        return cls(noun, [importlib.import_module(f"{package}.{m}").PLUGIN for m in modules], **kwargs)
 
     @property
     def kinds(self) -> tuple[str, ...]:

@@ -7,15 +7,14 @@ from typing import Annotated, Any
 
 from ..plugins import Registry
 from ..validation import LOCATION, first_problem, marked
-from . import alibaba_slb, aws_elbv2, files, nginx
 from .base import DEFAULT, Binding, Bundle, DeployTarget, Endpoint, ServesTls, TargetPlugin, TargetSettings
 
-REGISTRY: Registry[TargetPlugin[Any]] = Registry("deploy target", [
-    nginx.PLUGIN,
-    files.PLUGIN,
-    aws_elbv2.PLUGIN,
-    alibaba_slb.PLUGIN,
-])
+REGISTRY: Registry[TargetPlugin[Any]] = Registry.of_modules(__name__, [
+    "nginx",
+    "files",
+    "aws_elbv2",
+    "alibaba_slb",
+], noun="deploy target")
 
 TargetSettingsField = Annotated[TargetSettings, REGISTRY.validator(), REGISTRY.serializer()]
 """A `certplane:targets.<name>` block as a model field (`type` picks the model that validates the rest)."""

@@ -13,16 +13,15 @@ from typing import Annotated, Any
 from ..net import parse_address
 from ..plugins import Registry
 from ..validation import first_problem
-from . import challtestsrv, rfc2136, route53
 from .base import DnsError, DnsPlugin, DnsProvider, DnsSettings
 from .propagation import Propagation
 from .solver import Dns01Solver, challenge_name
 
-REGISTRY: Registry[DnsPlugin[Any]] = Registry("DNS provider", [
-    challtestsrv.PLUGIN,
-    rfc2136.PLUGIN,
-    route53.PLUGIN,
-], key="provider")
+REGISTRY: Registry[DnsPlugin[Any]] = Registry.of_modules(__name__, [
+    "challtestsrv",
+    "rfc2136",
+    "route53",
+], noun="DNS provider", key="provider")
 
 DnsSettingsField = Annotated[DnsSettings, REGISTRY.validator(), REGISTRY.serializer()]
 """A `dns:` settings block as a model field (any provider, validated by its own model)."""

@@ -5,35 +5,25 @@ out when `webroot` is given."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Annotated, Any, Generic, TypeVar
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from ..acme.solver import Solver
 from ..plugins import Registry
 from ..validation import Model, first_problem
-from . import standalone, webroot
+from .base import Http01Plugin
 from .standalone import StandaloneSolver
 from .webroot import WebrootSolver
-
-S = TypeVar("S", bound=Model)
-
-
-@dataclass(frozen=True)
-class Http01Plugin(Generic[S]):
-    kind: str
-    settings: type[S]
-    build: Callable[[S], Solver]
 
 
 def _implied_mode(raw: Mapping[str, Any]) -> str | None:
     return "webroot" if raw.get("webroot") else None
 
 
-REGISTRY: Registry[Http01Plugin[Any]] = Registry("HTTP-01 mode", [
-    Http01Plugin("webroot", webroot.WebrootSettings, webroot.build),
-    Http01Plugin("standalone", standalone.StandaloneSettings, standalone.build),
-], key="mode", implied=_implied_mode)
+REGISTRY: Registry[Http01Plugin[Any]] = Registry.of_modules(__name__, [
+    "webroot",
+    "standalone",
+], noun="HTTP-01 mode", key="mode", implied=_implied_mode)
 
 Http01SettingsField = Annotated[Model, REGISTRY.validator(), REGISTRY.serializer()]
 

@@ -17,6 +17,7 @@ from ..acme.solver import Challenge
 from ..errors import CertplaneError
 from ..net import HostPort, parse_address
 from ..validation import Model, whole_number
+from .base import Http01Plugin
 
 
 class StandaloneSettings(Model):
@@ -106,3 +107,6 @@ class StandaloneSolver:
 def build(settings: StandaloneSettings) -> StandaloneSolver:
     address = parse_address(settings.listen)
     return StandaloneSolver(address.host, address.port, request_timeout=settings.timeout)
+
+
+PLUGIN = Http01Plugin("standalone", StandaloneSettings, build)

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..acme.solver import Challenge
 from ..errors import CertplaneError
 from ..validation import Model, ProjectPath
+from .base import Http01Plugin
 
 CHALLENGE_DIR = Path(".well-known") / "acme-challenge"
 
@@ -73,3 +74,6 @@ class WebrootSolver:
 
 def build(settings: WebrootSettings) -> WebrootSolver:
     return WebrootSolver(settings.webroot)
+
+
+PLUGIN = Http01Plugin("webroot", WebrootSettings, build)

@@ -6,15 +6,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from ..plugins import Registry
-from . import acme, private_ca, self_signed
+from . import self_signed
 from .base import (AccountRequest, AdvisesRenewal, CaLevel, HasAccount, IssueRequest, Issued, Issuer, IssuerPlugin,
                    IssuerSettings, OrderSettings, Revokes, RunsCa)
 
-REGISTRY: Registry[IssuerPlugin[Any, Any, Any]] = Registry("issuer type", [
-    private_ca.PLUGIN,
-    acme.PLUGIN,
-    self_signed.PLUGIN,
-])
+REGISTRY: Registry[IssuerPlugin[Any, Any, Any]] = Registry.of_modules(__name__, [
+    "private_ca",
+    "acme",
+    "self_signed",
+], noun="issuer type")
 
 SELF_SIGNED = self_signed.KIND
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from cryptography import x509
 
@@ -25,7 +25,7 @@ from ..certificates import CertificateRequest
 from ..errors import InvalidInputError
 from ..keys import KeySpec, PrivateKey
 from ..renewal import AriWindow, RenewalPolicy
-from ..validation import Model
+from ..validation import Model, parse
 
 
 class IssuerSettings(Model):
@@ -126,7 +126,11 @@ class IssuerPlugin(Generic[S, O, C]):
         the certificate's own choice, which only issuers that validate control can use."""
         if challenge:
             raise InvalidInputError("challenge", f"{self.kind} issuers validate no domain control: remove it")
-        return self.order()
+        return parse(self.order, self.order_values(settings))
+
+    def order_values(self, settings: S) -> dict[str, Any]:
+        """The settings each certificate carries (validated by `order`); none by default."""
+        return {}
 
     def check(self, order: O, request: CertificateRequest, key: KeySpec | None) -> None:
         """Refuse at preview what this issuer cannot issue (a key type, a name, a field it cannot honour)."""
