@@ -57,6 +57,7 @@ class CertplaneProvider(ResourceProvider, Generic[I, O]):
     inputs: ClassVar[type[BaseModel]]
     outputs: ClassVar[type[BaseModel]]
     noun: ClassVar[str] = "resource"  # for one-line errors: "creating a certificate binding: ..."
+    actions: ClassVar[Mapping[str, str]] = {}  # what a verb does, in the user's words ("issuing a certificate")
     serialize_as_secret_always = False  # providers capture no secrets, so __provider need not be encrypted
 
     # --- the typed verbs ----------------------------------------------------------------------------------
@@ -156,8 +157,9 @@ class CertplaneProvider(ResourceProvider, Generic[I, O]):
         return _OneLine(f"{self.action(verb)}")
 
     def action(self, verb: str) -> str:
-        return {"create": f"creating {self.noun}", "update": f"updating {self.noun}", "diff": f"planning {self.noun}",
-                "read": f"reading {self.noun}", "delete": f"deleting {self.noun}"}[verb]
+        default = {"create": "creating", "update": "updating", "diff": "planning", "read": "reading",
+                   "delete": "deleting"}[verb]
+        return self.actions.get(verb) or f"{default} {self.noun}"
 
 
 class _OneLine:

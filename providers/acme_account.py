@@ -59,10 +59,8 @@ class AcmeAccountProvider(CertplaneProvider[AccountInputs, AccountOutputs]):
     inputs = AccountInputs
     outputs = AccountOutputs
     noun = "an ACME account"
+    actions = {"create": "registering an ACME account", "delete": "deactivating an ACME account"}
 
-    def action(self, verb: str) -> str:
-        return {"create": "registering an ACME account", "delete": "deactivating an ACME account"}.get(verb) \
-            or super().action(verb)
 
     def create_typed(self, inputs: AccountInputs) -> tuple[str, AccountOutputs]:
         key = keys.generate_private_key(inputs.key)

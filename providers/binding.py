@@ -92,11 +92,9 @@ class CertificateBindingProvider(CertplaneProvider[BindingInputs, BindingOutputs
     inputs = BindingInputs
     outputs = BindingOutputs
     noun = "a certificate binding"
+    actions = {"create": "deploying a certificate", "update": "redeploying a certificate",
+               "delete": "removing a certificate binding", "read": "reading a certificate binding"}
 
-    def action(self, verb: str) -> str:
-        return {"create": "deploying a certificate", "update": "redeploying a certificate",
-                "delete": "removing a certificate binding", "read": "reading a certificate binding"}.get(verb) \
-            or super().action(verb)
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         result = super().check(olds, news)

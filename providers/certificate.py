@@ -106,10 +106,9 @@ class CertificateProvider(CertplaneProvider[CertificateInputs, CertificateOutput
     inputs = CertificateInputs
     outputs = CertificateOutputs
     noun = "a certificate"
+    actions = {"create": "issuing a certificate", "update": "renewing a certificate",
+               "delete": "revoking a certificate"}
 
-    def action(self, verb: str) -> str:
-        return {"create": "issuing a certificate", "update": "renewing a certificate",
-                "delete": "revoking a certificate"}.get(verb) or super().action(verb)
 
     def legacy(self, raw: dict[str, Any]) -> dict[str, Any]:
         return _legacy.certificate(raw)

@@ -47,9 +47,8 @@ class UploadedCertificateProvider(CertplaneProvider[UploadInputs, UploadOutputs]
     inputs = UploadInputs
     outputs = UploadOutputs
     noun = "an uploaded certificate"
+    actions = {"create": "uploading a certificate"}
 
-    def action(self, verb: str) -> str:
-        return {"create": "uploading a certificate"}.get(verb) or super().action(verb)
 
     def validate(self, inputs: UploadInputs, olds: Mapping[str, Any]) -> None:
         """A bundle already in use is not rejected at every preview once it expires (`certplane check` says

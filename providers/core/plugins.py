@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Protocol, TypeVar
 
 from pydantic import PlainSerializer, ValidationError, ValidationInfo, ValidatorFunctionWrapHandler, WrapValidator
@@ -27,6 +28,18 @@ class Plugin(Protocol):
 
 
 P = TypeVar("P", bound=Plugin)
+S = TypeVar("S", bound=Model)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Factory(Generic[S, T]):
+    """A plug-in that is a settings model and what to build from it (a deploy target, a DNS provider, an
+    HTTP-01 solver)."""
+
+    kind: str
+    settings: type[S]
+    build: Callable[[S], T]
 
 
 class Registry(Generic[P]):
@@ -110,4 +123,4 @@ class Registry(Generic[P]):
         return PlainSerializer(self.dump, return_type=dict)
 
 
-__all__ = ["Plugin", "Registry"]
+__all__ = ["Factory", "Plugin", "Registry"]

@@ -9,7 +9,7 @@ from ..plugins import Registry
 from ..validation import LOCATION, first_problem, marked
 from .base import DEFAULT, Binding, Bundle, DeployTarget, Endpoint, ServesTls, TargetPlugin, TargetSettings
 
-REGISTRY: Registry[TargetPlugin[Any]] = Registry.of_modules(__name__, [
+REGISTRY: Registry[TargetPlugin] = Registry.of_modules(__name__, [
     "nginx",
     "files",
     "aws_elbv2",

@@ -8,12 +8,13 @@ optional capabilities (`ServesTls`) are small protocols a target class may also 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ..certificates import fingerprint_sha256, load_certificates
 from ..errors import InvalidInputError
+from ..plugins import Factory
 from ..validation import Model
 
 DEFAULT = "default"  # observe() key for targets that serve one certificate regardless of the name asked for
@@ -102,16 +103,8 @@ class TargetSettings(Model):
     (changing one moves it: create the new, then remove the old) and type paths as ProjectPath."""
 
 
-S = TypeVar("S", bound=TargetSettings)
-
-
-@dataclass(frozen=True)
-class TargetPlugin(Generic[S]):
-    """One deploy target: its `type` in `certplane:targets`, its settings model, and how to build it."""
-
-    kind: str
-    settings: type[S]
-    build: Callable[[S], DeployTarget]
+TargetPlugin = Factory[Any, DeployTarget]
+"""One deploy target: its `type` in `certplane:targets`, its settings model, and how to build it."""
 
 
 @dataclass(frozen=True)

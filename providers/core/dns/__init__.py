@@ -17,7 +17,7 @@ from .base import DnsError, DnsPlugin, DnsProvider, DnsSettings
 from .propagation import Propagation
 from .solver import Dns01Solver, challenge_name
 
-REGISTRY: Registry[DnsPlugin[Any]] = Registry.of_modules(__name__, [
+REGISTRY: Registry[DnsPlugin] = Registry.of_modules(__name__, [
     "challtestsrv",
     "rfc2136",
     "route53",

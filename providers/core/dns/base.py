@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, Generic, Protocol, TypeVar
+from typing import Annotated, Any, Protocol
 
 from ..errors import CertplaneError
 from ..net import HostOptionalPort
+from ..plugins import Factory
 from ..validation import Model, whole_number
 
 
@@ -38,16 +37,8 @@ class DnsSettings(Model):
     propagation_check: bool = True
 
 
-S = TypeVar("S", bound=DnsSettings)
-
-
-@dataclass(frozen=True)
-class DnsPlugin(Generic[S]):
-    """One DNS provider: its name in `dns.provider`, its settings model, and how to build it from them."""
-
-    kind: str
-    settings: type[S]
-    build: Callable[[S], DnsProvider]
+DnsPlugin = Factory[Any, DnsProvider]
+"""One DNS provider: its name in `dns.provider`, its settings model, and how to build it from them."""
 
 
 Port = Annotated[int, whole_number(1, 65535)]

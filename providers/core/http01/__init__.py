@@ -20,7 +20,7 @@ def _implied_mode(raw: Mapping[str, Any]) -> str | None:
     return "webroot" if raw.get("webroot") else None
 
 
-REGISTRY: Registry[Http01Plugin[Any]] = Registry.of_modules(__name__, [
+REGISTRY: Registry[Http01Plugin] = Registry.of_modules(__name__, [
     "webroot",
     "standalone",
 ], noun="HTTP-01 mode", key="mode", implied=_implied_mode)

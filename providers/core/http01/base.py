@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any
 
 from ..acme.solver import Solver
-from ..validation import Model
+from ..plugins import Factory
 
-S = TypeVar("S", bound=Model)
-
-
-@dataclass(frozen=True)
-class Http01Plugin(Generic[S]):
-    kind: str
-    settings: type[S]
-    build: Callable[[S], Solver]
+Http01Plugin = Factory[Any, Solver]
