@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Annotated, Any
 
 from pulumi.dynamic import DiffResult
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from . import _issued, _legacy
 from ._dynamic import CertplaneProvider, CertplaneResource, Stored, note
@@ -56,7 +56,10 @@ class CertificateInputs(CertificateRequest):
 
     @model_validator(mode="after")
     def _issuer(self) -> CertificateInputs:
-        plugin = REGISTRY.get(self.issuer_type)
+        try:
+            plugin = REGISTRY.get(self.issuer_type)
+        except InvalidInputError as err:
+            raise InvalidInputError("issuer_type", err.reason) from None
         self._plugin = plugin
         self._order = _validated("issuer_settings", lambda: plugin.order.model_validate(
             {**self.issuer_settings, **(self.issuer_secrets or {})}))
@@ -86,8 +89,6 @@ class CertificateInputs(CertificateRequest):
 
 
 def _validated(field: str, build: Callable[[], Any]) -> Any:
-    from pydantic import ValidationError
-
     try:
         return build()
     except ValidationError as err:
@@ -109,7 +110,6 @@ class CertificateProvider(CertplaneProvider[CertificateInputs, CertificateOutput
     actions = {"create": "issuing a certificate", "update": "renewing a certificate",
                "delete": "revoking a certificate"}
 
-
     def legacy(self, raw: dict[str, Any]) -> dict[str, Any]:
         return _legacy.certificate(raw)
 
@@ -119,7 +119,7 @@ class CertificateProvider(CertplaneProvider[CertificateInputs, CertificateOutput
 
     def validate(self, inputs: CertificateInputs, olds: Mapping[str, Any]) -> None:
         inputs.plugin.check(inputs.order, inputs, inputs.key if inputs.key_pem is None else None)
-        if inputs.credentials not in (None, UNKNOWN):
+        if inputs.credentials is not None and inputs.credentials is not UNKNOWN:
             try:
                 inputs.plugin.check_credentials(inputs.credentials)
             except InvalidInputError as err:
@@ -192,7 +192,7 @@ def issuer_changed(olds: Olds, news: CertificateInputs) -> list[str]:
 
 
 def renewal_due(olds: Olds, news: CertificateInputs, *, quick: bool) -> list[str]:
-    if isinstance(news.renew, Unknown) or not olds.outputs.issued:
+    if not olds.outputs.issued:
         return []
     window = _fresh_window(olds, quick=quick)
     life = olds.outputs.lifetime(news.name, news.policy, window)
@@ -262,16 +262,17 @@ def _issue(news: CertificateInputs, old: CertificateOutputs | None) -> Certifica
     issued: Issued = issuer.issue(IssueRequest(news.name, news, key, clock.now()))
     for line in issued.notes:
         note(f"{news.name}: {line}")
-    password = _issued.keystore_password(news.keystore_password if isinstance(news.keystore_password, str) else None,
-                                         old.keystore_password if old else None)
-    return _outputs(news, key, issued.leaf, issued.chain, password, issued.renewal_window, credentials)
+    return _outputs(news, key, issued.leaf, issued.chain, _password(news, old), issued.renewal_window, credentials)
 
 
 def _rerender(news: CertificateInputs, old: CertificateOutputs) -> CertificateOutputs:
-    password = _issued.keystore_password(news.keystore_password if isinstance(news.keystore_password, str) else None,
-                                         old.keystore_password)
-    return _outputs(news, old.key(), old.leaf(), old.chain(), password, old.window(),
-                    None if news.credentials is UNKNOWN else news.credentials, key_pem_fingerprint=old.key_pem_fingerprint)
+    return _outputs(news, old.key(), old.leaf(), old.chain(), _password(news, old), old.window(), news.credentials,
+                    key_pem_fingerprint=old.key_pem_fingerprint)
+
+
+def _password(news: CertificateInputs, old: CertificateOutputs | None) -> str:
+    configured = news.keystore_password if isinstance(news.keystore_password, str) else None
+    return _issued.keystore_password(configured, old.keystore_password if old else None)
 
 
 def _outputs(news: CertificateInputs, key: keys.PrivateKey, leaf: Any, chain: Any, password: str,

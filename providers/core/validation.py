@@ -60,7 +60,7 @@ class Model(_NoSecretsInRepr):
         return data
 
     def wire(self) -> dict[str, Any]:
-        """Plain JSON-able data for the Pulumi wire and state (unset values left out)."""
+        """Plain JSON-able data, as it travels and is stored (unset values left out)."""
         return self.model_dump(mode="json", exclude_none=True)
 
 
