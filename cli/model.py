@@ -60,7 +60,7 @@ class Certificate:
         return self.tags.get("owner") or self.tags.get("team") or ""
 
     def days_left(self, now: dt.datetime) -> float:
-        return (self.not_after - now).total_seconds() / 86400
+        return clock.days_between(now, self.not_after)
 
 
 @dataclass(frozen=True)

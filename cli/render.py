@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from providers.core.clock import minute
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _CODES = {"red": "31", "yellow": "33", "green": "32", "blue": "34", "dim": "2", "bold": "1", "bold_red": "1;31"}
 LEVEL_STYLE = {"critical": "bold_red", "warning": "yellow", "ok": "green", "unknown": "dim"}
@@ -87,7 +89,7 @@ class Progress:
 
 
 def fmt_time(value: dt.datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+    return minute(value) if value else "-"
 
 
 def plural(n: int, noun: str) -> str:

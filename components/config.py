@@ -22,7 +22,7 @@ from providers.core.formats import Formats
 from providers.core.issuers import IssuerSettings, IssuerSettingsField
 from providers.core.keys import KeySpec, KeySpecField
 from providers.core.renewal import RenewalPolicy
-from providers.core.validation import Model, parse
+from providers.core.validation import Model, SecretText, parse
 
 NAMESPACE = "certplane"
 SELF_SIGNED = issuers.SELF_SIGNED
@@ -39,9 +39,9 @@ class ConfigProblems(Exception):
 class UploadConfig(Model):
     certificate_file: str
     chain_file: str | None = None
-    private_key: str | None = None  # give it as a secret
+    private_key: SecretText | None = None  # give it as a secret
     private_key_file: str | None = None
-    passphrase: str | None = None
+    passphrase: SecretText | None = None
 
     @model_validator(mode="after")
     def _one_key(self) -> UploadConfig:
@@ -69,7 +69,7 @@ class CertificateConfig(Model):
     renew: RenewalPolicy | None = None
     tags: dict[str, str] = {}
     formats: Formats = ("pem",)
-    keystore_password: str | None = None
+    keystore_password: SecretText | None = None
     upload: UploadConfig | None = None
     bindings: list[BindingConfig] = []
 
@@ -113,8 +113,7 @@ def parse_fleet(raw: dict[str, Any], base_dir: Path | None = None) -> FleetConfi
     except InputProblems as invalid:
         problems += invalid.problems
     # Every problem at once: a certificate's files are checked unless its own block already has a problem.
-    flawed = {p.field.split(".")[1] for p in problems if p.field.startswith("certificates.")}
-    problems += _upload_files(raw, base_dir or Path("."), skip=flawed)
+    problems += _upload_files(raw, base_dir or Path("."), problems)
     if problems or fleet is None:
         raise ConfigProblems(_lines(problems))
     return fleet
@@ -151,13 +150,14 @@ def _references(fleet: FleetConfig) -> list[InvalidInputError]:
     return out
 
 
-def _upload_files(raw: dict[str, Any], base_dir: Path, skip: set[str]) -> list[InvalidInputError]:
+def _upload_files(raw: dict[str, Any], base_dir: Path, known: list[InvalidInputError]) -> list[InvalidInputError]:
     """Upload files that cannot be read as PEM text (read from the raw config: its shape may be wrong elsewhere)."""
     out = []
     certificates = raw.get("certificates")
     for name, cert in (certificates.items() if isinstance(certificates, dict) else ()):
         upload = cert.get("upload") if isinstance(cert, dict) else None
-        if not isinstance(upload, dict) or name in skip:
+        flawed = any(p.field.startswith(f"certificates.{name}.") or p.field == f"certificates.{name}" for p in known)
+        if not isinstance(upload, dict) or flawed:
             continue
         for field in ("certificate_file", "chain_file", "private_key_file"):
             path = upload.get(field)

@@ -21,11 +21,11 @@ from typing import Any, ClassVar, Generic, TypeVar
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
 from pulumi.dynamic import UpdateResult
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from . import _wire
 from .core.errors import CertplaneError, InputProblems, InvalidInputError
-from .core.validation import SECRET, marked
+from .core.validation import SECRET, STORED, marked, problems
 
 I = TypeVar("I", bound=BaseModel)
 O = TypeVar("O", bound=BaseModel)
@@ -124,7 +124,7 @@ class CertplaneProvider(ResourceProvider, Generic[I, O]):
             outputs = self.read_typed(resource_id, stored)
         if outputs is None:
             return ReadResult("", {})
-        return ReadResult(resource_id, {**_wire.from_wire(props), **self._outs(stored.inputs, outputs)})
+        return ReadResult(resource_id, self._refreshed(props, outputs))
 
     def delete(self, resource_id: str, props: dict[str, Any]) -> None:
         with self._errors("delete"):
@@ -142,11 +142,28 @@ class CertplaneProvider(ResourceProvider, Generic[I, O]):
         return _wire.decode(self.inputs, {k: v for k, v in shaped.items() if k in self.inputs.model_fields})
 
     def _stored(self, raw: Mapping[str, Any]) -> Stored[I, O]:
+        """State as typed objects. Rules that can tighten over time (validation.policy) are not applied to it:
+        what an earlier release accepted must still refresh, diff and destroy."""
         shaped = self.legacy(_wire.from_wire(raw))
-        inputs = self.inputs.model_validate({k: v for k, v in shaped.items() if k in self.inputs.model_fields
-                                             and v is not None})
-        outputs = self.outputs.model_validate(shaped)
+        kept = {k: v for k, v in shaped.items() if k in self.inputs.model_fields and v is not None}
+        try:
+            inputs = self.inputs.model_validate(kept, context={STORED: True})
+            outputs = self.outputs.model_validate(shaped, context={STORED: True})
+        except ValidationError as err:
+            raise CertplaneError(f"the state of this {self.noun.split(' ', 1)[-1]} cannot be read ({problems(err).problems[0]}); "
+                                 "`pulumi state delete <urn>` and `pulumi up` make it again") from None
         return Stored(inputs, outputs)  # type: ignore[arg-type]
+
+    def _refreshed(self, props: Mapping[str, Any], outputs: BaseModel) -> dict[str, Any]:
+        """What a refresh writes back: the state as it was, with the outputs read now. Never a secret under a
+        name the state does not have yet: a refresh keeps only the secret flags the old state declared, so a
+        new secret name would be stored in plain text (it arrives with the next update, declared)."""
+        secret = set(_wire.secret_fields(self.inputs, self.outputs))
+        current = dict(props)
+        for name, value in outputs.model_dump(mode="json").items():
+            if name in current or name not in secret:
+                current[name] = value
+        return current
 
     def _outs(self, inputs: I, outputs: BaseModel) -> dict[str, Any]:
         dropped = self.not_kept(inputs)

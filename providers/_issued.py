@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import pulumi
 from cryptography import x509
-from pydantic import Field
 
 from ._dynamic import CertplaneResource
 from .core import certificates as x509util
@@ -16,7 +15,7 @@ from .core import formats, keys, renewal
 from .core.clock import parse_rfc3339, rfc3339
 from .core.validation import SECRET, State
 
-Secret = Annotated[str | None, SECRET, Field(repr=False)]
+Secret = Annotated[str | None, SECRET]
 
 
 class IssuedOutputs(State):

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import pulumi
 from pulumi.dynamic import DiffResult
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, model_validator
 
 from ._dynamic import CertplaneProvider, CertplaneResource, Stored, note
 from .core import keys
@@ -29,7 +29,7 @@ class AccountInputs(Model):
     email: Annotated[str | None, AfterValidator(acme_client.check_email)] = None
     ca_bundle: str | None = None
     eab_kid: str | None = None
-    eab_hmac_key: Annotated[str | None, SECRET, Field(repr=False)] = None
+    eab_hmac_key: Annotated[str | None, SECRET] = None
     key: Annotated[KeySpecField, AfterValidator(acme_client.check_key_spec)] = KeySpec("ecdsa", curve="P-256")
     deactivate_on_destroy: bool = False
 
@@ -43,7 +43,7 @@ class AccountInputs(Model):
 
 
 class AccountOutputs(State):
-    account_key_pem: Annotated[str | None, SECRET, Field(repr=False)] = None
+    account_key_pem: Annotated[str | None, SECRET] = None
     account_url: str | None = None
     key_algorithm: str | None = None
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import pulumi
 from pulumi.dynamic import CheckResult, DiffResult
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import PrivateAttr, ValidationInfo, model_validator
 
 from ._dynamic import CertplaneProvider, CertplaneResource, Stored, note
 from ._wire import Unknown, is_unknown, known
@@ -27,7 +27,7 @@ from .core.deploy import Binding, Bundle, DeployTarget, TargetSettings
 from .core.errors import DeployError, InvalidInputError
 from .core.validation import SECRET, Model, State
 
-Pending = Annotated[str | Unknown | None, SECRET, Field(repr=False)]
+Pending = Annotated[str | Unknown | None, SECRET]
 REPLACE_FIELDS = ("certificate", "target", "target_type")  # a new binding id or kind of target lives elsewhere
 
 
@@ -51,9 +51,9 @@ class BindingInputs(Model):
     _settings: Any = PrivateAttr(default=None)
 
     @model_validator(mode="after")
-    def _target(self) -> BindingInputs:
+    def _target(self, info: ValidationInfo) -> BindingInputs:
         try:
-            self._settings = deploy.parse_settings(self.target_type, self.target_settings)
+            self._settings = deploy.parse_settings(self.target_type, self.target_settings, context=info.context)
         except InvalidInputError as err:
             raise InvalidInputError("target_type" if err.field == "type" else f"target_settings.{err.field}",
                                     err.reason) from None
@@ -115,8 +115,10 @@ class CertificateBindingProvider(CertplaneProvider[BindingInputs, BindingOutputs
                 key = keys.load_private_key(inputs.private_key_pem or "")
             except InvalidInputError as err:
                 raise InvalidInputError("private_key_pem", err.reason) from None
-            if not keys.same_public_key(key, certs[0].public_key()):  # type: ignore[arg-type]
-                raise InvalidInputError("private_key_pem", "does not match the certificate")
+            try:
+                x509util.check_key_pair(key, certs[0])
+            except InvalidInputError as err:
+                raise err.within("private_key_pem") from None
 
     def create_typed(self, inputs: BindingInputs) -> tuple[str, BindingOutputs]:
         target, bundle = deploy.build(inputs.settings), _required_bundle(inputs)
@@ -130,8 +132,10 @@ class CertificateBindingProvider(CertplaneProvider[BindingInputs, BindingOutputs
         if news.target_type != olds.inputs.target_type or \
                 deploy.location_of(olds.inputs.settings) != deploy.location_of(news.settings):
             replaces.append("target_settings")  # the binding lives somewhere else now
-        changes = [f for f in ("cert_pem", "chain_pem", "server_names", "sni", "keystore_password")
+        changes = [f for f in ("cert_pem", "chain_pem", "sni", "keystore_password")
                    if is_unknown(getattr(news, f)) or getattr(olds.inputs, f) != getattr(news, f)]
+        if is_unknown(news.server_names) or sorted(olds.inputs.server_names) != sorted(news.server_names):  # type: ignore[arg-type]
+            changes.append("server_names")  # a set of names: their order serves nothing
         if olds.inputs.settings != news.settings:
             changes.append("target_settings")
         drifted = drift(news.binding_id, olds.outputs) if not replaces else []

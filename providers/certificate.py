@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Annotated, Any
 
 from pulumi.dynamic import DiffResult
-from pydantic import Field, PrivateAttr, ValidationError, model_validator
+from pydantic import PrivateAttr, ValidationError, ValidationInfo, model_validator
 
 from . import _issued, _legacy
 from ._dynamic import CertplaneProvider, CertplaneResource, Stored, note
@@ -30,7 +30,7 @@ from .core.keys import KeySpecField
 from .core.renewal import RenewalPolicy
 from .core.validation import REISSUE, SECRET, marked, problems
 
-Pending = Annotated[str | Unknown | None, SECRET, Field(repr=False)]
+Pending = Annotated[str | Unknown | None, SECRET]
 
 
 class CertificateInputs(CertificateRequest):
@@ -47,27 +47,29 @@ class CertificateInputs(CertificateRequest):
     keystore_password: Pending = None
     issuer_type: str
     issuer_settings: dict[str, Any] = {}
-    issuer_secrets: Annotated[dict[str, Any] | None, SECRET, Field(repr=False)] = None
-    issuer_credentials: Annotated[dict[str, Any] | Unknown | None, SECRET, Field(repr=False)] = None
+    issuer_secrets: Annotated[dict[str, Any] | None, SECRET] = None
+    issuer_credentials: Annotated[dict[str, Any] | Unknown | None, SECRET] = None
 
     _plugin: Any = PrivateAttr(default=None)
     _order: Any = PrivateAttr(default=None)
     _credentials: Any = PrivateAttr(default=None)
 
     @model_validator(mode="after")
-    def _issuer(self) -> CertificateInputs:
+    def _issuer(self, info: ValidationInfo) -> CertificateInputs:
         try:
             plugin = REGISTRY.get(self.issuer_type)
         except InvalidInputError as err:
             raise InvalidInputError("issuer_type", err.reason) from None
         self._plugin = plugin
+        context = info.context
         self._order = _validated("issuer_settings", lambda: plugin.order.model_validate(
-            {**self.issuer_settings, **(self.issuer_secrets or {})}))
+            {**self.issuer_settings, **(self.issuer_secrets or {})}, context=context))
         creds = self.issuer_credentials
         if isinstance(creds, Unknown):
             self._credentials = UNKNOWN
         elif creds is not None and plugin.credentials is not None:
-            self._credentials = _validated("issuer_credentials", lambda: plugin.credentials.model_validate(creds))
+            self._credentials = _validated("issuer_credentials", lambda: plugin.credentials.model_validate(
+                creds, context=context))
         return self
 
     @property
@@ -126,6 +128,8 @@ class CertificateProvider(CertplaneProvider[CertificateInputs, CertificateOutput
                 raise err.within("issuer_credentials") from None
         if isinstance(inputs.key_pem, str):
             _given_key(inputs.key_pem)
+        elif inputs.key is None and inputs.key_pem is None:
+            raise InvalidInputError("key", "give a key specification (or key_pem)")
 
     # --- verbs --------------------------------------------------------------------------------------------
 

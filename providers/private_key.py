@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import pulumi
 from pulumi.dynamic import DiffResult
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
 from ._dynamic import CertplaneProvider, CertplaneResource, Stored
 from .core import keys
@@ -34,7 +34,7 @@ class PrivateKeyInputs(Model):
 
 
 class PrivateKeyOutputs(State):
-    private_key_pem: Annotated[str | None, SECRET, Field(repr=False)] = None
+    private_key_pem: Annotated[str | None, SECRET] = None
     public_key_pem: str | None = None
     public_key_fingerprint_sha256: str | None = None
     key_algorithm: str | None = None

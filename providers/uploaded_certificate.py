@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pulumi.dynamic import DiffResult
-from pydantic import Field
 
 from . import _issued
 from ._dynamic import CertplaneProvider, Stored
@@ -20,7 +19,7 @@ from .core.formats import Formats
 from .core.renewal import RenewalPolicy
 from .core.validation import SECRET, Model
 
-Secret = Annotated[str | None, SECRET, Field(repr=False)]
+Secret = Annotated[str | None, SECRET]
 BUNDLE_FIELDS = ("certificate_pem", "chain_pem", "private_key_pem", "passphrase")
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .certificates import is_self_issued, pem_blocks
+from .certificates import check_key_pair, describe, is_self_issued, pem_blocks
 from .clock import rfc3339
 from .errors import BundleError, InvalidInputError
 from .keys import PrivateKey, load_private_key, same_public_key
@@ -25,20 +25,6 @@ class Bundle:
     key: PrivateKey
     leaf: x509.Certificate
     chain: tuple[x509.Certificate, ...]  # leaf's issuer first, then up towards the root
-
-
-def describe(cert: x509.Certificate) -> str:
-    cns = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    if cns:
-        return f"'CN={cns[0].value!s}'"
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = san.get_values_for_type(x509.DNSName)
-        if names:
-            return f"'{names[0]}'"
-    except x509.ExtensionNotFound:
-        pass
-    return f"'serial {cert.serial_number:x}'"
 
 
 def _issuer_label(cert: x509.Certificate) -> str:
@@ -84,7 +70,11 @@ def validate_bundle(
 
     leaf = next((c for c in certs if same_public_key(c.public_key(), key)), None)  # type: ignore[arg-type]
     if leaf is None:
-        raise BundleError(f"the private key does not match the certificate {describe(certs[0])}")
+        try:
+            check_key_pair(key, certs[0])  # says which certificate the key does not match
+        except InvalidInputError as err:
+            raise BundleError(err.reason) from None
+        raise AssertionError("no certificate matches the key, yet the first one does")
     if isinstance(key, rsa.RSAPrivateKey) and key.key_size < MIN_RSA_BITS:
         raise BundleError(f"the RSA key is {key.key_size} bits: at least {MIN_RSA_BITS} bits are required")
 

@@ -15,11 +15,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, model_validator
 
 from .errors import InvalidInputError
-from .keys import PrivateKey, PublicKey, signature_hash
-from .validation import Model, whole_number
+from .keys import PrivateKey, PublicKey, same_public_key, signature_hash
+from .validation import Model, policy, whole_number
 
 BACKDATE = dt.timedelta(minutes=5)  # tolerate clock skew between issuer and relying parties
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -68,6 +68,13 @@ def check_name_constraints(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
+def name_attribute(value: str | None) -> str | None:
+    """RFC 5280 caps a common name or organization at 64 characters; clients reject longer ones."""
+    if value is not None and not 1 <= len(value) <= 64:
+        raise InvalidInputError("", "must be 1 to 64 characters (RFC 5280)")
+    return value
+
+
 DnsNames = Annotated[tuple[str, ...], AfterValidator(check_dns_names)]
 IpAddresses = Annotated[tuple[str, ...], AfterValidator(check_ip_addresses)]
 PermittedDomains = Annotated[tuple[str, ...], AfterValidator(check_name_constraints)]
@@ -80,8 +87,8 @@ class CertificateRequest(Model):
 
     domains: DnsNames = ()
     ip_addresses: IpAddresses = ()
-    common_name: str | None = Field(default=None, min_length=1, max_length=64)
-    organization: str | None = Field(default=None, min_length=1, max_length=64)
+    common_name: Annotated[str | None, policy(name_attribute)] = None
+    organization: Annotated[str | None, policy(name_attribute)] = None
     validity_days: ValidityDays | None = None
     client_auth: bool = False
     is_ca: bool = False
@@ -257,6 +264,26 @@ def dns_names_of(cert: x509.Certificate) -> list[str]:
     except x509.ExtensionNotFound:
         return []
     return [str(n) for n in san.get_values_for_type(x509.DNSName)]
+
+
+def describe(cert: x509.Certificate) -> str:
+    cns = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    if cns:
+        return f"'CN={cns[0].value!s}'"
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = san.get_values_for_type(x509.DNSName)
+        if names:
+            return f"'{names[0]}'"
+    except x509.ExtensionNotFound:
+        pass
+    return f"'serial {cert.serial_number:x}'"
+
+
+def check_key_pair(key: PrivateKey, cert: x509.Certificate) -> None:
+    """The key is the certificate's: a server given another key fails every handshake."""
+    if not same_public_key(key, cert.public_key()):  # type: ignore[arg-type]
+        raise InvalidInputError("", f"the private key does not match the certificate {describe(cert)}")
 
 
 def is_self_issued(cert: x509.Certificate) -> bool:

@@ -20,11 +20,22 @@ def now(environ: Mapping[str, str] = os.environ) -> dt.datetime:
     """The current instant (timezone-aware UTC), or the one in $CERTPLANE_NOW."""
     fixed = environ.get(NOW_ENV)
     if not fixed:
-        return dt.datetime.now(dt.timezone.utc)
+        return real_now()
     try:
         return parse_rfc3339(fixed)
     except ValueError:
         raise InvalidInputError(NOW_ENV, f"{fixed!r} is not an RFC 3339 time, e.g. 2027-01-31T00:00:00Z") from None
+
+
+def real_now() -> dt.datetime:
+    """The wall clock, whatever $CERTPLANE_NOW says: for what the outside world decides (a CA refuses to
+    revoke an expired certificate; a Retry-After is in real seconds)."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def minute(t: dt.datetime) -> str:
+    """`2027-01-31 12:00 UTC`: how a preview line or the CLI shows an instant to a person."""
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def rfc3339(t: dt.datetime) -> str:
@@ -44,4 +55,4 @@ def days_between(start: dt.datetime, end: dt.datetime) -> float:
     return (end - start).total_seconds() / 86400
 
 
-__all__ = ["NOW_ENV", "days_between", "now", "parse_rfc3339", "rfc3339"]
+__all__ = ["NOW_ENV", "days_between", "minute", "now", "parse_rfc3339", "real_now", "rfc3339"]

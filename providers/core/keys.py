@@ -42,6 +42,8 @@ class KeySpec:
         algorithm = str(values.get("algorithm") or "ecdsa").lower()
         if algorithm == "rsa":
             size = values.get("size") or 2048
+            if isinstance(size, str) and size.strip().isdigit():
+                size = int(size)  # YAML `size: "2048"`
             if not isinstance(size, int) or isinstance(size, bool) or size not in RSA_SIZES:
                 raise InvalidInputError(_at(field, "size"), "RSA keys must be 2048, 3072 or 4096 bits")
             if values.get("curve"):

@@ -55,6 +55,8 @@ class Registry(Generic[P]):
                 raise ValueError(f"two {noun}s named {plugin.kind}")
             self._by_kind[plugin.kind] = plugin
         self._by_settings = {p.settings: p for p in self._by_kind.values()}
+        if len(self._by_settings) != len(self._by_kind):
+            raise ValueError(f"two {noun}s share a settings model: each kind needs its own (it names the kind)")
 
     @classmethod
     def of_modules(cls, package: str, modules: Iterable[str], noun: str, **kwargs: Any) -> Registry[Any]:

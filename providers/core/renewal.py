@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import field_validator, model_validator
 
+from .clock import days_between, minute
 from .errors import InvalidInputError
 from .validation import Model, first_problem, parse
 
@@ -86,7 +87,7 @@ class Lifetime:
 
     @property
     def expiry(self) -> str:
-        return _minute(self.not_after)
+        return minute(self.not_after)
 
 
 def renewal_time(not_before: dt.datetime, not_after: dt.datetime, policy: RenewalPolicy,
@@ -134,13 +135,8 @@ def first_reason(checks: Sequence[Check], life: Lifetime, now: dt.datetime) -> s
 
 
 def _due(life: Lifetime, now: dt.datetime, source: str) -> str:
-    days_left = (life.not_after - now).total_seconds() / 86400
-    return (f"{life.name}: renewal due since {_minute(life.renew_at)} ({source}); expires {life.expiry}, "
-            f"{days_left:.1f} days left")
-
-
-def _minute(t: dt.datetime) -> str:
-    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"{life.name}: renewal due since {minute(life.renew_at)} ({source}); expires {life.expiry}, "
+            f"{days_between(now, life.not_after):.1f} days left")
 
 
 @dataclass(frozen=True)
@@ -157,7 +153,7 @@ def renewal_decision(name: str, not_before: dt.datetime, not_after: dt.datetime,
     reason = first_reason(CHECKS, life, at)
     if reason:
         return RenewalDecision(True, reason, life.renew_at)
-    return RenewalDecision(False, f"{name}: valid until {life.expiry}; renews at {_minute(life.renew_at)}",
+    return RenewalDecision(False, f"{name}: valid until {life.expiry}; renews at {minute(life.renew_at)}",
                            life.renew_at)
 
 

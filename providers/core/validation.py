@@ -13,6 +13,7 @@ Field markers say what a field *is* to the machinery around it, so no list of na
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ class Marker:
 SECRET = Marker("secret")
 LOCATION = Marker("location")
 REISSUE = Marker("reissue")
+STORED = "certplane_stored"  # validation context key: the data comes from state an earlier release wrote
 
 
 class _NoSecretsInRepr(BaseModel):
@@ -52,11 +54,13 @@ class Model(_NoSecretsInRepr):
     @model_validator(mode="before")
     @classmethod
     def _no_unknown_settings(cls, data: Any) -> Any:
+        """Unknown keys are an error; a key set to null means the setting is left unset (YAML `key:`)."""
         if isinstance(data, Mapping):
             known = [f.alias or name for name, f in cls.model_fields.items()]
             for key in data:
                 if key not in known and key not in cls.model_fields:
                     raise InvalidInputError(str(key), unknown_setting(str(key), known))
+            data = {k: v for k, v in data.items() if v is not None}
         return data
 
     def wire(self) -> dict[str, Any]:
@@ -127,14 +131,22 @@ def _reason(error: Mapping[str, Any]) -> tuple[str, str]:
     return "", message
 
 
+_UNION_MEMBER = re.compile(r"^(str|int|float|bool|none|[\w-]+\[.*\])$")  # pydantic's tag for a member of `A | B`
+
+
 def problems(err: ValidationError, prefix: str = "") -> InputProblems:
-    """Every problem in `err`, each naming its field (dotted, under `prefix`) in certplane's words."""
-    out = []
+    """Every problem in `err`, each naming its field (dotted, under `prefix`) in certplane's words. A value that
+    fits no member of `T | Unknown` is one problem, said of `T`."""
+    out: dict[str, InvalidInputError] = {}
     for error in err.errors(include_url=False, include_input=False):
-        loc = ".".join(str(p) for p in error["loc"])
+        parts = [str(p) for p in error["loc"]]
+        if any(p.startswith("is-instance[") for p in parts):
+            continue  # the `Unknown` member: only the engine's pending values belong there
+        loc = ".".join(p for p in parts if not _UNION_MEMBER.match(p))
         sub, reason = _reason(error)
-        out.append(InvalidInputError(join_field(prefix, loc, sub), reason))
-    return InputProblems(out)
+        problem = InvalidInputError(join_field(prefix, loc, sub), reason)
+        out.setdefault(str(problem), problem)
+    return InputProblems(out.values())
 
 
 def parse(model: type[M], raw: Any, *, field: str = "", context: Mapping[str, Any] | None = None) -> M:
@@ -158,10 +170,23 @@ def first_problem(fn: Callable[[], M]) -> M:
 
 # --- field types: one rule each, with its sentence ----------------------------------------------------------
 
+def policy(check: Callable[[Any], Any]) -> AfterValidator:
+    """A rule that may tighten over time (an http:// directory once accepted, a length limit): applied to
+    input, not to state an earlier release wrote (`context={STORED: True}`), which must still refresh, diff and
+    destroy."""
+
+    def run(value: Any, info: ValidationInfo) -> Any:
+        return value if (info.context or {}).get(STORED) else check(value)
+
+    return AfterValidator(run)
+
+
 def _whole(low: int, high: int, unit: str) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
         if value is None:
             return None  # for optional fields; a required one still fails its type
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)  # YAML `port: "443"`
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             of = f" of {unit}" if unit else ""
             raise InvalidInputError("", f"must be a whole number{of} from {low} to {high}")
@@ -179,6 +204,11 @@ def _number(low: float, high: float | None) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
         if value is None:
             return None
+        if isinstance(value, str):
+            try:
+                value = float(value)  # YAML `timeout: "2.5"`
+            except ValueError:
+                pass
         bad = isinstance(value, bool) or not isinstance(value, (int, float))
         if bad or value < low or (high is not None and value > high):
             span = f"from {low:g} to {high:g}" if high is not None else f">= {low:g}"
@@ -213,9 +243,9 @@ ProjectPath = Annotated[str, Field(min_length=1), AfterValidator(_project_path)]
 """A filesystem path; relative ones are relative to the project directory (`context={"base_dir": ...}` in
 config, the provider process's working directory on the engine side, which is the same directory)."""
 
-SecretText = Annotated[str, SECRET, Field(repr=False)]
+SecretText = Annotated[str, SECRET]
 """Key material, a password or a credential: a Pulumi secret, never in a repr or a message."""
 
 
-__all__ = ["Argv", "LOCATION", "Marker", "Model", "ProjectPath", "REISSUE", "SECRET", "SecretText", "State",
+__all__ = ["Argv", "LOCATION", "STORED", "policy", "Marker", "Model", "ProjectPath", "REISSUE", "SECRET", "SecretText", "State",
            "first_problem", "marked", "number", "parse", "problems", "unknown_setting", "whole_number"]

@@ -41,6 +41,7 @@ def test_a_stack_from_the_previous_release_upgrades_with_no_replacement(tmp_path
         with project.environment(aws):
             refresh = project.stack.refresh(color="never")
         assert "re-issuing" not in refresh.stdout and "error" not in refresh.stdout.lower(), refresh.stdout
+        assert "PRIVATE KEY-----" not in project.state_text()  # a refresh writes no secret under a new name
         preview = project.preview(env=aws)
         assert changed_steps(preview) == {}, preview.stdout
         up = project.up(env=aws)

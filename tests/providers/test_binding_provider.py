@@ -162,7 +162,8 @@ def test_check_rejects_a_key_that_does_not_match(ca: LocalCa) -> None:  # noqa: 
     inputs = {"certificate": "www", "target": "disk", "target_type": "files", "target_settings": {"directory": "/x"},
               "server_names": NAMES, "cert_pem": bundle.cert_pem, "private_key_pem": bundle.key_pem}
     failures = CertificateBindingProvider().check({}, inputs).failures
-    assert [f.reason for f in failures] == ["binding www--disk: private_key_pem: does not match the certificate"]
+    assert [f.reason for f in failures] == ["binding www--disk: private_key_pem: the private key does not match the "
+                                            "certificate 'CN=www.example.test'"]
 
 
 def test_check_tolerates_unknowns_during_preview() -> None:

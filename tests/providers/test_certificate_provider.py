@@ -138,8 +138,8 @@ def test_ca_key_must_match_ca_certificate(provider):
     inputs = leaf_inputs(**signed_by(root))
     inputs["issuer_credentials"]["ca_private_key_pem"] = keys.private_key_to_pem(other.key)
     result = provider.check({}, inputs)
-    assert [f.reason for f in result.failures] == ["issuer_credentials.ca_private_key_pem: does not match the CA "
-                                                   "certificate"]
+    assert [f.reason for f in result.failures] == ["issuer_credentials.ca_private_key_pem: the private key does not "
+                                                   "match the certificate 'CN=Root'"]
 
 
 def test_private_key_algorithm_change_replaces():

@@ -71,3 +71,44 @@ def test_a_v1_acme_certificate_maps_to_the_acme_issuer():
     assert today["issuer_credentials"] == {"account_key_pem": "PEM", "account_url": raw["account_url"]}
     assert not {"directory_url", "account_key_pem", "dns"} & set(today)
     assert _legacy.certificate(today) == today  # today's shape is left alone
+
+
+def v1_acme(outs: dict[str, Any], **over: Any) -> dict[str, Any]:
+    """What AcmeCertificate kept in state (its flat inputs and outputs) for a certificate issued as `outs`."""
+    account_key = keys.private_key_to_pem(keys.generate_private_key(keys.KeySpec("ecdsa", curve="P-256")))
+    return {"name": "shop", "directory_url": "https://127.0.0.1:14000/dir", "ca_bundle": None,
+            "account_key_pem": account_key, "account_url": "https://127.0.0.1:14000/my-account/1",
+            "domains": ["www.example.test"], "challenge": "dns-01",
+            "dns": {"provider": "rfc2136", "nameserver": "127.0.0.1", "tsig_key_name": "k", "tsig_secret": "c2VjcmV0"},
+            "http01": None, "key": {"algorithm": "ecdsa", "curve": "P-256"}, "profile": None,
+            "revoke_on_destroy": False, "revoke_reason": None, "order_timeout_seconds": None, "renew": None,
+            "formats": ["pem"], "reuse_key": False, **{k: outs[k] for k in ISSUED}, **over}
+
+
+def test_a_refresh_of_v1_state_writes_no_secret_under_a_new_name():
+    """A refresh keeps only the secret flags the old state declared: today's `issuer_secrets` or
+    `issuer_credentials` written back by it would be stored in plain text."""
+    outs = issued_now({"name": "shop", "domains": ["www.example.test"], "key": {"algorithm": "ecdsa", "curve": "P-256"},
+                       "formats": ["pem"], "issuer_type": "self_signed"})
+    raw = v1_acme(outs)
+    read = CertificateProvider().read("id", raw)
+    assert read.id == "id"
+    added = set(read.outs) - set(raw)
+    assert not added & {"issuer_secrets", "issuer_credentials", "private_key_pem", "keystore_password"}, added
+    assert "c2VjcmV0" not in str({k: read.outs[k] for k in added})
+
+
+def test_state_an_earlier_release_accepted_still_reads_though_today_refuses_it():
+    """An http:// directory off loopback was accepted then and is refused now: check refuses it, but state
+    holding it still refreshes and destroys (a stricter rule must not lock a stack)."""
+    outs = issued_now({"name": "shop", "domains": ["www.example.test"], "key": {"algorithm": "ecdsa", "curve": "P-256"},
+                       "formats": ["pem"], "issuer_type": "self_signed"})
+    raw = v1_acme(outs, directory_url="http://pebble.internal:14000/dir")
+    assert CertificateProvider().read("id", raw).id == "id"
+    CertificateProvider().delete("id", raw)  # revoke_on_destroy is off: nothing to do, and nothing fails
+    news = {"name": "shop", "domains": ["www.example.test"], "issuer_type": "acme",
+            "issuer_settings": {"directory_url": "http://pebble.internal:14000/dir", "challenge": "http-01",
+                                "http01": {"mode": "standalone"}}}
+    assert [f.reason for f in CertificateProvider().check({}, news).failures] == [
+        "issuer_settings.directory_url: must be the https:// URL of an ACME directory, e.g. "
+        "https://acme-v02.api.letsencrypt.org/directory (http:// only on loopback)"]

@@ -18,7 +18,7 @@ import requests
 from acme import errors as acme_errors
 from acme import messages
 
-from ..clock import rfc3339
+from ..clock import real_now, rfc3339
 from ..errors import CertplaneError, RetryableError
 
 PREFIX = "urn:ietf:params:acme:error:"
@@ -68,7 +68,7 @@ def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> dt.d
     """A Retry-After header (delta-seconds or HTTP-date) as an aware UTC instant; None if absent/invalid."""
     if not value:
         return None
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or real_now()
     value = value.strip()
     if value.isdigit():
         return now + dt.timedelta(seconds=int(value))
@@ -111,7 +111,7 @@ def translate(err: BaseException, action: str, *, directory_url: str | None = No
     if isinstance(err, messages.Error):
         if err.code == "rateLimited":
             when: dt.datetime | None = getattr(err, "certplane_retry_after", None)
-            seconds = max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds()) if when else None
+            seconds = max(0.0, (when - real_now()).total_seconds()) if when else None
             later = f"retry after {rfc3339(when)}" if when else "retry later"
             return RetryableError(f"{head}: rate limited by the CA; {later} ({describe_problem(err)})",
                                   retry_after=seconds)

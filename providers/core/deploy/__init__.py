@@ -3,6 +3,7 @@ once in `REGISTRY`."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from ..plugins import Registry
@@ -20,12 +21,13 @@ TargetSettingsField = Annotated[TargetSettings, REGISTRY.validator(), REGISTRY.s
 """A `certplane:targets.<name>` block as a model field (`type` picks the model that validates the rest)."""
 
 
-def parse_settings(kind: str, raw: Any) -> TargetSettings:
+def parse_settings(kind: str, raw: Any, *, context: Mapping[str, Any] | None = None) -> TargetSettings:
     """`kind`'s settings validated from `raw` (no `type` key); raises InvalidInputError (first problem)."""
     if isinstance(raw, TargetSettings):
         return raw
     plugin = REGISTRY.get(kind)
-    settings = first_problem(lambda: REGISTRY.validate({**dict(raw or {}), REGISTRY.key: plugin.kind}))
+    settings = first_problem(lambda: REGISTRY.validate({**dict(raw or {}), REGISTRY.key: plugin.kind},
+                                                       context=context))
     assert isinstance(settings, TargetSettings)
     return settings
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from ..certificates import fingerprint_of_pem
+from ..certificates import check_dns_name, fingerprint_of_pem
 from ..errors import DeployError, InvalidInputError
 from ..net import HostPort, parse_address
 from ..tls import probe_name, served_fingerprint
@@ -26,7 +26,6 @@ from ._support import FileSet, atomic_write, ensure_dir, locked, read_or_none, r
 from .base import Binding, Bundle, Endpoint, TargetPlugin, TargetSettings
 
 KIND = "nginx"
-_SERVER_NAME = re.compile(r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$")
 
 
 class NginxSettings(TargetSettings):
@@ -42,7 +41,7 @@ class NginxSettings(TargetSettings):
     reload_command: Argv | None = None
     test_command: Argv | None = None
     poll_tries: Annotated[int, whole_number(1, 10000)] = 50
-    poll_interval: Annotated[float, number(0, 10)] = 0.1
+    poll_interval: Annotated[float, number(0, 60)] = 0.1
     confirmations: Annotated[int, whole_number(1, 100)] = 3
     command_timeout: Annotated[float, number(1, 3600)] = 30.0
 
@@ -122,8 +121,7 @@ class NginxTarget(base.RedeployRollback):
         if not binding.server_names:
             raise InvalidInputError("server_names", "nginx serves a certificate by name: give at least one")
         for name in binding.server_names:
-            if not _SERVER_NAME.match(name):
-                raise InvalidInputError("server_names", f"{name!r} is not a DNS name nginx can match")
+            check_dns_name(name, "server_names")
 
     # --- the verbs -----------------------------------------------------------------------------------------
 

@@ -5,7 +5,6 @@ destroy only when asked."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from acme.client import ClientV2
@@ -19,15 +18,16 @@ from ..acme import ari, orders, revoke
 from ..acme import client as acme_client
 from ..acme.errors import RetryPolicy
 from ..certificates import CertificateRequest
+from ..clock import real_now
 from ..errors import CertplaneError, InvalidInputError
 from ..keys import KeySpec, KeySpecField
 from ..renewal import AriWindow, RenewalPolicy
-from ..validation import REISSUE, SECRET, Model, ProjectPath, SecretText, parse, whole_number
+from ..validation import REISSUE, SECRET, Model, ProjectPath, SecretText, parse, policy, whole_number
 from .base import AccountRequest, IssueRequest, Issued, IssuerPlugin, IssuerSettings, OrderSettings
 
 KIND = "acme"
 Challenge = Literal["dns-01", "http-01"]
-DirectoryUrl = Annotated[str, AfterValidator(acme_client.check_directory_url)]
+DirectoryUrl = Annotated[str, policy(acme_client.check_directory_url)]  # http:// off loopback: refused since 2026-12
 ARI_PROBE = RetryPolicy(attempts=1, max_total=5.0)  # a preview re-asks for the window only if it is quick
 DEFAULT_ORDER_TIMEOUT = 120
 
@@ -44,8 +44,16 @@ def _account_key(spec: KeySpec) -> KeySpec:
 class Eab(Model):
     """External Account Binding, from the CA's console: key id and HMAC key (base64url; give it as a secret)."""
 
-    kid: str = Field(min_length=1)
-    hmac_key: SecretText = Field(min_length=1)
+    kid: str | None = None
+    hmac_key: SecretText | None = None
+
+    @model_validator(mode="after")
+    def _both(self) -> Eab:
+        try:
+            acme_client.check_eab(self.kid, self.hmac_key)
+        except InvalidInputError as err:
+            raise InvalidInputError("", err.reason) from None  # already said of `eab`
+        return self
 
 
 class AcmeSettings(IssuerSettings):
@@ -139,7 +147,7 @@ class AcmeIssuer:
         return ari.renewal_window(self._client(ARI_PROBE if quick else None), leaf)
 
     def revoke(self, leaf: x509.Certificate) -> bool:
-        if not self.order.revoke_on_destroy or leaf.not_valid_after_utc <= dt.datetime.now(dt.timezone.utc):
+        if not self.order.revoke_on_destroy or leaf.not_valid_after_utc <= real_now():
             return False  # not asked, or expired: nothing left to revoke
         return revoke.revoke(self._client(), leaf, self.order.revoke_reason or "cessationOfOperation")
 

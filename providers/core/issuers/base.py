@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from cryptography import x509
@@ -95,8 +95,8 @@ class AccountRequest:
     email: str | None
     ca_bundle: str | None
     eab_kid: str | None
-    eab_hmac_key: str | None
-    key: KeySpec
+    eab_hmac_key: str | None = field(repr=False)
+    key: KeySpec = field(default_factory=KeySpec)
 
 
 @runtime_checkable

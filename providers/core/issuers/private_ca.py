@@ -8,15 +8,14 @@ from collections.abc import Sequence
 from typing import Annotated
 
 from cryptography import x509
-from pydantic import Field
 
 from .. import keys
-from ..certificates import (CertificateRequest, PermittedDomains, ValidityDays, is_ca, is_self_issued,
-                            load_certificates, sign_certificate)
+from ..certificates import (CertificateRequest, PermittedDomains, ValidityDays, check_key_pair, is_ca,
+                            is_self_issued, load_certificates, name_attribute, sign_certificate)
 from ..errors import InvalidInputError
 from ..keys import KeySpec, KeySpecField
 from ..renewal import RenewalPolicy
-from ..validation import Model, SecretText, whole_number
+from ..validation import Model, SecretText, policy, whole_number
 from .base import CaLevel, IssueRequest, Issued, IssuerPlugin, IssuerSettings, OrderSettings
 
 KIND = "private_ca"
@@ -31,8 +30,8 @@ class PrivateCaSettings(IssuerSettings):
     certificates with an intermediate under the root), intermediate_validity_days (half the root's),
     path_length, name_constraints (the DNS subtrees the CA may sign for), renew (of the CA certificates)."""
 
-    common_name: str = Field(min_length=1, max_length=64)
-    organization: str | None = Field(default=None, min_length=1, max_length=64)
+    common_name: Annotated[str, policy(name_attribute)]
+    organization: Annotated[str | None, policy(name_attribute)] = None
     key: KeySpecField = KeySpec("ecdsa", curve="P-384")
     validity_days: ValidityDays = 3650
     intermediate: bool = False
@@ -78,8 +77,10 @@ def load(credentials: PrivateCaCredentials) -> tuple[x509.Certificate, keys.Priv
         ca_key = keys.load_private_key(credentials.ca_private_key_pem)
     except InvalidInputError as err:
         raise InvalidInputError("ca_private_key_pem", err.reason) from None
-    if not keys.same_public_key(ca_key, ca_cert.public_key()):  # type: ignore[arg-type]
-        raise InvalidInputError("ca_private_key_pem", "does not match the CA certificate")
+    try:
+        check_key_pair(ca_key, ca_cert)
+    except InvalidInputError as err:
+        raise err.within("ca_private_key_pem") from None
     if not is_ca(ca_cert):
         raise InvalidInputError("ca_cert_pem", "is not a CA certificate (basicConstraints CA:FALSE)")
     above = [c for c in load_certificates(credentials.ca_chain_pem) if not is_self_issued(c)]
