@@ -103,23 +103,23 @@ class CertplaneProvider(ResourceProvider, Generic[I, O]):
         return CheckResult(_wire.to_wire(inputs, news), [])
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        with self._errors("create"):
+        with self._errors("create", props):
             inputs = self._inputs(props)
             resource_id, outputs = self.create_typed(inputs)
         return CreateResult(resource_id, self._outs(inputs, outputs))
 
     def diff(self, resource_id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        with self._errors("diff"):
+        with self._errors("diff", news):
             return self.diff_typed(resource_id, self._stored(olds), self._checked(news))
 
     def update(self, resource_id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        with self._errors("update"):
+        with self._errors("update", news):
             inputs = self._checked(news)
             outputs = self.update_typed(resource_id, self._stored(olds), inputs)
         return UpdateResult(self._outs(inputs, outputs))
 
     def read(self, resource_id: str, props: dict[str, Any]) -> ReadResult:
-        with self._errors("read"):
+        with self._errors("read", props):
             stored = self._stored(props)
             outputs = self.read_typed(resource_id, stored)
         if outputs is None:
@@ -127,7 +127,7 @@ class CertplaneProvider(ResourceProvider, Generic[I, O]):
         return ReadResult(resource_id, self._refreshed(props, outputs))
 
     def delete(self, resource_id: str, props: dict[str, Any]) -> None:
-        with self._errors("delete"):
+        with self._errors("delete", props):
             self.delete_typed(resource_id, self._stored(props))
 
     # --- mechanics ------------------------------------------------------------------------------------------
@@ -170,8 +170,12 @@ class CertplaneProvider(ResourceProvider, Generic[I, O]):
         kept = {k: v for k, v in _wire.to_wire(inputs).items() if k not in dropped}
         return {**kept, **outputs.model_dump(mode="json")}
 
-    def _errors(self, verb: str) -> Any:
-        return _OneLine(f"{self.action(verb)}")
+    def _errors(self, verb: str, raw: Mapping[str, Any]) -> Any:
+        return _OneLine(self.action(verb), self.subject(raw), AFTERWARDS.get(verb, ""))
+
+    def subject(self, raw: Mapping[str, Any]) -> str:
+        """What the resource is, named in its errors (`binding www--edge`); empty: the engine names it."""
+        return ""
 
     def action(self, verb: str) -> str:
         default = {"create": "creating", "update": "updating", "diff": "planning", "read": "reading",
@@ -179,12 +183,17 @@ class CertplaneProvider(ResourceProvider, Generic[I, O]):
         return self.actions.get(verb) or f"{default} {self.noun}"
 
 
-class _OneLine:
-    """Certplane's errors become one line naming the action, printed on stderr (shown by `pulumi up` as a
-    diagnostic, above the SDK's own report) and raised again."""
+AFTERWARDS = {  # what a user can do when a verb fails, beyond fixing the cause
+    "read": "; `pulumi refresh` reads every resource: make it reachable and refresh again",
+    "delete": "; fix it and run again, or `pulumi state delete <urn>` to forget the resource and remove it by hand",
+}
 
-    def __init__(self, action: str) -> None:
-        self.action = action
+
+class _OneLine:
+    """Certplane's errors become one line naming the action, raised to the engine as that line alone."""
+
+    def __init__(self, action: str, subject: str = "", afterwards: str = "") -> None:
+        self.action, self.subject, self.afterwards = action, subject, afterwards
 
     def __enter__(self) -> None:
         return None
@@ -193,9 +202,38 @@ class _OneLine:
         if isinstance(err, InputProblems):
             err = err.problems[0]
         if isinstance(err, CertplaneError):
-            print(f"error: certplane: {self.action}: {err}", file=sys.stderr, flush=True)
-            raise CertplaneError(f"{self.action}: {err}") from None
+            _report_without_traceback()
+            doing = f"{self.action} ({self.subject})" if self.subject else self.action
+            raise CertplaneError(f"{doing}: {err}{self.afterwards}") from None
         return False
+
+
+class _TracebackOfCertplaneErrors:
+    """Stands in for the `traceback` module of the SDK's provider server, which sends the engine
+    `traceback.format_exc()` for any exception: for certplane's own errors that is their one line (the user's
+    problem, said), for anything else the whole traceback (a bug, shown in full)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def format_exc(self, *args: Any, **kwargs: Any) -> str:
+        err = sys.exc_info()[1]
+        if isinstance(err, CertplaneError):
+            return f"certplane: {err}"
+        return str(self.real.format_exc(*args, **kwargs))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def _report_without_traceback() -> None:
+    """In the provider process (`python -m pulumi.dynamic`), make the server report certplane's errors as their
+    line. Done when the first error is raised, not at import: importing a provider has no side effects."""
+    server = sys.modules.get("__main__")
+    real = getattr(server, "traceback", None)
+    if hasattr(server, "DynamicResourceProviderServicer") and real is not None and \
+            not isinstance(real, _TracebackOfCertplaneErrors):
+        server.traceback = _TracebackOfCertplaneErrors(real)  # type: ignore[union-attr]
 
 
 class CertplaneResource(Resource):

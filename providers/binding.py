@@ -96,6 +96,9 @@ class CertificateBindingProvider(CertplaneProvider[BindingInputs, BindingOutputs
                "delete": "removing a certificate binding", "read": "reading a certificate binding"}
 
 
+    def subject(self, raw: Mapping[str, Any]) -> str:
+        return f"binding {binding_id(str(raw.get('certificate')), str(raw.get('target')))}"
+
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         result = super().check(olds, news)
         label = f"binding {binding_id(str(news.get('certificate')), str(news.get('target')))}"

@@ -4,8 +4,8 @@ set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/env.sh"
 cd "$CERTPLANE_ROOT"
 STACK=local
-# The demo's AWS is moto on 127.0.0.1: dummy credentials from the environment (never from stack state).
-export AWS_ACCESS_KEY_ID=certplane-demo AWS_SECRET_ACCESS_KEY=certplane-demo AWS_DEFAULT_REGION=us-east-1
+# The demo's AWS is moto on 127.0.0.1; its targets name a profile in .certplane/aws/credentials (written by the
+# demo's servers), so any shell reaches it and the operator's own AWS credentials are never used or overridden.
 
 case "${1:-up}" in
   up)

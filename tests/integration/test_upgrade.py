@@ -5,10 +5,11 @@ same certificates served; then refresh and destroy work on state that still carr
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
-from tests.support.demo import demo_config
+from tests.support.demo import demo_config, demo_raw_config
 from tools.demo_upload import main as make_demo_upload
 from tools.servers.moto import DUMMY_ENV
 
@@ -25,7 +26,9 @@ def resources(project: EngineProject) -> list[dict]:
 
 def test_a_stack_from_the_previous_release_upgrades_with_no_replacement(tmp_path, demo_servers):
     pebble, nginx, moto_url = demo_servers
-    config = demo_config(pebble, nginx, moto_url, tmp_path / "lab-certs")
+    legacy_config = subprocess.run(["git", "-C", str(ROOT), "show", f"{BEFORE_TYPE_TOKENS}:Pulumi.local.yaml"],
+                                   capture_output=True, text=True, timeout=60, check=True).stdout
+    config = demo_config(pebble, nginx, moto_url, tmp_path / "lab-certs", demo_raw_config(legacy_config))
     project = EngineProject(tmp_path, config, program=program_at(BEFORE_TYPE_TOKENS, tmp_path / "legacy"))
     make_demo_upload(str(project.dir / ".certplane" / "demo-upload"))
     aws = dict(DUMMY_ENV)

@@ -91,7 +91,8 @@ def test_create_diff_update_read_delete_on_nginx(nginx: NginxServer, ca: LocalCa
     with pytest.raises(CertplaneError) as failed:
         provider.update(created.id, repaired, props(nginx, broken))
     assert "\n" not in str(failed.value)
-    assert str(failed.value).startswith("redeploying a certificate: nginx: configuration test failed")
+    assert str(failed.value).startswith("redeploying a certificate (binding www--edge): nginx: configuration test "
+                                        "failed")
     assert str(failed.value).endswith("(previous certificate restored)")
     assert all(served(nginx, n) == v2.fingerprint_sha256 for n in NAMES)
 
@@ -110,7 +111,7 @@ def test_a_verify_failure_on_create_rolls_back(nginx: NginxServer, ca: LocalCa) 
     second = ca.bundle(NAMES)
     with pytest.raises(CertplaneError) as err:
         provider.create(props(nginx, second, certificate="zzz", target_settings=settings))
-    assert str(err.value) == (f"deploying a certificate: nginx: www.example.test on {nginx.listen} serves "
+    assert str(err.value) == (f"deploying a certificate (binding zzz--edge): nginx: www.example.test on {nginx.listen} serves "
                               f"{first.fingerprint_sha256}, expected {second.fingerprint_sha256} "
                               "(checked 5 times over 0.25 s) (rolled back)")
     layout = Layout(Path(settings["conf_dir"]))  # type: ignore[arg-type]

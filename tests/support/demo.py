@@ -13,13 +13,15 @@ from tools.servers.pebble import PebbleServer
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def demo_raw_config() -> dict[str, Any]:
-    raw = yaml.safe_load((ROOT / "Pulumi.local.yaml").read_text())["config"]
+def demo_raw_config(text: str | None = None) -> dict[str, Any]:
+    """The `certplane:*` config of Pulumi.local.yaml (or of `text`, e.g. an older release's file)."""
+    raw = yaml.safe_load(text if text is not None else (ROOT / "Pulumi.local.yaml").read_text())["config"]
     return {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("certplane:")}
 
 
-def demo_config(pebble: PebbleServer, nginx: NginxServer, moto_url: str, files_dir: Path) -> dict[str, Any]:
-    config = demo_raw_config()
+def demo_config(pebble: PebbleServer, nginx: NginxServer, moto_url: str, files_dir: Path,
+                raw: dict[str, Any] | None = None) -> dict[str, Any]:
+    config = raw if raw is not None else demo_raw_config()
     acme = config["issuers"]["acme-local"]
     acme.update(directory_url=pebble.directory_url, ca_bundle=str(pebble.ca_bundle_path))
     acme["dns"].update(url=pebble.challtestsrv_url, resolver=pebble.challtestsrv_dns)

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from tools.servers.moto import write_credentials
 from tools.servers.nginx import NginxServer
 from tools.servers.pebble import PebbleServer
 
@@ -87,6 +88,7 @@ def nginx_up() -> str:
 
 
 def moto_up(timeout: float = 30.0) -> str:
+    write_credentials(ROOT / ".certplane" / "aws" / "credentials")  # what the local stack's AWS targets name
     if _running("moto"):
         return "already running"
     _require_free("moto")

@@ -6,13 +6,30 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 DUMMY_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
              "AWS_DEFAULT_REGION": "us-east-1"}
+DEMO_PROFILE = "certplane-demo"
+
+
+def write_credentials(path: str | Path, profile: str = DEMO_PROFILE) -> Path:
+    """A shared-credentials file with moto's dummy keys under `profile` (0600): what the local stack's AWS
+    targets name (`profile`, `credentials_file`), so they reach moto in any shell without touching the
+    operator's own AWS credentials or environment."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    text = f"[{profile}]\naws_access_key_id = certplane-demo\naws_secret_access_key = certplane-demo\n"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(target, 0o600)
+    return target
 
 
 class MotoServer:
@@ -91,7 +108,6 @@ def import_placeholder_certificate(endpoint_url: str, region: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     import json
-    import os
 
     parser = argparse.ArgumentParser(prog="python -m tools.servers.moto")
     parser.add_argument("action", choices=["serve"])

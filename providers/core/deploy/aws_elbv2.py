@@ -14,8 +14,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-from pydantic import field_validator, model_validator
+from pydantic import model_validator
 
+from .. import aws
+from ..aws import AwsAccess
 from ..certificates import fingerprint_of_pem
 from ..errors import DeployError, InvalidInputError
 from ..validation import LOCATION, whole_number
@@ -28,26 +30,16 @@ if TYPE_CHECKING:
 
 KIND = "aws_elbv2"
 _LISTENER_ARN = re.compile(r"^arn:aws[a-z-]*:elasticloadbalancing:(?P<region>[a-z0-9-]+):\d{12}:listener/.+")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 T = TypeVar("T")
 
 
-class AwsElbv2Settings(TargetSettings):
-    """region and the listener: `listener_arn`, or `load_balancer_name` + `listener_port` (stable across
-    environments and re-creations; resolved per call); optional endpoint_url (moto, VPC endpoints)."""
+class AwsElbv2Settings(TargetSettings, AwsAccess):
+    """The listener: `listener_arn`, or `load_balancer_name` + `listener_port` (stable across environments and
+    re-creations; resolved per call); an ALB's HTTPS or an NLB's TLS listener. AWS access: core/aws.py."""
 
-    region: Annotated[str, LOCATION]
     listener_arn: Annotated[str | None, LOCATION] = None
     load_balancer_name: Annotated[str | None, LOCATION] = None
     listener_port: Annotated[int | None, LOCATION, whole_number(1, 65535)] = None
-    endpoint_url: Annotated[str | None, LOCATION] = None
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, value: str) -> str:
-        if not _REGION.match(value):
-            raise InvalidInputError("", f"{value!r} is not an AWS region like us-east-1")
-        return value
 
     @model_validator(mode="after")
     def _listener(self) -> AwsElbv2Settings:
@@ -72,8 +64,8 @@ class AwsElbv2Target(base.RedeployRollback):
     kind = KIND
 
     def __init__(self, settings: AwsElbv2Settings) -> None:
+        self.access = settings
         self.region = settings.region
-        self.endpoint_url = settings.endpoint_url
         self.load_balancer_name = settings.load_balancer_name
         self.listener_port = settings.listener_port
         self._arn = settings.listener_arn
@@ -91,7 +83,7 @@ class AwsElbv2Target(base.RedeployRollback):
         except elb.exceptions.LoadBalancerNotFoundException:
             lbs = []
         except Exception as err:  # noqa: BLE001
-            raise DeployError(f"aws_elbv2: describe_load_balancers: {_describe(err)}") from None
+            raise DeployError(f"aws_elbv2: describe_load_balancers: {aws.describe_error(err)}") from None
         if not lbs:
             raise DeployError(f"aws_elbv2: no load balancer named {self.load_balancer_name} in {self.region}")
         listeners = self._call("describe_listeners", lambda: elb.describe_listeners(
@@ -105,14 +97,10 @@ class AwsElbv2Target(base.RedeployRollback):
     # --- clients, created per call ----------------------------------------------------------------------------
 
     def _acm(self) -> ACMClient:
-        import boto3
-
-        return boto3.client("acm", region_name=self.region, endpoint_url=self.endpoint_url)
+        return self._call("session", lambda: aws.client(self.access, "acm"))  # type: ignore[no-any-return]
 
     def _elb(self) -> ElasticLoadBalancingv2Client:
-        import boto3
-
-        return boto3.client("elbv2", region_name=self.region, endpoint_url=self.endpoint_url)
+        return self._call("session", lambda: aws.client(self.access, "elbv2"))  # type: ignore[no-any-return]
 
     def check_binding(self, binding: Binding) -> None:
         return None
@@ -202,7 +190,7 @@ class AwsElbv2Target(base.RedeployRollback):
             except acm.exceptions.ResourceNotFoundException:
                 pass  # deleted out of band: import afresh (the listener is re-pointed below)
             except Exception as err:  # noqa: BLE001
-                raise DeployError(f"aws_elbv2: import_certificate: {_describe(err)}") from None
+                raise DeployError(f"aws_elbv2: import_certificate: {aws.describe_error(err)}") from None
         tags = [{"Key": "certplane:certificate", "Value": bundle.name},
                 {"Key": "certplane:binding", "Value": binding.binding_id}]
         return self._call("import_certificate", lambda: acm.import_certificate(Tags=tags, **args))["CertificateArn"]  # type: ignore[arg-type]
@@ -248,7 +236,7 @@ class AwsElbv2Target(base.RedeployRollback):
         except (acm.exceptions.ResourceNotFoundException, acm.exceptions.InvalidArnException):
             return None  # gone, or not an ACM certificate (an IAM one): not ours, so not what we expect
         except Exception as err:  # noqa: BLE001
-            raise DeployError(f"aws_elbv2: get_certificate: {_describe(err)}") from None
+            raise DeployError(f"aws_elbv2: get_certificate: {aws.describe_error(err)}") from None
 
     def _delete(self, arn: str) -> None:
         """AWS refuses to delete a certificate for a short while after it is detached: retry, bounded."""
@@ -265,7 +253,7 @@ class AwsElbv2Target(base.RedeployRollback):
                                       "detach it from other listeners, then run again") from None
                 time.sleep(2.0)
             except Exception as err:  # noqa: BLE001
-                raise DeployError(f"aws_elbv2: delete_certificate: {_describe(err)}") from None
+                raise DeployError(f"aws_elbv2: delete_certificate: {aws.describe_error(err)}") from None
 
     @staticmethod
     def _call(operation: str, fn: Callable[[], T]) -> T:
@@ -274,19 +262,7 @@ class AwsElbv2Target(base.RedeployRollback):
         except DeployError:
             raise
         except Exception as err:  # noqa: BLE001 - botocore errors have no common importable base worth typing
-            raise DeployError(f"aws_elbv2: {operation}: {_describe(err)}") from None
-
-
-def _describe(err: Exception) -> str:
-    """One line from a botocore error: `Code: message`, or the credential-chain hint."""
-    name = type(err).__name__
-    if name in ("NoCredentialsError", "PartialCredentialsError"):
-        return "no AWS credentials found in the standard chain (environment, profile, instance role)"
-    response = getattr(err, "response", None)
-    if isinstance(response, dict):
-        error = response.get("Error") or {}
-        return f"{error.get('Code', name)}: {error.get('Message', '')}".strip()
-    return f"{name}: {str(err).splitlines()[0] if str(err) else ''}".strip()
+            raise DeployError(f"aws_elbv2: {operation}: {aws.describe_error(err)}") from None
 
 
 PLUGIN = TargetPlugin(KIND, AwsElbv2Settings, AwsElbv2Target)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from pydantic import field_validator, model_validator
+from pydantic import model_validator
 
+from .. import aws
+from ..aws import AwsAccess
 from ..errors import InvalidInputError
 from ..validation import SECRET
 from .base import DnsError, DnsPlugin, DnsSettings, Ttl, normalize
@@ -14,24 +16,16 @@ from .base import DnsError, DnsPlugin, DnsSettings, Ttl, normalize
 NAME = "route53"
 
 
-class Route53Settings(DnsSettings):
-    """hosted_zone_id or zone (a name looked up with ListHostedZonesByName), region (us-east-1), endpoint_url
-    (moto), aws_access_key_id + aws_secret_access_key (else the default credential chain), ttl (60)."""
+class Route53Settings(DnsSettings, AwsAccess):
+    """hosted_zone_id or zone (a name looked up with ListHostedZonesByName), ttl (60); AWS access as every AWS
+    plug-in (core/aws.py), or aws_access_key_id + aws_secret_access_key (secret) for a zone in another account."""
 
+    region: str = "us-east-1"
     hosted_zone_id: str | None = None
     zone: str | None = None
-    region: str = "us-east-1"
-    endpoint_url: str | None = None
     aws_access_key_id: str | None = None
     aws_secret_access_key: Annotated[str | None, SECRET] = None
     ttl: Ttl = 60
-
-    @field_validator("endpoint_url")
-    @classmethod
-    def _http(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("http://", "https://")):
-            raise InvalidInputError("", "must be an http(s) URL")
-        return value
 
     @model_validator(mode="after")
     def _zone_and_keys(self) -> Route53Settings:
@@ -47,19 +41,19 @@ class Route53Settings(DnsSettings):
 class Route53Provider:
     hosted_zone_id: str | None
     zone: str | None
-    region: str = "us-east-1"
-    endpoint_url: str | None = None
+    access: AwsAccess = field(default_factory=lambda: AwsAccess(region="us-east-1"))
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = field(default=None, repr=False)
     ttl: int = 60
     name: str = NAME
 
     def _client(self) -> Any:
-        import boto3  # only when used: keeps `import providers` light
-
-        return boto3.client("route53", region_name=self.region, endpoint_url=self.endpoint_url,
-                            aws_access_key_id=self.aws_access_key_id,
-                            aws_secret_access_key=self.aws_secret_access_key)
+        keys = ({"aws_access_key_id": self.aws_access_key_id, "aws_secret_access_key": self.aws_secret_access_key}
+                if self.aws_access_key_id else {})
+        try:
+            return aws.client(self.access, "route53", **keys)
+        except Exception as err:  # noqa: BLE001 - a profile that does not exist, a broken credentials file
+            raise DnsError(f"{NAME}: {aws.describe_error(err)}") from None
 
     def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -70,7 +64,7 @@ class Route53Provider:
             info = err.response.get("Error", {})
             raise DnsError(f"{NAME}: {what} failed: {info.get('Code')}: {info.get('Message')}") from None
         except BotoCoreError as err:
-            raise DnsError(f"{NAME}: {what} failed: {err}") from None
+            raise DnsError(f"{NAME}: {what} failed: {aws.describe_error(err)}") from None
 
     def _zone_id(self, client: Any) -> str:
         if self.hosted_zone_id:
@@ -124,8 +118,9 @@ class Route53Provider:
 def _build(settings: Route53Settings) -> Route53Provider:
     return Route53Provider(
         hosted_zone_id=settings.hosted_zone_id.split("/")[-1] if settings.hosted_zone_id else None,
-        zone=normalize(settings.zone) if settings.zone else None, region=settings.region,
-        endpoint_url=settings.endpoint_url, aws_access_key_id=settings.aws_access_key_id,
+        zone=normalize(settings.zone) if settings.zone else None,
+        access=AwsAccess(region=settings.region, endpoint_url=settings.endpoint_url, profile=settings.profile,
+                         credentials_file=settings.credentials_file), aws_access_key_id=settings.aws_access_key_id,
         aws_secret_access_key=settings.aws_secret_access_key, ttl=settings.ttl)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
+from providers.core.deploy.aws_elbv2 import AwsElbv2Settings
 from providers.core.deploy import DEFAULT, Binding, Bundle, get_target
 from providers.core.errors import DeployError, InvalidInputError
 from tests.support.pki import LocalCa
@@ -46,19 +47,20 @@ def alb(moto: MotoServer, ca: LocalCa) -> dict[str, Any]:
 
 
 @pytest.fixture
-def calls() -> Iterator[list[str]]:
-    """Every AWS operation the target makes, in order (hooked on the default session its clients come from)."""
+def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every AWS operation the target makes, in order (hooked on each session it makes: one per call)."""
+    from providers.core import aws
+
     seen: list[str] = []
-    boto3.setup_default_session()
-    session = boto3.DEFAULT_SESSION
-    assert session is not None
+    made = aws.session
 
-    def hook(model: Any, **_: Any) -> None:
-        seen.append(model.name)
+    def hooked(access: Any) -> Any:
+        session = made(access)
+        session.events.register("before-call", lambda model, **_: seen.append(model.name))
+        return session
 
-    session.events.register("before-call", hook)
+    monkeypatch.setattr(aws, "session", hooked)
     yield seen
-    session.events.unregister("before-call", hook)
 
 
 def target(moto: MotoServer, alb: dict[str, Any]) -> Any:
@@ -243,8 +245,9 @@ def test_errors_are_one_line(moto: MotoServer, alb: dict[str, Any], ca: LocalCa,
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # the default session caches credentials it resolved
     with pytest.raises(DeployError) as err:
         t.deploy(Binding("www--alb", ()), bundle)
-    assert str(err.value) == ("aws_elbv2: import_certificate: no AWS credentials found in the standard chain "
-                              "(environment, profile, instance role)")
+    assert str(err.value) == ("aws_elbv2: import_certificate: no AWS credentials found (environment, shared files, "
+                              "instance role): configure them, or name a profile (and a credentials_file) in the "
+                              "settings")
 
 
 @pytest.mark.parametrize(("raw", "message"), [
@@ -255,8 +258,8 @@ def test_errors_are_one_line(moto: MotoServer, alb: dict[str, Any], ca: LocalCa,
      "listener_arn: is in eu-west-1, but region is us-east-1"),
     ({"region": "Virginia", "listener_arn": "x"}, "region: 'Virginia' is not an AWS region like us-east-1"),
     ({"region": "us-east-1", "listener_arn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/a",
-      "secret_access_key": "x"}, "secret_access_key: unknown setting (known: region, listener_arn, "
-                                 "load_balancer_name, listener_port, endpoint_url)"),
+      "secret_access_key": "x"},
+     f"secret_access_key: unknown setting (known: {', '.join(AwsElbv2Settings.model_fields)})"),
     ({"region": "us-east-1"}, "listener_arn: is required (or load_balancer_name + listener_port)"),
     ({"region": "us-east-1", "load_balancer_name": "web"}, "listener_port: must be the HTTPS listener's port, e.g. 443"),
 ])
