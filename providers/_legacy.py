@@ -1,6 +1,6 @@
-"""State written by certplane before the issuer seam, read in today's shape.
+"""State written by earlier releases of certplane, read in today's shape.
 
-Until then a certificate was one of two resources with flat inputs: `Self/LocallySignedCertificate` (signed
+Certificates, before the issuer seam: a certificate was one of two resources with flat inputs: `Self/LocallySignedCertificate` (signed
 here: `ca_cert_pem`, `ca_chain_pem`, `dns_names`, ...) or `AcmeCertificate` (`directory_url`, `account_key_pem`,
 `dns`, ...). Both are now `Certificate` with an issuer plug-in. Their state stays as written until the next
 update rewrites it, so it is translated on every read; the translation is pure and tested
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .core.deploy import nginx
 from .core.issuers import acme, private_ca, self_signed
 from .core.validation import SECRET, marked
 
@@ -66,3 +67,12 @@ def _signed_here_v1(raw: dict[str, Any]) -> dict[str, Any]:
                 "issuer_identity": identity}
     return {**out, "issuer_type": self_signed.KIND, "issuer_settings": {},
             "issuer_identity": self_signed.PLUGIN.identity(self_signed.SelfSignedOrder(), None)}
+
+
+def binding(raw: dict[str, Any]) -> dict[str, Any]:
+    """A binding's state in today's shape. Before nginx had modes, every nginx binding was a whole server block:
+    state written then (settings without `mode`) is server mode, whatever today's default is."""
+    settings = raw.get("target_settings")
+    if raw.get("target_type") == nginx.KIND and isinstance(settings, dict) and "mode" not in settings:
+        return {**raw, "target_settings": {**settings, "mode": "server"}}
+    return raw

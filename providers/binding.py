@@ -19,6 +19,7 @@ import pulumi
 from pulumi.dynamic import CheckResult, DiffResult
 from pydantic import PrivateAttr, ValidationInfo, model_validator
 
+from . import _legacy
 from ._dynamic import CertplaneProvider, CertplaneResource, Stored, note
 from ._wire import Unknown, is_unknown, known
 from .core import certificates as x509util
@@ -95,6 +96,8 @@ class CertificateBindingProvider(CertplaneProvider[BindingInputs, BindingOutputs
     actions = {"create": "deploying a certificate", "update": "redeploying a certificate",
                "delete": "removing a certificate binding", "read": "reading a certificate binding"}
 
+    def legacy(self, raw: dict[str, Any]) -> dict[str, Any]:
+        return _legacy.binding(raw)
 
     def subject(self, raw: Mapping[str, Any]) -> str:
         return f"binding {binding_id(str(raw.get('certificate')), str(raw.get('target')))}"

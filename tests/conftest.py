@@ -146,7 +146,10 @@ def demo_servers(tmp_path: Path, moto: MotoServer) -> Iterator[tuple[PebbleServe
     """The demo's servers on free ports: Pebble (+ challtestsrv), nginx, and an ALB on the session's moto."""
     from tools.servers.moto import create_https_listener, import_placeholder_certificate
 
+    from tools.servers import demo_sites
+
     nginx = NginxServer(tmp_path / "nginx", f"127.0.0.1:{free_port()}")
+    demo_sites.write(nginx, f"127.0.0.1:{free_port()}")
     with PebbleServer() as pebble:
         nginx.start(timeout=10)
         try:

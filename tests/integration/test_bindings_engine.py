@@ -25,7 +25,7 @@ def config(nginx: NginxServer) -> dict:
             "api": {"domains": ["api.example.test"], "issuer": "ca", "validity_days": 90,
                     "bindings": [{"target": "edge"}]},
         },
-        "targets": {"edge": {"type": "nginx", "conf_dir": str(nginx.conf_dir), "listen": nginx.listen}},
+        "targets": {"edge": {"type": "nginx", **nginx.target_settings()}},
     }
 
 

@@ -11,6 +11,9 @@ import boto3
 import pytest
 
 from tests.support.demo import demo_config, expected_counts
+from tests.support.https import https_get
+from tools.servers import demo_sites
+from tools.servers.nginx import sites_dir
 from tools.demo_upload import main as make_demo_upload
 from tools.servers.moto import DUMMY_ENV, write_credentials
 
@@ -42,6 +45,15 @@ def test_the_demo_stack_issues_deploys_and_verifies(tmp_path, demo_servers):
         assert check.returncode == 0, check.stdout + check.stderr
         assert f"probed {expected['endpoints']} endpoints" in check.stdout
 
+        # The demo's own sites (snippet mode) proxy to their apps under the managed certificates.
+        for name, host in (("www", "www.example.test"), ("www", "example.test"), ("blog", "blog.example.test")):
+            status, body, fingerprint = https_get(nginx.host, nginx.port, host)
+            assert (status, body, fingerprint) == (200, f"{name} app: hello {host}\n",
+                                                   inventory[name]["fingerprint_sha256"])
+        sites = {p: p.read_bytes() for p in sites_dir(nginx.conf_dir).glob("*.conf")}
+        placeholders = {p: p.read_bytes() for p in demo_sites.snippets_dir(nginx).glob("*.conf.before-certplane")}
+        assert len(placeholders) == 2
+
         # The ALB carries the SNI-bound certificates; the lab certificate sits in its directory.
         elb = boto3.client("elbv2", region_name="us-east-1", endpoint_url=moto_url)
         listener = elb.describe_listeners(LoadBalancerArn=elb.describe_load_balancers(
@@ -57,3 +69,7 @@ def test_the_demo_stack_issues_deploys_and_verifies(tmp_path, demo_servers):
     finally:
         project.destroy()
     assert not any((nginx.conf_dir / "certplane").glob("*.conf"))
+    # The sites are as they were written; each snippet is the site's own again.
+    assert {p: p.read_bytes() for p in sites_dir(nginx.conf_dir).glob("*.conf")} == sites
+    assert {p.with_name(p.name + ".before-certplane"): p.read_bytes()
+            for p in demo_sites.snippets_dir(nginx).glob("*.conf")} == placeholders

@@ -39,6 +39,10 @@ def test_a_stack_from_the_previous_release_upgrades_with_no_replacement(tmp_path
         assert dynamic and set(dynamic) == {LEGACY_TYPE}
 
         project.use_program(ROOT)
+        # The one config change the upgrade asks for (README, "Upgrading"): nginx's default mode is now
+        # `snippet`, so a target of whole server blocks says `mode: server`.
+        config["targets"]["edge"]["mode"] = "server"
+        project.set_config(config)
         # `make demo` refreshes first: the engine then diffs what it read against the inputs the old release
         # left in state, in the old shape. Nothing is due, nothing is re-issued, nothing fails.
         with project.environment(aws):

@@ -97,7 +97,7 @@ def test_create_diff_update_read_delete_on_nginx(nginx: NginxServer, ca: LocalCa
     assert all(served(nginx, n) == v2.fingerprint_sha256 for n in NAMES)
 
     provider.delete(created.id, repaired)
-    assert not layout.site("www--edge").exists() and not layout.key("www--edge").exists()
+    assert not layout.conf_file("www--edge").exists() and not layout.key("www--edge").exists()
     assert served(nginx, "www.example.test") == nginx.default_fingerprint  # a handshake, and not ours
 
 
@@ -115,7 +115,7 @@ def test_a_verify_failure_on_create_rolls_back(nginx: NginxServer, ca: LocalCa) 
                               f"{first.fingerprint_sha256}, expected {second.fingerprint_sha256} "
                               "(checked 5 times over 0.25 s) (rolled back)")
     layout = Layout(Path(settings["conf_dir"]))  # type: ignore[arg-type]
-    assert not layout.site("zzz--edge").exists() and layout.site("aaa--edge").exists()
+    assert not layout.conf_file("zzz--edge").exists() and layout.conf_file("aaa--edge").exists()
 
 
 def test_files_target_round_trip(tmp_path: Path, ca: LocalCa) -> None:  # noqa: F811
@@ -187,9 +187,9 @@ def test_a_new_keystore_password_redeploys_and_an_explicit_conf_is_no_move(nginx
     try:
         repassword = props(nginx, bundle, keystore_password="second-pass")
         assert provider.diff("b", outs, repassword).changes is True
-        explicit = props(nginx, bundle, target_settings={**nginx.target_settings(),
-                                                         "conf": str(nginx.layout.main_conf)})
-        d = provider.diff("b", outs, explicit)
+        implicit = props(nginx, bundle, target_settings={k: v for k, v in nginx.target_settings().items()
+                                                         if k != "conf"})  # server mode's default: the same file
+        d = provider.diff("b", outs, implicit)
         assert d.replaces == [], "the same files: an in-place update, never create-then-delete of one path"
     finally:
         provider.delete("b", outs)

@@ -112,3 +112,16 @@ def test_state_an_earlier_release_accepted_still_reads_though_today_refuses_it()
     assert [f.reason for f in CertificateProvider().check({}, news).failures] == [
         "issuer_settings.directory_url: must be the https:// URL of an ACME directory, e.g. "
         "https://acme-v02.api.letsencrypt.org/directory (http:// only on loopback)"]
+
+
+def test_an_nginx_binding_from_before_modes_is_a_server_block_and_today_writes_the_mode():
+    from providers.binding import CertificateBindingProvider
+    from providers.core import deploy
+
+    settings = {"conf_dir": "/srv/nginx", "listen": "127.0.0.1:8443"}
+    before_modes = {"certificate": "www", "target": "edge", "target_type": "nginx", "target_settings": settings}
+    stored = CertificateBindingProvider()._stored(before_modes)  # noqa: SLF001
+    assert stored.inputs.settings.mode == "server"  # type: ignore[attr-defined]
+    # What the components send today always carries the mode (defaults are written out), so a binding made by
+    # this release is never mistaken for one from before.
+    assert deploy.parse_settings("nginx", settings).wire()["mode"] == "snippet"

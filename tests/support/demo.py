@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from tools.servers import demo_sites
 from tools.servers.nginx import NginxServer
 from tools.servers.pebble import PebbleServer
 
@@ -28,6 +29,9 @@ def demo_config(pebble: PebbleServer, nginx: NginxServer, moto_url: str, files_d
     acme["http01"]["listen"] = f"127.0.0.1:{pebble.http01_port}"
     targets = config["targets"]
     targets["edge"].update(conf_dir=str(nginx.conf_dir), listen=nginx.listen)
+    if "site" in targets:  # the demo's own sites, in snippet mode (not in releases before it)
+        targets["site"].update(conf_dir=str(demo_sites.snippets_dir(nginx)), conf=str(nginx.main_conf),
+                               listen=nginx.listen)
     targets["alb"]["endpoint_url"] = moto_url
     targets["lab-files"]["directory"] = str(files_dir)
     return config

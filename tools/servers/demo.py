@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from tools.servers import demo_sites
 from tools.servers.moto import write_credentials
 from tools.servers.nginx import NginxServer
 from tools.servers.pebble import PebbleServer
@@ -26,7 +27,7 @@ from tools.servers.pebble import PebbleServer
 ROOT = Path(__file__).resolve().parents[2]
 STATE = ROOT / ".certplane" / "servers"
 PORTS = {"acme": 14000, "pebble-management": 15000, "dns": 8053, "challtestsrv": 8055, "http-01": 5002,
-         "nginx": 8443, "moto": 5000}
+         "nginx": 8443, "nginx-app": 8081, "moto": 5000}
 REGION = "us-east-1"
 
 
@@ -79,10 +80,16 @@ def nginx_server() -> NginxServer:
 
 
 def nginx_up() -> str:
+    """nginx with the demo's own sites (tools/servers/demo-sites) next to certplane's server blocks. A running
+    one gets today's config (it may be from an older checkout) and a reload."""
     server = nginx_server()
+    demo_sites.write(server, f"127.0.0.1:{PORTS['nginx-app']}")
     if server.running():
-        return "already running"
-    _require_free("nginx")
+        server.write_config()
+        server.test()
+        server.reload()
+        return "already running (config reloaded)"
+    _require_free("nginx", "nginx-app")
     server.start(foreground=False)
     return f"https://127.0.0.1:{PORTS['nginx']}"
 

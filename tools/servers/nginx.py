@@ -1,8 +1,10 @@
 """Run the project's own unprivileged nginx on 127.0.0.1 from a certplane conf_dir (the demo and the tests).
 
 This module owns that nginx's main config: pid and temp paths under conf_dir, a self-signed default TLS server on
-`listen` (so nginx starts before any binding exists), and an include of the server blocks the nginx deploy
-target writes (the target's own layout, providers.core.deploy.nginx.Layout). Every wait is bounded.
+`listen` (so nginx starts before any binding exists), an include of the server blocks the nginx deploy target
+writes in server mode (providers.core.deploy.nginx.Layout), and an include of `conf_dir/sites/*.conf`, where a
+caller puts hand-written sites of its own (the demo's, tools/servers/demo_sites.py). Or it runs a config given
+whole (`conf=`), written by hand and never touched here, as a team's own nginx would be. Every wait is bounded.
 
     python -m tools.servers.nginx start  CONF_DIR LISTEN     # e.g. .certplane/nginx 127.0.0.1:8443
     python -m tools.servers.nginx stop   CONF_DIR
@@ -30,14 +32,29 @@ from providers.core.net import parse_address
 NGINX_BIN = "/usr/sbin/nginx"
 
 
+def pid_file(conf_dir: Path) -> Path:
+    return conf_dir / "nginx.pid"
+
+
+def sites_dir(conf_dir: Path) -> Path:
+    """Hand-written sites of the caller's own, included before certplane's server blocks."""
+    return conf_dir / "sites"
+
+
+def default_certificate(conf_dir: Path) -> tuple[Path, Path]:
+    """The self-signed certificate and key of the default server (what a name with no binding is served)."""
+    return conf_dir / "default.crt", conf_dir / "default.key"
+
+
 def render_main_config(layout: Layout, listen: str) -> str:
-    """Unprivileged-friendly paths (pid, temp dirs) under conf_dir, a default TLS server on `listen`, and the
-    per-binding server blocks."""
+    """Unprivileged-friendly paths (pid, temp dirs) under conf_dir, a default TLS server on `listen`, the
+    caller's own sites and the per-binding server blocks."""
     d = layout.conf_dir
     tmp = d / "tmp"
-    return f"""# Written by tools/servers/nginx.py for certplane's local nginx. Per-binding server blocks: {layout.sites}/.
+    cert, key = default_certificate(d)
+    return f"""# Written by tools/servers/nginx.py for certplane's local nginx. Per-binding server blocks: {layout.files_dir}/.
 worker_processes 1;
-pid {layout.pid_file};
+pid {pid_file(d)};
 error_log stderr notice;
 events {{ worker_connections 256; }}
 http {{
@@ -50,22 +67,23 @@ http {{
     server {{
         listen {listen} ssl default_server;
         server_name _;
-        ssl_certificate {d / "default.crt"};
-        ssl_certificate_key {d / "default.key"};
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
         return 421 "no certplane binding for this name\\n";
     }}
-    include {layout.sites}/*.conf;
+    include {sites_dir(d)}/*.conf;
+    include {layout.files_dir}/*.conf;
 }}
 """
 
 
 def write_main_config(layout: Layout, listen: str) -> None:
     """Create conf_dir with a self-signed default certificate and the main config (idempotent)."""
-    for directory in (layout.conf_dir, layout.sites, layout.certs):
+    for directory in (layout.conf_dir, layout.files_dir, layout.certs, sites_dir(layout.conf_dir)):
         ensure_dir(directory, 0o700)
     for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (layout.conf_dir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = layout.conf_dir / "default.crt", layout.conf_dir / "default.key"
+    cert_path, key_path = default_certificate(layout.conf_dir)
     if not cert_path.exists() or not key_path.exists():
         key = keys.generate_private_key(keys.KeySpec("ecdsa", curve="P-256"))
         cert = x509util.sign_certificate(
@@ -83,12 +101,15 @@ class NginxServer:
     """One nginx master process for `conf_dir`. `start()` runs it in the foreground of a child process
     (daemon off) when `foreground`, else lets nginx daemonize (for `make demo`, which outlives this process)."""
 
-    def __init__(self, conf_dir: str | Path, listen: str, *, nginx_bin: str = NGINX_BIN) -> None:
-        self.layout = Layout(Path(conf_dir).expanduser().resolve())
+    def __init__(self, conf_dir: str | Path, listen: str, *, nginx_bin: str = NGINX_BIN,
+                 conf: str | Path | None = None) -> None:
+        self.layout = Layout(Path(conf_dir).expanduser().resolve(), "server")
         self.listen = listen
         address = parse_address(listen)
         self.host, self.port = address.reachable_host, address.port
         self.nginx_bin = nginx_bin
+        self.own_config = conf is None
+        self.main_conf = self.layout.main_conf if conf is None else Path(conf).resolve()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -98,18 +119,21 @@ class NginxServer:
     @property
     def default_fingerprint(self) -> str | None:
         """The self-signed default server's certificate: what a name with no binding is served."""
-        path = self.conf_dir / "default.crt"
+        path = default_certificate(self.conf_dir)[0]
         return x509util.fingerprint_of_pem(path.read_text()) if path.exists() else None
 
     def target_settings(self) -> dict[str, object]:
-        """Settings for the nginx deploy target that drive this server."""
-        return {"conf_dir": str(self.conf_dir), "listen": self.listen, "nginx_bin": self.nginx_bin}
+        """Settings for the nginx deploy target in server mode (whole server blocks) that drive this server."""
+        return {"mode": "server", "conf_dir": str(self.conf_dir), "listen": self.listen, "nginx_bin": self.nginx_bin,
+                "conf": str(self.main_conf)}
 
     def _ctl(self, *extra: str) -> list[str]:
-        return [self.nginx_bin, *extra, "-p", f"{self.conf_dir}/", "-c", str(self.layout.main_conf), "-e", "stderr"]
+        return [self.nginx_bin, *extra, "-p", f"{self.conf_dir}/", "-c", str(self.main_conf), "-e", "stderr"]
 
     def write_config(self) -> None:
-        write_main_config(self.layout, self.listen)
+        """The main config this module owns; a config given whole is the caller's and is never written."""
+        if self.own_config:
+            write_main_config(self.layout, self.listen)
 
     def test(self) -> None:
         out = subprocess.run(self._ctl("-t", "-q"), capture_output=True, text=True, timeout=30, check=False)
@@ -155,7 +179,7 @@ class NginxServer:
 
     def pid(self) -> int | None:
         try:
-            return int(self.layout.pid_file.read_text().strip())
+            return int(pid_file(self.conf_dir).read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
 
@@ -203,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     server = NginxServer(args.conf_dir, args.listen)
     if args.action == "start":
         server.start(foreground=False)
-        print(f"nginx: serving on {args.listen} (conf {server.layout.main_conf})")
+        print(f"nginx: serving on {args.listen} (conf {server.main_conf})")
     elif args.action == "stop":
         server.stop()
     elif args.action == "reload":

@@ -75,9 +75,12 @@ class FileSet:
 
 @contextlib.contextmanager
 def locked(lock_file: Path, *, timeout: float = 120.0) -> Iterator[None]:
-    """One deploy at a time per target directory: Pulumi runs resources in parallel threads and processes."""
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_file, "a") as handle:
+    """One deploy at a time per server: Pulumi runs resources in parallel threads and processes. An existing
+    file (a server's own main config) is locked read-only, never written; otherwise `lock_file` is created."""
+    if not lock_file.exists():
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        lock_file.touch()
+    with open(lock_file, "rb") as handle:
         deadline = time.monotonic() + timeout
         while True:
             try:

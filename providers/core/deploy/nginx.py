@@ -1,20 +1,31 @@
-"""nginx: one `server {}` file per binding plus its fullchain and key, tested with `nginx -t`, reloaded, and
-confirmed by real TLS handshakes with each server name.
+"""nginx: the certificate files plus, per binding, either a snippet the user's own `server {}` includes (mode
+`snippet`, the default: certplane never writes a main config or a server block it does not own) or a whole
+`server {}` block certplane owns (mode `server`, for an nginx that serves nothing else, like the demo's). Every
+change is tested with `nginx -t` against the user's main config, reloaded, and confirmed by a real TLS handshake
+with each server name; any failure puts every file back.
 
-Layout under `conf_dir` (the main config that includes `certplane/*.conf` is the server's own; for the demo and
-the tests it is written by tools/servers/nginx.py):
-    certplane/<binding_id>.conf     one server block per binding
-    certplane/certs/<binding_id>.fullchain.pem, <binding_id>.key.pem   (directory 0700, key 0600)
+Layout under `conf_dir`:
+    snippet mode                                        server mode
+    <binding>.conf        ssl_certificate lines         certplane/<binding>.conf        one server block
+    <binding>.conf.before-certplane  the user's own     certplane/certs/<binding>.fullchain.pem, .key.pem
+                          file, kept until remove
+    certs/<binding>.fullchain.pem, .key.pem   (directory 0700, key 0600)
+
+Snippet mode, step by step for a team's nginx: put your current `ssl_certificate`/`ssl_certificate_key` lines in
+`<conf_dir>/<binding>.conf` and `include` it in the site's `server {}` (so `nginx -t` passes before certplane
+exists); the first deploy keeps that file as `.before-certplane` and writes certplane's; removing the binding
+puts yours back, so the site never loses its certificate.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from ..certificates import check_dns_name, fingerprint_of_pem
 from ..errors import DeployError, InvalidInputError
@@ -26,15 +37,23 @@ from ._support import FileSet, atomic_write, ensure_dir, locked, read_or_none, r
 from .base import Binding, Bundle, Endpoint, TargetPlugin, TargetSettings
 
 KIND = "nginx"
+SYSTEM_CONF = "/etc/nginx/nginx.conf"
+MANAGED = "# Managed by certplane"  # the first line of every file certplane writes and may overwrite or delete
+SAVED_SUFFIX = ".before-certplane"
+
+Mode = Literal["snippet", "server"]
 
 
 class NginxSettings(TargetSettings):
-    """conf_dir, listen (HOST:PORT); optional conf (the main config to test and reload; default
-    conf_dir/nginx.conf), prefix, nginx_bin, reload_command, test_command, poll_tries, poll_interval (s),
-    confirmations (consecutive good rounds), command_timeout (s)."""
+    """conf_dir, listen (HOST:PORT the sites listen on, for verification); mode (snippet | server); optional
+    conf (the main config to test and reload; default /etc/nginx/nginx.conf in snippet mode, conf_dir/nginx.conf
+    in server mode), prefix (nginx -p; default none in snippet mode, conf_dir in server mode), nginx_bin,
+    reload_command (e.g. [systemctl, reload, nginx]), test_command, poll_tries, poll_interval (s), confirmations
+    (consecutive good rounds), command_timeout (s)."""
 
     conf_dir: Annotated[ProjectPath, LOCATION]
     listen: HostPort
+    mode: Annotated[Mode, LOCATION] = "snippet"
     conf: ProjectPath | None = None
     prefix: ProjectPath | None = None
     nginx_bin: str = "/usr/sbin/nginx"
@@ -48,28 +67,33 @@ class NginxSettings(TargetSettings):
 
 @dataclass(frozen=True)
 class Layout:
-    """Where everything lives under conf_dir; the one place both the target and the server module read."""
+    """Where a mode keeps its files under conf_dir; the one place the target, its tests and the local server
+    module read."""
 
     conf_dir: Path
+    mode: Mode = "server"
 
     @property
-    def main_conf(self) -> Path:
-        return self.conf_dir / "nginx.conf"
-
-    @property
-    def sites(self) -> Path:
-        return self.conf_dir / "certplane"
+    def files_dir(self) -> Path:
+        """Where the per-binding config files live (and the lock)."""
+        return self.conf_dir if self.mode == "snippet" else self.conf_dir / "certplane"
 
     @property
     def certs(self) -> Path:
-        return self.sites / "certs"
+        return self.files_dir / "certs"
 
     @property
-    def pid_file(self) -> Path:
-        return self.conf_dir / "nginx.pid"
+    def main_conf(self) -> Path:
+        """Server mode's default main config (written by whoever runs that nginx, never by the target)."""
+        return self.conf_dir / "nginx.conf"
 
-    def site(self, binding_id: str) -> Path:
-        return self.sites / f"{binding_id}.conf"
+    def conf_file(self, binding_id: str) -> Path:
+        """The binding's snippet (snippet mode) or server block (server mode)."""
+        return self.files_dir / f"{binding_id}.conf"
+
+    def saved(self, binding_id: str) -> Path:
+        """The user's own snippet from before certplane, restored by remove (snippet mode)."""
+        return self.files_dir / f"{binding_id}.conf{SAVED_SUFFIX}"
 
     def fullchain(self, binding_id: str) -> Path:
         return self.certs / f"{binding_id}.fullchain.pem"
@@ -78,8 +102,19 @@ class Layout:
         return self.certs / f"{binding_id}.key.pem"
 
 
+def render_snippet(layout: Layout, binding: Binding) -> str:
+    conf = layout.conf_file(binding.binding_id)
+    return (f"{MANAGED}: binding {binding.binding_id}. Include it in the server {{}} that serves "
+            f"{', '.join(binding.server_names)}:\n"
+            f"#     include {conf};\n"
+            f"# Your own file from before, if there was one, is {layout.saved(binding.binding_id).name} and comes "
+            f"back when the binding is removed.\n"
+            f"ssl_certificate {layout.fullchain(binding.binding_id)};\n"
+            f"ssl_certificate_key {layout.key(binding.binding_id)};\n")
+
+
 def render_site(layout: Layout, binding: Binding, listen: str) -> str:
-    return (f"# Managed by certplane: binding {binding.binding_id}\n"
+    return (f"{MANAGED}: binding {binding.binding_id}\n"
             f"server {{\n"
             f"    listen {listen} ssl;\n"
             f"    server_name {' '.join(binding.server_names)};\n"
@@ -87,6 +122,10 @@ def render_site(layout: Layout, binding: Binding, listen: str) -> str:
             f"    ssl_certificate_key {layout.key(binding.binding_id)};\n"
             f"    return 200 \"{binding.binding_id}\\n\";\n"
             f"}}\n")
+
+
+def _managed(data: bytes | None) -> bool:
+    return data is not None and data.startswith(MANAGED.encode())
 
 
 def _nginx_error(lines: list[str]) -> str:
@@ -100,15 +139,17 @@ class NginxTarget(base.RedeployRollback):
 
     def __init__(self, settings: NginxSettings) -> None:
         self.settings = settings
-        self.layout = Layout(Path(settings.conf_dir))
+        self.snippet = settings.mode == "snippet"
+        self.layout = Layout(Path(settings.conf_dir), settings.mode)
         self.listen = settings.listen
         address = parse_address(settings.listen)
         self.host, self.port = address.reachable_host, address.port
-        self.conf = Path(settings.conf) if settings.conf else self.layout.main_conf
-        self.prefix = Path(settings.prefix) if settings.prefix else self.layout.conf_dir
-        ctl = [settings.nginx_bin, "-p", f"{self.prefix}/", "-c", str(self.conf), "-e", "stderr"]
-        self.test_command = settings.test_command or (ctl[0], "-t", "-q", *ctl[1:])
-        self.reload_command = settings.reload_command or (ctl[0], "-s", "reload", *ctl[1:])
+        self.conf = Path(settings.conf) if settings.conf else \
+            Path(SYSTEM_CONF) if self.snippet else self.layout.main_conf
+        prefix = settings.prefix or (None if self.snippet else self.layout.conf_dir)
+        ctl = [*(("-p", f"{prefix}/") if prefix else ()), "-c", str(self.conf), "-e", "stderr"]
+        self.test_command = settings.test_command or (settings.nginx_bin, "-t", "-q", *ctl)
+        self.reload_command = settings.reload_command or (settings.nginx_bin, "-s", "reload", *ctl)
         self.poll_tries = settings.poll_tries
         self.poll_interval = settings.poll_interval
         self.confirmations = settings.confirmations
@@ -127,20 +168,25 @@ class NginxTarget(base.RedeployRollback):
 
     def deploy(self, binding: Binding, bundle: Bundle) -> dict[str, Any]:
         self.check_binding(binding)
-        layout = self.layout
-        with locked(layout.sites / ".lock"):
-            ensure_dir(layout.sites, 0o700)
+        layout, bid = self.layout, binding.binding_id
+        conf_file = layout.conf_file(bid)
+        with self._locked():
+            if not self.snippet:
+                ensure_dir(layout.files_dir, 0o700)
             ensure_dir(layout.certs, 0o700)
-            files = {
-                layout.key(binding.binding_id): (bundle.key_pem.encode(), 0o600),
-                layout.fullchain(binding.binding_id): (bundle.fullchain_pem.encode(), 0o644),
-                layout.site(binding.binding_id): (render_site(layout, binding, self.listen).encode(), 0o644),
+            text = render_snippet(layout, binding) if self.snippet else render_site(layout, binding, self.listen)
+            files: dict[Path, tuple[bytes, int] | None] = {
+                layout.key(bid): (bundle.key_pem.encode(), 0o600),
+                layout.fullchain(bid): (bundle.fullchain_pem.encode(), 0o644),
+                conf_file: (text.encode(), 0o644),
             }
+            users = read_or_none(conf_file)
+            if self.snippet and users is not None and not _managed(users) and not layout.saved(bid).exists():
+                files[layout.saved(bid)] = (users, conf_file.stat().st_mode & 0o777)  # theirs, back on remove
             self._apply(files)
         self._wait_served(binding, bundle.fingerprint_sha256)
-        return {"listen": self.listen, "conf_file": str(layout.site(binding.binding_id)),
-                "cert_file": str(layout.fullchain(binding.binding_id)),
-                "key_file": str(layout.key(binding.binding_id))}
+        return {"listen": self.listen, "mode": self.settings.mode, "conf_file": str(conf_file),
+                "cert_file": str(layout.fullchain(bid)), "key_file": str(layout.key(bid))}
 
     def verify(self, binding: Binding, bundle: Bundle) -> None:
         self._wait_served(binding, bundle.fingerprint_sha256)
@@ -149,28 +195,56 @@ class NginxTarget(base.RedeployRollback):
         return {name: served_fingerprint(self.host, self.port, probe_name(name)) for name in binding.server_names}
 
     def remove(self, binding: Binding) -> None:
-        layout = self.layout
-        with locked(layout.sites / ".lock"):
-            paths = [layout.site(binding.binding_id), layout.fullchain(binding.binding_id),
-                     layout.key(binding.binding_id)]
-            if not any(p.exists() for p in paths):
+        """Server mode deletes the block; snippet mode puts the user's own snippet back (or, when there was none,
+        deletes certplane's and lets `nginx -t` prove nothing includes it any more)."""
+        layout, bid = self.layout, binding.binding_id
+        conf_file, saved_file = layout.conf_file(bid), layout.saved(bid)
+        with self._locked():
+            conf, saved = read_or_none(conf_file), read_or_none(saved_file)
+            certs = [layout.fullchain(bid), layout.key(bid)]
+            if not any(p.exists() for p in certs) and not _managed(conf):
                 return
-            gone = fingerprint_of_pem(read_or_none(layout.fullchain(binding.binding_id)))
-            self._apply({p: None for p in paths})
-            # Names another binding serves (a renamed target taking over) may keep serving the same certificate.
-            still_ours = tuple(n for n in binding.server_names if n not in self._claimed_by_others(binding))
+            gone = fingerprint_of_pem(read_or_none(layout.fullchain(bid)))
+            files: dict[Path, tuple[bytes, int] | None] = {}
+            if _managed(conf):  # a file the user took back by hand stays theirs
+                files[conf_file] = (saved, saved_file.stat().st_mode & 0o777) if saved is not None else None
+                if saved is not None:
+                    files[saved_file] = None
+            files.update({p: None for p in certs})  # after the file that names them
+            try:
+                self._apply(files)
+            except DeployError as err:
+                if self.snippet and str(conf_file) in str(err):
+                    raise DeployError(
+                        f"nginx: binding {bid} is not removed: your config still includes {conf_file} and nginx "
+                        f"would have no certificate for {', '.join(binding.server_names)}; give that server {{}} "
+                        f"a certificate of its own (or your own lines in {saved_file.name}) and remove again. "
+                        f"Nothing was changed. ({err})") from None
+                raise
+            serving_elsewhere = self._serving_elsewhere(binding, gone)
+        still_ours = tuple(n for n in binding.server_names if n not in serving_elsewhere)
         if gone and still_ours:
             self._wait_served(Binding(binding.binding_id, still_ours, binding.sni, binding.live), gone, present=False)
 
-    def _claimed_by_others(self, binding: Binding) -> set[str]:
+    def _serving_elsewhere(self, binding: Binding, fingerprint: str | None) -> set[str]:
+        """Names another binding serves with the same certificate (a renamed binding taking over), which may
+        keep serving it after this one is gone."""
+        others = [p for p in self.layout.files_dir.glob("*.conf") if p != self.layout.conf_file(binding.binding_id)]
+        if self.snippet:  # which server {} includes a snippet is the user's config: compare certificates
+            same = any(fingerprint_of_pem(read_or_none(self.layout.fullchain(p.stem))) == fingerprint for p in others)
+            return set(binding.server_names) if same else set()
         names: set[str] = set()
-        for site in self.layout.sites.glob("*.conf"):
-            if site != self.layout.site(binding.binding_id):
-                for match in re.finditer(r"^\s*server_name\s+([^;]+);", site.read_text(), re.M):
-                    names.update(match.group(1).split())
+        for site in others:
+            for match in re.finditer(r"^\s*server_name\s+([^;]+);", site.read_text(), re.M):
+                names.update(match.group(1).split())
         return names
 
     # --- mechanics ------------------------------------------------------------------------------------------
+
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        """One change at a time per nginx, whichever target (conf_dir, mode) makes it: every binding's
+        `nginx -t` sees every other binding whole. The lock is the main config itself, opened read-only."""
+        return locked(self.conf if self.conf.exists() else self.layout.certs / ".lock")
 
     def _apply(self, files: Mapping[Path, tuple[bytes, int] | None]) -> None:
         """Write or delete files, `nginx -t`, reload; on any failure put every file back as it was."""
@@ -211,8 +285,10 @@ class NginxTarget(base.RedeployRollback):
             raise DeployError(f"nginx: {name} on {self.listen} still serves {fingerprint} after its binding was "
                               f"removed (checked {self.poll_tries} times)")
         got = seen.get(name) or "no certificate (handshake failed)"
+        hint = (f"; is `include {self.layout.conf_file(binding.binding_id)};` in the server {{}} for {name}?"
+                if self.snippet else "")
         raise DeployError(f"nginx: {name} on {self.listen} serves {got}, expected {fingerprint} "
-                          f"(checked {self.poll_tries} times over {self.poll_tries * self.poll_interval:g} s)")
+                          f"(checked {self.poll_tries} times over {self.poll_tries * self.poll_interval:g} s){hint}")
 
 
 PLUGIN = TargetPlugin(KIND, NginxSettings, NginxTarget)

@@ -13,7 +13,7 @@ import pytest
 from providers.core import certificates as x509util
 from providers.core import deploy
 from providers.core.deploy import Binding, get_target
-from providers.core.deploy.nginx import NginxTarget
+from providers.core.deploy.nginx import NginxSettings, NginxTarget
 from providers.core.tls import handshake, served_fingerprint
 from providers.core.errors import DeployError, InvalidInputError
 from tests.support.pki import LocalCa, mismatched
@@ -131,7 +131,7 @@ def test_a_failed_reload_restores_the_files(nginx: NginxServer, ca: LocalCa, tmp
         target.deploy(binding, ca.bundle(["www.example.test"]))
     assert str(err.value) == "nginx: reload failed (exit 7), previous certificate kept: reload refused"
     layout = nginx_target(nginx).layout
-    assert not layout.site("www--edge").exists() and not layout.key("www--edge").exists()
+    assert not layout.conf_file("www--edge").exists() and not layout.key("www--edge").exists()
 
 
 def test_drift_a_hand_edited_certificate_is_what_observe_reports(nginx: NginxServer, ca: LocalCa) -> None:
@@ -173,7 +173,7 @@ def test_remove_falls_back_to_the_default_server(nginx: NginxServer, ca: LocalCa
     assert served(nginx, "c.example.test") == bundles["c.example.test"].fingerprint_sha256  # type: ignore[attr-defined]
     target.remove(bindings["a.example.test"])  # idempotent
     target.rollback(bindings["c.example.test"], None)  # rollback of a first deploy removes it
-    assert not nginx_target(nginx).layout.site("c--edge").exists()
+    assert not nginx_target(nginx).layout.conf_file("c--edge").exists()
 
 
 @pytest.mark.parametrize(("kind", "raw", "message"), [
@@ -184,9 +184,10 @@ def test_remove_falls_back_to_the_default_server(nginx: NginxServer, ca: LocalCa
     ("nginx", {"conf_dir": "/tmp/x", "listen": "127.0.0.1:8443", "reload_command": "nginx -s reload"},
      "reload_command: must be a command as a list of arguments, e.g. [systemctl, reload, haproxy]"),
     ("nginx", {"conf_dir": "/tmp/x", "listen": "127.0.0.1:8443", "colour": "blue"},
-     "colour: unknown setting (known: conf_dir, listen, conf, prefix, nginx_bin, reload_command, test_command, "
-     "poll_tries, poll_interval, confirmations, command_timeout)"),
-    ("haproxy", {}, f"type: unrecognized deploy target: haproxy (known: {deploy.REGISTRY.known()})"),
+     f"colour: unknown setting (known: {', '.join(NginxSettings.model_fields)})"),
+    ("nginx", {"conf_dir": "/tmp/x", "listen": "127.0.0.1:8443", "mode": "servers"},
+     "mode: must be one of 'snippet' or 'server'"),
+    ("caddy", {}, f"type: unrecognized deploy target: caddy (known: {deploy.REGISTRY.known()})"),
 ])
 def test_bad_settings_name_the_field(kind: str, raw: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidInputError) as err:
