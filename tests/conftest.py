@@ -24,6 +24,8 @@ from tests.support.acme import BLOCKED, EAB_HMAC, EAB_KID, new_account  # noqa: 
 from tests.support.pki import LocalCa  # noqa: E402
 from tools.servers.bind import BindServer  # noqa: E402
 from tools.servers.moto import DUMMY_ENV, MotoServer  # noqa: E402
+from tests.support.demo import DemoServers  # noqa: E402
+from tools.servers.haproxy import HaproxyServer  # noqa: E402
 from tools.servers.nginx import NginxServer  # noqa: E402
 from tools.servers import free_port  # noqa: E402
 from tools.servers.pebble import PebbleServer  # noqa: E402
@@ -55,6 +57,16 @@ def ca() -> LocalCa:
 @pytest.fixture
 def nginx(tmp_path: Path) -> Iterator[NginxServer]:
     server = NginxServer(tmp_path / "nginx", f"127.0.0.1:{free_port()}")
+    server.start(timeout=10)
+    try:
+        yield server
+    finally:
+        server.stop(timeout=10)
+
+
+@pytest.fixture
+def haproxy(tmp_path: Path) -> Iterator[HaproxyServer]:
+    server = HaproxyServer(tmp_path / "haproxy", f"127.0.0.1:{free_port()}")
     server.start(timeout=10)
     try:
         yield server
@@ -142,19 +154,22 @@ def webroot_server(pebble: PebbleServer, tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.fixture
-def demo_servers(tmp_path: Path, moto: MotoServer) -> Iterator[tuple[PebbleServer, NginxServer, str]]:
-    """The demo's servers on free ports: Pebble (+ challtestsrv), nginx, and an ALB on the session's moto."""
-    from tools.servers.moto import create_https_listener, import_placeholder_certificate
-
+def demo_servers(tmp_path: Path, moto: MotoServer) -> Iterator[DemoServers]:
+    """The demo's servers on free ports: Pebble (+ challtestsrv), nginx with the demo's own sites, HAProxy, and
+    an ALB on the session's moto."""
     from tools.servers import demo_sites
+    from tools.servers.moto import create_https_listener, import_placeholder_certificate
 
     nginx = NginxServer(tmp_path / "nginx", f"127.0.0.1:{free_port()}")
     demo_sites.write(nginx, f"127.0.0.1:{free_port()}")
+    haproxy = HaproxyServer(tmp_path / "haproxy", f"127.0.0.1:{free_port()}")
     with PebbleServer() as pebble:
         nginx.start(timeout=10)
         try:
+            haproxy.start(timeout=10)
             url = moto.endpoint_url
             create_https_listener(url, "us-east-1", import_placeholder_certificate(url, "us-east-1"))
-            yield pebble, nginx, url
+            yield DemoServers(pebble, nginx, haproxy, url)
         finally:
+            haproxy.stop(timeout=10)
             nginx.stop(timeout=10)

@@ -26,10 +26,11 @@ if [ "${go_minor:-0}" -lt 26 ] 2>/dev/null && [ "${GOTOOLCHAIN:-local}" = local 
   die "Go 1.26 or newer is required (found $(go env GOVERSION)); install it, or set GOTOOLCHAIN to a newer toolchain"
 fi
 
-# 1. Debian packages: nginx (TLS listener), openssl and keytool (format round trips), BIND (RFC 2136),
-#    Chromium (report screenshots).
+# 1. Debian packages: nginx and HAProxy (TLS listeners), openssl and keytool (format round trips), BIND
+#    (RFC 2136), Chromium (report screenshots).
 need_apt=(${need_venv:-})
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
+[ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v keytool >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || need_apt+=(bind9 bind9-utils)
@@ -39,7 +40,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >&2
   # Debian starts the system services on install; certplane runs its own unprivileged instances.
-  for svc in nginx named bind9; do $SUDO service "$svc" stop >/dev/null 2>&1 || true; done
+  for svc in nginx haproxy named bind9; do $SUDO service "$svc" stop >/dev/null 2>&1 || true; done
 fi
 
 # 2. Python venv from the pinned requirements (re-installed only when they change).

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from cryptography import x509
 
@@ -76,4 +78,33 @@ def served_fingerprint(host: str, port: int, server_name: str | None, *, timeout
         return None
 
 
-__all__ = ["PROBE_LABEL", "TlsError", "handshake", "probe_name", "served_fingerprint"]
+@dataclass(frozen=True)
+class Served:
+    """The outcome of await_served: `pending` names did not settle in the wanted state (empty: all did); `seen`
+    is the last fingerprint each name served (None: no handshake)."""
+
+    pending: tuple[str, ...]
+    seen: dict[str, str | None]
+    tries: int
+
+
+def await_served(host: str, port: int, names: Sequence[str], fingerprint: str, *, present: bool = True,
+                 tries: int = 50, interval: float = 0.1, confirmations: int = 3) -> Served:
+    """Poll real handshakes until every name serves `fingerprint` (or, with present=False, none does) in
+    `confirmations` consecutive rounds. A server that reloads or swaps certificates is briefly mixed (old
+    workers still accept), so one good round proves little. Bounded: `tries` rounds, `interval` apart."""
+    seen: dict[str, str | None] = {}
+    streak, pending = 0, list(names)
+    for attempt in range(tries):
+        for name in names:
+            seen[name] = served_fingerprint(host, port, probe_name(name))
+        pending = [n for n in names if (seen[n] == fingerprint) != present]
+        streak = 0 if pending else streak + 1
+        if streak >= confirmations:
+            return Served((), seen, tries)
+        if attempt + 1 < tries:
+            time.sleep(interval if pending else interval / 2)
+    return Served(tuple(pending) or tuple(names[:1]), seen, tries)  # unsettled though the last round was good
+
+
+__all__ = ["PROBE_LABEL", "Served", "TlsError", "await_served", "handshake", "probe_name", "served_fingerprint"]

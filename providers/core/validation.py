@@ -233,13 +233,14 @@ Argv = Annotated[tuple[str, ...], BeforeValidator(_argv)]
 """A command as a list of arguments, run without a shell (a string would be ambiguous to split)."""
 
 
-def _project_path(value: str, info: ValidationInfo) -> str:
+def project_path(value: str, info: ValidationInfo) -> str:
+    """`value` resolved against the project directory (see ProjectPath)."""
     base = (info.context or {}).get("base_dir")
     path = Path(value).expanduser()
     return str((Path(base) / path if base and not path.is_absolute() else path).resolve())
 
 
-ProjectPath = Annotated[str, Field(min_length=1), AfterValidator(_project_path)]
+ProjectPath = Annotated[str, Field(min_length=1), AfterValidator(project_path)]
 """A filesystem path; relative ones are relative to the project directory (`context={"base_dir": ...}` in
 config, the provider process's working directory on the engine side, which is the same directory)."""
 
@@ -247,5 +248,5 @@ SecretText = Annotated[str, SECRET]
 """Key material, a password or a credential: a Pulumi secret, never in a repr or a message."""
 
 
-__all__ = ["Argv", "LOCATION", "STORED", "policy", "Marker", "Model", "ProjectPath", "REISSUE", "SECRET", "SecretText", "State",
+__all__ = ["Argv", "LOCATION", "STORED", "policy", "Marker", "Model", "ProjectPath", "project_path", "REISSUE", "SECRET", "SecretText", "State",
            "first_problem", "marked", "number", "parse", "problems", "unknown_setting", "whole_number"]

@@ -98,17 +98,21 @@ def test_the_demo_config_becomes_typed_resources(demo: dict[str, Any], tmp_path:
 
         bindings = recorder.of("CertificateBinding")
         assert {b["target"] for b in bindings.values()} == set(demo["targets"])
-        www_edge = bindings["www--edge"]
-        assert secret(www_edge["private_key_pem"]) == "KEY" and secret(www_edge["keystore_password"]) == "pw"
-        assert www_edge["server_names"] == ["www.example.test", "example.test"]
-        assert www_edge["target_type"] == "nginx"
-        assert deploy.parse_settings("nginx", from_wire(www_edge["target_settings"])).conf_dir == \
-            str((tmp_path / ".certplane" / "nginx").resolve())  # relative to the project directory
+        www_site = bindings["www--site"]
+        assert secret(www_site["private_key_pem"]) == "KEY" and secret(www_site["keystore_password"]) == "pw"
+        assert www_site["server_names"] == ["www.example.test", "example.test"]
+        assert www_site["target_type"] == "nginx"
+        site = deploy.parse_settings("nginx", from_wire(www_site["target_settings"]))
+        assert site.conf_dir == str((tmp_path / ".certplane" / "nginx" / "snippets").resolve())  # project-relative
+        assert site.mode == "snippet"  # type: ignore[attr-defined]
+        edge = deploy.parse_settings("nginx", from_wire(bindings["api--edge"]["target_settings"]))
+        assert edge.mode == "server"  # type: ignore[attr-defined]
         assert bindings["api--edge"]["server_names"] == ["api.example.test"]  # the domains, known at preview
 
-        # The inventory lists TLS endpoints for the targets that terminate TLS themselves (nginx here).
-        assert [e["server_name"] for e in inventory["shop"]["endpoints"]] == ["certplane-probe.shop.example.test",
-                                                                              "shop.example.test"]
+        # The inventory lists TLS endpoints for the targets that terminate TLS themselves (nginx, HAProxy).
+        assert [(e["port"], e["server_name"]) for e in inventory["shop"]["endpoints"]] == [
+            (8443, "certplane-probe.shop.example.test"), (8443, "shop.example.test"),
+            (9443, "certplane-probe.shop.example.test"), (9443, "shop.example.test")]
         assert inventory["lab"]["endpoints"] == [] and inventory["lab"]["issuer"] == "self_signed"
 
     registered = [b.id for m in fleet.managed.values() for b in m.bindings]  # the last to register

@@ -11,6 +11,7 @@ import boto3
 import pytest
 
 from tests.support.demo import demo_config, expected_counts
+from providers.core.tls import served_fingerprint
 from tests.support.https import https_get
 from tools.servers import demo_sites
 from tools.servers.nginx import sites_dir
@@ -23,8 +24,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_the_demo_stack_issues_deploys_and_verifies(tmp_path, demo_servers):
-    pebble, nginx, moto_url = demo_servers
-    config = demo_config(pebble, nginx, moto_url, tmp_path / "lab-certs")
+    nginx, moto_url = demo_servers.nginx, demo_servers.moto_url
+    config = demo_config(demo_servers, tmp_path / "lab-certs")
     expected = expected_counts(config)
     project = EngineProject(tmp_path, config)
     make_demo_upload(str(project.dir / ".certplane" / "demo-upload"))
@@ -54,6 +55,12 @@ def test_the_demo_stack_issues_deploys_and_verifies(tmp_path, demo_servers):
         placeholders = {p: p.read_bytes() for p in demo_sites.snippets_dir(nginx).glob("*.conf.before-certplane")}
         assert len(placeholders) == 2
 
+        # HAProxy serves its bindings (a wildcard by its SNI filter), swapped in through the runtime API.
+        haproxy = demo_servers.haproxy
+        for name, host in (("api", "api.example.test"), ("shop", "x.shop.example.test"), ("shop", "shop.example.test")):
+            assert served_fingerprint(haproxy.host, haproxy.port, host) == inventory[name]["fingerprint_sha256"]
+        assert len(haproxy.crt_list.read_text().splitlines()) == 2
+
         # The ALB carries the SNI-bound certificates; the lab certificate sits in its directory.
         elb = boto3.client("elbv2", region_name="us-east-1", endpoint_url=moto_url)
         listener = elb.describe_listeners(LoadBalancerArn=elb.describe_load_balancers(
@@ -69,6 +76,7 @@ def test_the_demo_stack_issues_deploys_and_verifies(tmp_path, demo_servers):
     finally:
         project.destroy()
     assert not any((nginx.conf_dir / "certplane").glob("*.conf"))
+    assert demo_servers.haproxy.crt_list.read_text() == ""
     # The sites are as they were written; each snippet is the site's own again.
     assert {p: p.read_bytes() for p in sites_dir(nginx.conf_dir).glob("*.conf")} == sites
     assert {p.with_name(p.name + ".before-certplane"): p.read_bytes()

@@ -55,9 +55,9 @@ def sh(command: str, repo: Path, env: dict[str, str]) -> subprocess.CompletedPro
 
 
 def test_every_day_to_day_command_works_as_written(tmp_path, demo_servers):
-    pebble, nginx, moto_url = demo_servers
+    nginx, moto_url = demo_servers.nginx, demo_servers.moto_url
     repo = fresh_checkout(tmp_path / "repo")
-    config = demo_config(pebble, nginx, moto_url, repo / ".certplane" / "lab-certs")
+    config = demo_config(demo_servers, repo / ".certplane" / "lab-certs")
     (repo / "Pulumi.local.yaml").write_text(yaml.safe_dump({"config": {f"certplane:{k}": v for k, v in config.items()}}))
     make_demo_upload(str(repo / ".certplane" / "demo-upload"))
     credentials = write_credentials(repo / ".certplane" / "aws" / "credentials")

@@ -25,10 +25,10 @@ def resources(project: EngineProject) -> list[dict]:
 
 
 def test_a_stack_from_the_previous_release_upgrades_with_no_replacement(tmp_path, demo_servers):
-    pebble, nginx, moto_url = demo_servers
+    nginx, moto_url = demo_servers.nginx, demo_servers.moto_url
     legacy_config = subprocess.run(["git", "-C", str(ROOT), "show", f"{BEFORE_TYPE_TOKENS}:Pulumi.local.yaml"],
                                    capture_output=True, text=True, timeout=60, check=True).stdout
-    config = demo_config(pebble, nginx, moto_url, tmp_path / "lab-certs", demo_raw_config(legacy_config))
+    config = demo_config(demo_servers, tmp_path / "lab-certs", demo_raw_config(legacy_config))
     project = EngineProject(tmp_path, config, program=program_at(BEFORE_TYPE_TOKENS, tmp_path / "legacy"))
     make_demo_upload(str(project.dir / ".certplane" / "demo-upload"))
     aws = dict(DUMMY_ENV)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tools.servers import demo_sites
+from tools.servers.haproxy import HaproxyServer
 from tools.servers.nginx import NginxServer
 from tools.servers.pebble import PebbleServer
 
@@ -20,9 +22,21 @@ def demo_raw_config(text: str | None = None) -> dict[str, Any]:
     return {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("certplane:")}
 
 
-def demo_config(pebble: PebbleServer, nginx: NginxServer, moto_url: str, files_dir: Path,
-                raw: dict[str, Any] | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DemoServers:
+    """What `make demo` starts, here on free ports."""
+
+    pebble: PebbleServer
+    nginx: NginxServer
+    haproxy: HaproxyServer
+    moto_url: str
+
+
+def demo_config(servers: DemoServers, files_dir: Path, raw: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The demo's config (or `raw`, e.g. an older release's) pointed at `servers`; the files target at
+    `files_dir`."""
     config = raw if raw is not None else demo_raw_config()
+    pebble, nginx = servers.pebble, servers.nginx
     acme = config["issuers"]["acme-local"]
     acme.update(directory_url=pebble.directory_url, ca_bundle=str(pebble.ca_bundle_path))
     acme["dns"].update(url=pebble.challtestsrv_url, resolver=pebble.challtestsrv_dns)
@@ -32,7 +46,9 @@ def demo_config(pebble: PebbleServer, nginx: NginxServer, moto_url: str, files_d
     if "site" in targets:  # the demo's own sites, in snippet mode (not in releases before it)
         targets["site"].update(conf_dir=str(demo_sites.snippets_dir(nginx)), conf=str(nginx.main_conf),
                                listen=nginx.listen)
-    targets["alb"]["endpoint_url"] = moto_url
+    if "lb" in targets:  # HAProxy (not in releases before it)
+        targets["lb"].update(servers.haproxy.target_settings())
+    targets["alb"]["endpoint_url"] = servers.moto_url
     targets["lab-files"]["directory"] = str(files_dir)
     return config
 
@@ -40,7 +56,7 @@ def demo_config(pebble: PebbleServer, nginx: NginxServer, moto_url: str, files_d
 def expected_counts(config: dict[str, Any]) -> dict[str, int]:
     """What the demo config should make, counted from the config itself: resources created (a component per
     certificate plus its certificate and bindings; two per CA level plus the CA component; an account per
-    ACME issuer; the fleet) and TLS endpoints (one per nginx-bound server name)."""
+    ACME issuer; the fleet) and TLS endpoints (one per server name bound to nginx or HAProxy)."""
     certificates, issuers, targets = config["certificates"], config["issuers"], config["targets"]
     resources = 2  # the stack and the fleet
     for issuer in issuers.values():
@@ -52,6 +68,6 @@ def expected_counts(config: dict[str, Any]) -> dict[str, int]:
     for cert in certificates.values():
         resources += 2 + len(cert.get("bindings", []))
         for binding in cert.get("bindings", []):
-            if targets[binding["target"]]["type"] == "nginx":
+            if targets[binding["target"]]["type"] in ("nginx", "haproxy"):
                 endpoints += len(binding.get("server_names") or cert.get("domains") or ["(from the upload)"])
     return {"resources": resources, "endpoints": endpoints}

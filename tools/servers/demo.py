@@ -1,5 +1,6 @@
 """The demo's local servers, kept running in the background from `make demo` until `make demo-down`:
-Pebble + challtestsrv (the ACME CA and its DNS), nginx (where TLS terminates) and moto (AWS ACM + ELBv2).
+Pebble + challtestsrv (the ACME CA and its DNS), nginx and HAProxy (where TLS terminates) and moto (AWS ACM,
+ELBv2, CloudFront).
 
     python -m tools.servers.demo up|down|status
 
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 from tools.servers import demo_sites
+from tools.servers.haproxy import HaproxyServer
 from tools.servers.moto import write_credentials
 from tools.servers.nginx import NginxServer
 from tools.servers.pebble import PebbleServer
@@ -27,7 +29,8 @@ from tools.servers.pebble import PebbleServer
 ROOT = Path(__file__).resolve().parents[2]
 STATE = ROOT / ".certplane" / "servers"
 PORTS = {"acme": 14000, "pebble-management": 15000, "dns": 8053, "challtestsrv": 8055, "http-01": 5002,
-         "nginx": 8443, "nginx-app": 8081, "moto": 5000}
+         "nginx": 8443, "nginx-app": 8081, "haproxy": 9443,
+         "moto": 5000}
 REGION = "us-east-1"
 
 
@@ -94,6 +97,19 @@ def nginx_up() -> str:
     return f"https://127.0.0.1:{PORTS['nginx']}"
 
 
+def haproxy_server() -> HaproxyServer:
+    return HaproxyServer(ROOT / ".certplane" / "haproxy", f"127.0.0.1:{PORTS['haproxy']}")
+
+
+def haproxy_up() -> str:
+    server = haproxy_server()
+    if server.running():
+        return "already running"
+    _require_free("haproxy")
+    server.start(foreground=False)
+    return f"https://127.0.0.1:{PORTS['haproxy']} (runtime API {server.socket.relative_to(ROOT)})"
+
+
 def moto_up(timeout: float = 30.0) -> str:
     write_credentials(ROOT / ".certplane" / "aws" / "credentials")  # what the local stack's AWS targets name
     if _running("moto"):
@@ -120,12 +136,13 @@ def moto_up(timeout: float = 30.0) -> str:
 def up() -> None:
     STATE.mkdir(parents=True, exist_ok=True)
     os.chmod(STATE.parent, 0o700)
-    for name, start in (("pebble", pebble_up), ("nginx", nginx_up), ("moto", moto_up)):
+    for name, start in (("pebble", pebble_up), ("nginx", nginx_up), ("haproxy", haproxy_up), ("moto", moto_up)):
         print(f"  {name:<7} {start()}")
 
 
 def down() -> None:
     nginx_server().stop()
+    haproxy_server().stop()
     for name in ("pebble", "moto"):
         for pid in _pids(name):
             if _alive(pid, name):
@@ -140,7 +157,8 @@ def down() -> None:
 
 
 def status() -> int:
-    states = {"pebble": _running("pebble"), "nginx": nginx_server().running(), "moto": _running("moto")}
+    states = {"pebble": _running("pebble"), "nginx": nginx_server().running(),
+              "haproxy": haproxy_server().running(), "moto": _running("moto")}
     for name, running in states.items():
         print(f"  {name:<7} {'running' if running else 'stopped'}")
     return 0 if all(states.values()) else 1

@@ -12,6 +12,7 @@ from .base import DEFAULT, Binding, Bundle, DeployTarget, Endpoint, ServesTls, T
 
 REGISTRY: Registry[TargetPlugin] = Registry.of_modules(__name__, [
     "nginx",
+    "haproxy",
     "files",
     "aws_elbv2",
     "alibaba_slb",

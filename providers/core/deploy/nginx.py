@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Annotated, Any, Literal
 from ..certificates import check_dns_name, fingerprint_of_pem
 from ..errors import DeployError, InvalidInputError
 from ..net import HostPort, parse_address
-from ..tls import probe_name, served_fingerprint
+from ..tls import await_served, probe_name, served_fingerprint
 from ..validation import LOCATION, Argv, ProjectPath, number, whole_number
 from . import base
 from ._support import FileSet, atomic_write, ensure_dir, locked, read_or_none, run
@@ -266,25 +265,16 @@ class NginxTarget(base.RedeployRollback):
             raise
 
     def _wait_served(self, binding: Binding, fingerprint: str, *, present: bool = True) -> None:
-        """Reload is asynchronous: for a moment old and new workers both accept connections. Poll real
-        handshakes until every name serves `fingerprint` (or, with present=False, none does) in `confirmations`
-        consecutive rounds; bounded by poll_tries rounds, poll_interval apart."""
-        seen: dict[str, str | None] = {}
-        streak = 0
-        for attempt in range(self.poll_tries):
-            for name in binding.server_names:
-                seen[name] = served_fingerprint(self.host, self.port, probe_name(name))
-            pending = [n for n in binding.server_names if (seen[n] == fingerprint) != present]
-            streak = 0 if pending else streak + 1
-            if streak >= self.confirmations:
-                return
-            if attempt + 1 < self.poll_tries:
-                time.sleep(self.poll_interval if pending else self.poll_interval / 2)
-        name = next((n for n in binding.server_names if (seen[n] == fingerprint) != present), binding.server_names[0])
+        """Reload is asynchronous: poll real handshakes until every name settles (see tls.await_served)."""
+        served = await_served(self.host, self.port, binding.server_names, fingerprint, present=present,
+                              tries=self.poll_tries, interval=self.poll_interval, confirmations=self.confirmations)
+        if not served.pending:
+            return
+        name = served.pending[0]
         if not present:
             raise DeployError(f"nginx: {name} on {self.listen} still serves {fingerprint} after its binding was "
                               f"removed (checked {self.poll_tries} times)")
-        got = seen.get(name) or "no certificate (handshake failed)"
+        got = served.seen.get(name) or "no certificate (handshake failed)"
         hint = (f"; is `include {self.layout.conf_file(binding.binding_id)};` in the server {{}} for {name}?"
                 if self.snippet else "")
         raise DeployError(f"nginx: {name} on {self.listen} serves {got}, expected {fingerprint} "
