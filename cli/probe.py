@@ -7,7 +7,6 @@ leaf -> issuer with real signature verification, and its SANs must cover the pro
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from cryptography import x509
 
 from providers.core import tls
-from providers.core.certificates import fingerprint_sha256, same_fingerprint, signed_by
+from providers.core.certificates import covers, fingerprint_sha256, same_fingerprint, signed_by, subject_alt_names
 
 from .model import Certificate, Endpoint, Finding
 
@@ -85,34 +84,6 @@ def chain_problem(chain: Sequence[x509.Certificate]) -> str | None:
     return None
 
 
-def _san(cert: x509.Certificate) -> tuple[list[str], list[str]]:
-    try:
-        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return [], []
-    return ext.get_values_for_type(x509.DNSName), [str(ip) for ip in ext.get_values_for_type(x509.IPAddress)]
-
-
-def dns_match(pattern: str, name: str) -> bool:
-    """RFC 6125: exact, or `*` as the whole leftmost label matching exactly one label."""
-    pattern, name = pattern.lower().rstrip("."), name.lower().rstrip(".")
-    if pattern == name:
-        return True
-    if pattern.startswith("*."):
-        head, _, rest = name.partition(".")
-        return bool(head) and rest == pattern[2:]
-    return False
-
-
-def covers(cert: x509.Certificate, name: str) -> bool:
-    dns, ips = _san(cert)
-    try:
-        ip = ipaddress.ip_address(name)
-    except ValueError:
-        return any(dns_match(p, name) for p in dns)
-    return any(ipaddress.ip_address(v) == ip for v in ips)
-
-
 def assess(cert: Certificate, result: ProbeResult) -> list[Finding]:
     """Findings for one probe; an empty list means the endpoint serves this certificate correctly."""
     where = result.endpoint.label
@@ -132,7 +103,7 @@ def assess(cert: Certificate, result: ProbeResult) -> list[Finding]:
         out.append(Finding(cert.name, "critical", "chain-incomplete", f"{where}: {problem}", endpoint=where))
     name = result.endpoint.server_name or result.endpoint.host
     if not covers(leaf, name):
-        dns, ips = _san(leaf)
+        dns, ips = subject_alt_names(leaf)
         names = ", ".join(dns + ips) or "no subjectAltName"
         out.append(Finding(cert.name, "critical", "hostname-mismatch",
                            f"{where}: hostname mismatch: the served certificate covers {names}, not {name}",

@@ -156,9 +156,10 @@ def webroot_server(pebble: PebbleServer, tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture
 def demo_servers(tmp_path: Path, moto: MotoServer) -> Iterator[DemoServers]:
     """The demo's servers on free ports: Pebble (+ challtestsrv), nginx with the demo's own sites, HAProxy, and
-    an ALB on the session's moto."""
+    an ALB and a CloudFront distribution on the session's moto."""
     from tools.servers import demo_sites
-    from tools.servers.moto import create_https_listener, import_placeholder_certificate
+    from tools.servers.demo import CDN_ALIAS
+    from tools.servers.moto import create_distribution, create_https_listener, import_placeholder_certificate
 
     nginx = NginxServer(tmp_path / "nginx", f"127.0.0.1:{free_port()}")
     demo_sites.write(nginx, f"127.0.0.1:{free_port()}")
@@ -169,6 +170,8 @@ def demo_servers(tmp_path: Path, moto: MotoServer) -> Iterator[DemoServers]:
             haproxy.start(timeout=10)
             url = moto.endpoint_url
             create_https_listener(url, "us-east-1", import_placeholder_certificate(url, "us-east-1"))
+            create_distribution(url, aliases=(CDN_ALIAS,),
+                                certificate_arn=import_placeholder_certificate(url, "us-east-1", (CDN_ALIAS,)))
             yield DemoServers(pebble, nginx, haproxy, url)
         finally:
             haproxy.stop(timeout=10)

@@ -10,17 +10,19 @@ settings or state here (route53 alone may take keys, as secrets, for a zone in a
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from pydantic import field_validator
 
-from .errors import InvalidInputError
+from .errors import DeployError, InvalidInputError
 from .validation import LOCATION, Model, ProjectPath
 
 if TYPE_CHECKING:
     import boto3
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+T = TypeVar("T")
 
 
 class AwsAccess(Model):
@@ -63,6 +65,16 @@ def client(access: AwsAccess, service: str, *, region: str | None = None, **cred
     return made.client(service, region_name=region or access.region, endpoint_url=access.endpoint_url, **credentials)
 
 
+def call(what: str, operation: str, fn: Callable[[], T]) -> T:
+    """`fn()`, with any AWS failure as one DeployError line: `what: operation: Code: message`."""
+    try:
+        return fn()
+    except DeployError:
+        raise
+    except Exception as err:  # noqa: BLE001 - botocore errors have no common importable base worth typing
+        raise DeployError(f"{what}: {operation}: {describe_error(err)}") from None
+
+
 def describe_error(err: Exception) -> str:
     """One line from a botocore error: `Code: message`, or what to do about missing credentials."""
     name = type(err).__name__
@@ -78,4 +90,4 @@ def describe_error(err: Exception) -> str:
     return f"{name}: {str(err).splitlines()[0] if str(err) else ''}".strip()
 
 
-__all__ = ["AwsAccess", "client", "describe_error", "session"]
+__all__ = ["AwsAccess", "call", "client", "describe_error", "session"]

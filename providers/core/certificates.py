@@ -259,11 +259,37 @@ def serial_hex(cert: x509.Certificate) -> str:
 
 
 def dns_names_of(cert: x509.Certificate) -> list[str]:
+    return subject_alt_names(cert)[0]
+
+
+def subject_alt_names(cert: x509.Certificate) -> tuple[list[str], list[str]]:
+    """(DNS names, IP addresses) of the subjectAltName extension; empty when there is none."""
     try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        return []
-    return [str(n) for n in san.get_values_for_type(x509.DNSName)]
+        return [], []
+    return ext.get_values_for_type(x509.DNSName), [str(ip) for ip in ext.get_values_for_type(x509.IPAddress)]
+
+
+def dns_match(pattern: str, name: str) -> bool:
+    """RFC 6125: exact, or `*` as the whole leftmost label matching exactly one label."""
+    pattern, name = pattern.lower().rstrip("."), name.lower().rstrip(".")
+    if pattern == name:
+        return True
+    if pattern.startswith("*."):
+        head, _, rest = name.partition(".")
+        return bool(head) and rest == pattern[2:]
+    return False
+
+
+def covers(cert: x509.Certificate, name: str) -> bool:
+    """Whether a client connecting to `name` (a DNS name or an IP address) accepts `cert` for it (its SANs)."""
+    dns, ips = subject_alt_names(cert)
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        return any(dns_match(p, name) for p in dns)
+    return any(ipaddress.ip_address(v) == ip for v in ips)
 
 
 def describe(cert: x509.Certificate) -> str:

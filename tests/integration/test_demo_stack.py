@@ -11,9 +11,11 @@ import boto3
 import pytest
 
 from tests.support.demo import demo_config, expected_counts
+from providers.core.certificates import fingerprint_of_pem
 from providers.core.tls import served_fingerprint
 from tests.support.https import https_get
 from tools.servers import demo_sites
+from tools.servers.demo import CDN_ALIAS
 from tools.servers.nginx import sites_dir
 from tools.demo_upload import main as make_demo_upload
 from tools.servers.moto import DUMMY_ENV, write_credentials
@@ -31,6 +33,16 @@ def test_the_demo_stack_issues_deploys_and_verifies(tmp_path, demo_servers):
     make_demo_upload(str(project.dir / ".certplane" / "demo-upload"))
     write_credentials(project.dir / ".certplane" / "aws" / "credentials")  # what `make demo`'s servers write
     aws = {key: "" for key in DUMMY_ENV}  # the ALB is reached through the demo's profile, not the environment
+    cloudfront = boto3.client("cloudfront", region_name="us-east-1", endpoint_url=moto_url)
+    acm = boto3.client("acm", region_name="us-east-1", endpoint_url=moto_url)
+    distribution = next(d["Id"] for d in cloudfront.list_distributions()["DistributionList"]["Items"]
+                        if CDN_ALIAS in d["Aliases"].get("Items", []))
+
+    def viewer_certificate_arn() -> str:
+        config = cloudfront.get_distribution_config(Id=distribution)["DistributionConfig"]
+        return str(config["ViewerCertificate"]["ACMCertificateArn"])
+
+    placeholder_arn = viewer_certificate_arn()
     try:
         up = project.up(env=aws)
         assert up.summary.resource_changes.get("create") == expected["resources"]
@@ -70,6 +82,11 @@ def test_the_demo_stack_issues_deploys_and_verifies(tmp_path, demo_servers):
         alb_sni = [n for n, c in config["certificates"].items()
                    if any(b["target"] == "alb" and b.get("sni") for b in c.get("bindings", []))]
         assert len(sni) == len(alb_sni) > 0
+        # The CloudFront distribution (found by its alias) serves blog's certificate from ACM in us-east-1.
+        viewer_arn = viewer_certificate_arn()
+        assert viewer_arn != placeholder_arn
+        assert fingerprint_of_pem(acm.get_certificate(CertificateArn=viewer_arn)["Certificate"]) == \
+            inventory["blog"]["fingerprint_sha256"]
         assert (tmp_path / "lab-certs").is_dir() and any((tmp_path / "lab-certs").iterdir())
 
         assert changed_steps(project.preview(env=aws)) == {}
@@ -77,6 +94,7 @@ def test_the_demo_stack_issues_deploys_and_verifies(tmp_path, demo_servers):
         project.destroy()
     assert not any((nginx.conf_dir / "certplane").glob("*.conf"))
     assert demo_servers.haproxy.crt_list.read_text() == ""
+    assert viewer_certificate_arn() == placeholder_arn  # the distribution's certificate from before is back
     # The sites are as they were written; each snippet is the site's own again.
     assert {p: p.read_bytes() for p in sites_dir(nginx.conf_dir).glob("*.conf")} == sites
     assert {p.with_name(p.name + ".before-certplane"): p.read_bytes()

@@ -49,6 +49,8 @@ def demo_config(servers: DemoServers, files_dir: Path, raw: dict[str, Any] | Non
     if "lb" in targets:  # HAProxy (not in releases before it)
         targets["lb"].update(servers.haproxy.target_settings())
     targets["alb"]["endpoint_url"] = servers.moto_url
+    if "cdn" in targets:  # CloudFront (not in releases before it)
+        targets["cdn"]["endpoint_url"] = servers.moto_url
     targets["lab-files"]["directory"] = str(files_dir)
     return config
 

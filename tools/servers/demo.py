@@ -11,7 +11,6 @@ running yet, and every wait is bounded.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import socket
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from tools.servers import demo_sites
 from tools.servers.haproxy import HaproxyServer
-from tools.servers.moto import write_credentials
+from tools.servers.moto import ensure_demo_resources, write_credentials
 from tools.servers.nginx import NginxServer
 from tools.servers.pebble import PebbleServer
 
@@ -32,6 +31,7 @@ PORTS = {"acme": 14000, "pebble-management": 15000, "dns": 8053, "challtestsrv":
          "nginx": 8443, "nginx-app": 8081, "haproxy": 9443,
          "moto": 5000}
 REGION = "us-east-1"
+CDN_ALIAS = "blog.example.test"  # the demo's CloudFront distribution (target `cdn` in Pulumi.local.yaml)
 
 
 def _alive(pid: int, name: str = "") -> bool:
@@ -111,26 +111,28 @@ def haproxy_up() -> str:
 
 
 def moto_up(timeout: float = 30.0) -> str:
+    """moto, then the AWS resources the local stack's targets name (created only where missing, so a moto
+    started by an older checkout gets what this one needs)."""
     write_credentials(ROOT / ".certplane" / "aws" / "credentials")  # what the local stack's AWS targets name
-    if _running("moto"):
-        return "already running"
-    _require_free("moto")
-    log = STATE / "moto.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "tools.servers.moto", "serve", str(PORTS["moto"]),
-                                 "--listener", REGION], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, env={**os.environ, "AWS_ACCESS_KEY_ID": "demo",
-                                                             "AWS_SECRET_ACCESS_KEY": "demo"})
-    (STATE / "moto.pids").write_text(str(proc.pid))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in log.read_text().splitlines():
-            if line.startswith("{"):
-                return f"http://127.0.0.1:{PORTS['moto']} (listener {json.loads(line)['listener_arn']})"
-        if proc.poll() is not None:
-            raise SystemExit(f"certplane demo: moto exited: {log.read_text().strip().splitlines()[-1:]}")
-        time.sleep(0.2)
-    raise SystemExit(f"certplane demo: moto did not create its load balancer within {timeout:.0f} s")
+    url = f"http://127.0.0.1:{PORTS['moto']}"
+    note = "already running"
+    if not _running("moto"):
+        _require_free("moto")
+        log = STATE / "moto.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "tools.servers.moto", "serve", str(PORTS["moto"])],
+                                    cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        (STATE / "moto.pids").write_text(str(proc.pid))
+        deadline = time.monotonic() + timeout
+        while not any(line.startswith("moto: ") for line in log.read_text().splitlines()):
+            if proc.poll() is not None:
+                raise SystemExit(f"certplane demo: moto exited: {log.read_text().strip().splitlines()[-1:]}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"certplane demo: moto did not answer within {timeout:.0f} s")
+            time.sleep(0.2)
+        note = "started"
+    made = ensure_demo_resources(url, REGION, CDN_ALIAS)
+    return f"{url} ({note}; ALB listener {made['listener_arn']}; CloudFront {made['distribution_id']} for {CDN_ALIAS})"
 
 
 def up() -> None:

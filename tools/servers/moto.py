@@ -32,6 +32,15 @@ def write_credentials(path: str | Path, profile: str = DEMO_PROFILE) -> Path:
     return target
 
 
+def _client(service: str, region: str, endpoint_url: str) -> Any:
+    """A client for moto with its dummy keys, whatever the caller's environment holds (never real AWS: the
+    endpoint is moto's)."""
+    import boto3
+
+    return boto3.client(service, region_name=region, endpoint_url=endpoint_url, aws_access_key_id="testing",
+                        aws_secret_access_key="testing")
+
+
 class MotoServer:
     """moto in a thread of this process. `port=0` picks a free port; `endpoint_url` is known after start()."""
 
@@ -66,10 +75,8 @@ class MotoServer:
 def create_https_listener(endpoint_url: str, region: str, certificate_arn: str | None = None) -> dict[str, Any]:
     """VPC, two subnets, a security group, an ALB and an HTTPS listener (moto accepts one with no certificate).
     Returns the ARNs."""
-    import boto3
-
-    ec2 = boto3.client("ec2", region_name=region, endpoint_url=endpoint_url)
-    elb = boto3.client("elbv2", region_name=region, endpoint_url=endpoint_url)
+    ec2 = _client("ec2", region, endpoint_url)
+    elb = _client("elbv2", region, endpoint_url)
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{region}{az}")
                ["Subnet"]["SubnetId"] for i, az in enumerate("ab")]
@@ -87,23 +94,83 @@ def create_https_listener(endpoint_url: str, region: str, certificate_arn: str |
     return {"vpc_id": vpc, "load_balancer_arn": lb, "target_group_arn": tg, "listener_arn": listener}
 
 
-def import_placeholder_certificate(endpoint_url: str, region: str) -> str:
-    """A self-signed certificate in ACM to be a listener's default before certplane binds its own (a real ALB
-    cannot have an HTTPS listener without one)."""
-    import datetime as dt
+def create_tls_listener(endpoint_url: str, region: str, certificate_arn: str, *, name: str = "certplane-nlb",
+                        port: int = 443) -> dict[str, Any]:
+    """A network load balancer with a TLS listener on `port` (serving `certificate_arn`, as a real one must) and
+    a plain TCP listener on 80. Returns the ARNs."""
+    ec2 = _client("ec2", region, endpoint_url)
+    elb = _client("elbv2", region, endpoint_url)
+    vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.1.0.0/24", AvailabilityZone=f"{region}a")["Subnet"]["SubnetId"]
+    lb = elb.create_load_balancer(Name=name, Subnets=[subnet], Scheme="internal", Type="network")[
+        "LoadBalancers"][0]["LoadBalancerArn"]
+    tg = elb.create_target_group(Name=f"{name}-tg", Protocol="TCP", Port=443, VpcId=vpc)["TargetGroups"][0][
+        "TargetGroupArn"]
+    forward = [{"Type": "forward", "TargetGroupArn": tg}]
+    tls = elb.create_listener(LoadBalancerArn=lb, Protocol="TLS", Port=port, SslPolicy="ELBSecurityPolicy-TLS13-1-2-2021-06",
+                              Certificates=[{"CertificateArn": certificate_arn}], DefaultActions=forward)
+    tcp = elb.create_listener(LoadBalancerArn=lb, Protocol="TCP", Port=80, DefaultActions=forward)
+    return {"load_balancer_arn": lb, "listener_arn": tls["Listeners"][0]["ListenerArn"],
+            "tcp_listener_arn": tcp["Listeners"][0]["ListenerArn"]}
 
-    import boto3
+
+def create_distribution(endpoint_url: str, *, aliases: tuple[str, ...] = (), certificate_arn: str | None = None,
+                        reference: str = "certplane") -> str:
+    """A CloudFront distribution in front of an HTTPS origin, serving `certificate_arn` (ACM, us-east-1) or
+    CloudFront's default certificate. Returns its id."""
+    viewer: dict[str, Any] = ({"ACMCertificateArn": certificate_arn, "SSLSupportMethod": "sni-only",
+                               "MinimumProtocolVersion": "TLSv1.2_2021", "CloudFrontDefaultCertificate": False}
+                              if certificate_arn else {"CloudFrontDefaultCertificate": True})
+    cf = _client("cloudfront", "us-east-1", endpoint_url)
+    config = {
+        "CallerReference": reference, "Comment": "certplane test distribution", "Enabled": True,
+        "Aliases": {"Quantity": len(aliases), "Items": list(aliases)},
+        "Origins": {"Quantity": 1, "Items": [{"Id": "origin", "DomainName": "origin.example.test",
+                                              "CustomOriginConfig": {"HTTPPort": 80, "HTTPSPort": 443,
+                                                                     "OriginProtocolPolicy": "https-only"}}]},
+        "DefaultCacheBehavior": {"TargetOriginId": "origin", "ViewerProtocolPolicy": "redirect-to-https",
+                                 "MinTTL": 0, "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}}},
+        "ViewerCertificate": viewer,
+    }
+    return str(cf.create_distribution(DistributionConfig=config)["Distribution"]["Id"])
+
+
+def import_placeholder_certificate(endpoint_url: str, region: str,
+                                   names: tuple[str, ...] = ("placeholder.invalid",)) -> str:
+    """A self-signed certificate in ACM to be a listener's default (or a distribution's viewer certificate)
+    before certplane binds its own: a real ALB cannot have an HTTPS listener without one, nor a distribution an
+    alias its certificate does not cover."""
+    import datetime as dt
 
     from providers.core import certificates as x509util
     from providers.core import keys
 
     key = keys.generate_private_key(keys.KeySpec("ecdsa", curve="P-256"))
     cert = x509util.sign_certificate(
-        x509util.CertificateTemplate(dns_names=("placeholder.invalid",), validity_days=365),
+        x509util.CertificateTemplate(dns_names=names, validity_days=365),
         subject_public_key=key.public_key(), signing_key=key, issuer=None, now=dt.datetime.now(dt.timezone.utc))
-    acm = boto3.client("acm", region_name=region, endpoint_url=endpoint_url)
+    acm = _client("acm", region, endpoint_url)
     return str(acm.import_certificate(Certificate=x509util.to_pem(cert).encode(),
                                       PrivateKey=keys.private_key_to_pem(key).encode())["CertificateArn"])
+
+
+def ensure_demo_resources(endpoint_url: str, region: str, alias: str) -> dict[str, str]:
+    """The demo's ALB (HTTPS listener with a placeholder default) and CloudFront distribution for `alias`, each
+    created only when missing."""
+    elb = _client("elbv2", region, endpoint_url)
+    cf = _client("cloudfront", "us-east-1", endpoint_url)
+    try:
+        lb = elb.describe_load_balancers(Names=["certplane-alb"])["LoadBalancers"][0]["LoadBalancerArn"]
+        listener = elb.describe_listeners(LoadBalancerArn=lb)["Listeners"][0]["ListenerArn"]
+    except elb.exceptions.LoadBalancerNotFoundException:
+        listener = create_https_listener(endpoint_url, region,
+                                         import_placeholder_certificate(endpoint_url, region))["listener_arn"]
+    items = cf.list_distributions()["DistributionList"].get("Items") or []
+    found = [d["Id"] for d in items if alias in (d.get("Aliases") or {}).get("Items", [])]
+    distribution = found[0] if found else create_distribution(
+        endpoint_url, aliases=(alias,),
+        certificate_arn=import_placeholder_certificate(endpoint_url, "us-east-1", (alias,)))
+    return {"listener_arn": str(listener), "distribution_id": str(distribution)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,15 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.servers.moto")
     parser.add_argument("action", choices=["serve"])
     parser.add_argument("port", nargs="?", type=int, default=5000)
-    parser.add_argument("--listener", metavar="REGION", help="also create an HTTPS listener; print its ARNs as JSON")
     args = parser.parse_args(argv)
     server = MotoServer(args.port)
     print(f"moto: {server.start()}", flush=True)
-    if args.listener:
-        for key, value in DUMMY_ENV.items():
-            os.environ.setdefault(key, value)
-        placeholder = import_placeholder_certificate(server.endpoint_url, args.listener)
-        print(json.dumps(create_https_listener(server.endpoint_url, args.listener, placeholder)), flush=True)
     try:
         while True:
             time.sleep(3600)

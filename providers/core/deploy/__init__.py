@@ -15,6 +15,7 @@ REGISTRY: Registry[TargetPlugin] = Registry.of_modules(__name__, [
     "haproxy",
     "files",
     "aws_elbv2",
+    "aws_cloudfront",
     "alibaba_slb",
 ], noun="deploy target")
 

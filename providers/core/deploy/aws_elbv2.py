@@ -1,5 +1,5 @@
-"""aws_elbv2: import the bundle into ACM and attach it to an HTTPS listener of an ALB/NLB, as its default
-certificate or as an SNI certificate.
+"""aws_elbv2: import the bundle into ACM and attach it to an ALB's HTTPS or an NLB's TLS listener, as its
+default certificate or as an SNI certificate.
 
 Renewal re-imports into the same CertificateArn, so every listener using it follows without a listener call.
 Credentials come from the standard AWS chain only (env, profile, role), never from settings or state; clients
@@ -9,8 +9,8 @@ certificate: a default certificate is swapped back to the one it replaced.
 
 from __future__ import annotations
 
+import contextlib
 import re
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -18,19 +18,19 @@ from pydantic import model_validator
 
 from .. import aws
 from ..aws import AwsAccess
-from ..certificates import fingerprint_of_pem
 from ..errors import DeployError, InvalidInputError
 from ..validation import LOCATION, whole_number
 from . import base
+from ._acm import Acm
 from .base import DEFAULT, Binding, Bundle, TargetPlugin, TargetSettings
 
 if TYPE_CHECKING:
-    from mypy_boto3_acm import ACMClient
     from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
 
 KIND = "aws_elbv2"
 _LISTENER_ARN = re.compile(r"^arn:aws[a-z-]*:elasticloadbalancing:(?P<region>[a-z0-9-]+):\d{12}:listener/.+")
 T = TypeVar("T")
+_TERMINATES_TLS = ("HTTPS", "TLS")
 
 
 class AwsElbv2Settings(TargetSettings, AwsAccess):
@@ -69,6 +69,7 @@ class AwsElbv2Target(base.RedeployRollback):
         self.load_balancer_name = settings.load_balancer_name
         self.listener_port = settings.listener_port
         self._arn = settings.listener_arn
+        self.acm = Acm(settings, KIND)
 
     @property
     def listener_arn(self) -> str:
@@ -86,21 +87,30 @@ class AwsElbv2Target(base.RedeployRollback):
             raise DeployError(f"aws_elbv2: describe_load_balancers: {aws.describe_error(err)}") from None
         if not lbs:
             raise DeployError(f"aws_elbv2: no load balancer named {self.load_balancer_name} in {self.region}")
-        listeners = self._call("describe_listeners", lambda: elb.describe_listeners(
+        listeners = _call("describe_listeners", lambda: elb.describe_listeners(
             LoadBalancerArn=lbs[0]["LoadBalancerArn"]))["Listeners"]
         for listener in listeners:
             if listener.get("Port") == self.listener_port:
+                _terminates_tls(listener, f"the listener on port {self.listener_port} of {self.load_balancer_name}")
                 return str(listener["ListenerArn"])
         raise DeployError(f"aws_elbv2: load balancer {self.load_balancer_name} has no listener on port "
                           f"{self.listener_port}")
 
+    def _resolve_listener(self) -> None:
+        """Before a deploy imports anything: find the listener, and check that it terminates TLS (one named by
+        its ARN is looked up for that)."""
+        if self.load_balancer_name is not None:
+            _ = self.listener_arn
+        else:
+            elb = self._elb()
+            found = _call("describe_listeners", lambda: elb.describe_listeners(ListenerArns=[self.listener_arn]))
+            for listener in found.get("Listeners", []):
+                _terminates_tls(listener, f"listener {self.listener_arn}")
+
     # --- clients, created per call ----------------------------------------------------------------------------
 
-    def _acm(self) -> ACMClient:
-        return self._call("session", lambda: aws.client(self.access, "acm"))  # type: ignore[no-any-return]
-
     def _elb(self) -> ElasticLoadBalancingv2Client:
-        return self._call("session", lambda: aws.client(self.access, "elbv2"))  # type: ignore[no-any-return]
+        return _call("session", lambda: aws.client(self.access, "elbv2"))  # type: ignore[no-any-return]
 
     def check_binding(self, binding: Binding) -> None:
         return None
@@ -109,16 +119,14 @@ class AwsElbv2Target(base.RedeployRollback):
 
     def deploy(self, binding: Binding, bundle: Bundle) -> dict[str, Any]:
         previous = str(binding.live.get("certificate_arn") or "") or None
-        _ = self.listener_arn  # resolve (and fail) before anything is imported into ACM
-        arn = self._import(binding, bundle, previous)
+        self._resolve_listener()
+        arn = self.acm.import_bundle(binding, bundle, previous)
         try:
             return self._attach(binding, arn)
         except DeployError:
             if arn != previous:  # a fresh import that never got attached: do not leave it behind in ACM
-                try:
-                    self._delete(arn)
-                except DeployError:
-                    pass
+                with contextlib.suppress(DeployError):
+                    self.acm.delete(arn)
             raise
 
     def _attach(self, binding: Binding, arn: str) -> dict[str, Any]:
@@ -147,7 +155,7 @@ class AwsElbv2Target(base.RedeployRollback):
         if attached.get(arn) is not want_default:
             where = "default certificate" if want_default else "SNI certificate"
             raise DeployError(f"aws_elbv2: {arn or 'the certificate'} is not the {where} of listener {self.listener_arn}")
-        got = self._fingerprint(arn)
+        got = self.acm.fingerprint(arn)
         if got != bundle.fingerprint_sha256:
             raise DeployError(f"aws_elbv2: ACM {arn} holds {got or 'no certificate'}, expected {bundle.fingerprint_sha256}")
 
@@ -155,9 +163,9 @@ class AwsElbv2Target(base.RedeployRollback):
         arn = str(binding.live.get("certificate_arn") or "")
         attached = self._listener_certificates()
         if binding.sni:
-            return {DEFAULT: self._fingerprint(arn) if arn in attached else None}
+            return {DEFAULT: self.acm.fingerprint(arn) if arn in attached else None}
         default = next((a for a, is_default in attached.items() if is_default), None)
-        return {DEFAULT: self._fingerprint(default) if default else None}
+        return {DEFAULT: self.acm.fingerprint(default) if default else None}
 
     def remove(self, binding: Binding) -> None:
         arn = str(binding.live.get("certificate_arn") or "")
@@ -171,29 +179,13 @@ class AwsElbv2Target(base.RedeployRollback):
                                   "there is no earlier default to restore; bind another default certificate first")
             self._set_default(str(fallback))
         elif attached.get(arn) is False:
-            self._call("remove_listener_certificates", lambda: self._elb().remove_listener_certificates(
+            _call("remove_listener_certificates", lambda: self._elb().remove_listener_certificates(
                 ListenerArn=self.listener_arn, Certificates=[{"CertificateArn": arn}]))
         if arn in self._listener_certificates():
             raise DeployError(f"aws_elbv2: {arn} is still attached to {self.listener_arn}; not deleting it from ACM")
-        self._delete(arn)
+        self.acm.delete(arn)
 
     # --- mechanics ------------------------------------------------------------------------------------------
-
-    def _import(self, binding: Binding, bundle: Bundle, arn: str | None) -> str:
-        acm = self._acm()
-        args: dict[str, Any] = {"Certificate": bundle.cert_pem.encode(), "PrivateKey": bundle.key_pem.encode()}
-        if bundle.chain_pem.strip():
-            args["CertificateChain"] = bundle.chain_pem.encode()
-        if arn:
-            try:
-                return acm.import_certificate(CertificateArn=arn, **args)["CertificateArn"]
-            except acm.exceptions.ResourceNotFoundException:
-                pass  # deleted out of band: import afresh (the listener is re-pointed below)
-            except Exception as err:  # noqa: BLE001
-                raise DeployError(f"aws_elbv2: import_certificate: {aws.describe_error(err)}") from None
-        tags = [{"Key": "certplane:certificate", "Value": bundle.name},
-                {"Key": "certplane:binding", "Value": binding.binding_id}]
-        return self._call("import_certificate", lambda: acm.import_certificate(Tags=tags, **args))["CertificateArn"]  # type: ignore[arg-type]
 
     def _listener_certificates(self) -> dict[str, bool]:
         """ARN -> IsDefault, across all pages."""
@@ -201,7 +193,7 @@ class AwsElbv2Target(base.RedeployRollback):
         out: dict[str, bool] = {}
         marker: str | None = None
         for _ in range(100):  # bounded: 100 pages is far beyond the 25-certificate listener quota
-            page = self._call("describe_listener_certificates", lambda: (
+            page = _call("describe_listener_certificates", lambda: (
                 elb.describe_listener_certificates(ListenerArn=self.listener_arn, Marker=marker) if marker
                 else elb.describe_listener_certificates(ListenerArn=self.listener_arn)))
             for cert in page.get("Certificates", []):
@@ -219,50 +211,24 @@ class AwsElbv2Target(base.RedeployRollback):
         """Swap the default certificate, then re-add SNI certificates the swap dropped: AWS keeps them, moto
         replaces the whole list, and certplane must not depend on either."""
         before = {a for a, d in self._listener_certificates().items() if not d}
-        self._call("modify_listener", lambda: self._elb().modify_listener(
+        _call("modify_listener", lambda: self._elb().modify_listener(
             ListenerArn=self.listener_arn, Certificates=[{"CertificateArn": arn}]))
         self._ensure_sni(before - {arn})
 
     def _ensure_sni(self, arns: set[str]) -> None:
         missing = sorted(a for a in arns if a not in self._listener_certificates())
         if missing:
-            self._call("add_listener_certificates", lambda: self._elb().add_listener_certificates(
+            _call("add_listener_certificates", lambda: self._elb().add_listener_certificates(
                 ListenerArn=self.listener_arn, Certificates=[{"CertificateArn": a} for a in missing]))
 
-    def _fingerprint(self, arn: str) -> str | None:
-        acm = self._acm()
-        try:
-            return fingerprint_of_pem(acm.get_certificate(CertificateArn=arn).get("Certificate"))
-        except (acm.exceptions.ResourceNotFoundException, acm.exceptions.InvalidArnException):
-            return None  # gone, or not an ACM certificate (an IAM one): not ours, so not what we expect
-        except Exception as err:  # noqa: BLE001
-            raise DeployError(f"aws_elbv2: get_certificate: {aws.describe_error(err)}") from None
+def _terminates_tls(listener: Any, label: str) -> None:
+    if listener.get("Protocol") not in _TERMINATES_TLS:
+        raise DeployError(f"aws_elbv2: {label} is {listener.get('Protocol')}: certificates go on an ALB's HTTPS or "
+                          "an NLB's TLS listener")
 
-    def _delete(self, arn: str) -> None:
-        """AWS refuses to delete a certificate for a short while after it is detached: retry, bounded."""
-        acm = self._acm()
-        for attempt in range(6):
-            try:
-                acm.delete_certificate(CertificateArn=arn)
-                return
-            except acm.exceptions.ResourceNotFoundException:
-                return
-            except acm.exceptions.ResourceInUseException:
-                if attempt == 5:
-                    raise DeployError(f"aws_elbv2: ACM still reports {arn} in use after detaching it; "
-                                      "detach it from other listeners, then run again") from None
-                time.sleep(2.0)
-            except Exception as err:  # noqa: BLE001
-                raise DeployError(f"aws_elbv2: delete_certificate: {aws.describe_error(err)}") from None
 
-    @staticmethod
-    def _call(operation: str, fn: Callable[[], T]) -> T:
-        try:
-            return fn()
-        except DeployError:
-            raise
-        except Exception as err:  # noqa: BLE001 - botocore errors have no common importable base worth typing
-            raise DeployError(f"aws_elbv2: {operation}: {aws.describe_error(err)}") from None
+def _call(operation: str, fn: Callable[[], T]) -> T:
+    return aws.call(KIND, operation, fn)
 
 
 PLUGIN = TargetPlugin(KIND, AwsElbv2Settings, AwsElbv2Target)

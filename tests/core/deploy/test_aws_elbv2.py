@@ -245,7 +245,8 @@ def test_errors_are_one_line(moto: MotoServer, alb: dict[str, Any], ca: LocalCa,
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # the default session caches credentials it resolved
     with pytest.raises(DeployError) as err:
         t.deploy(Binding("www--alb", ()), bundle)
-    assert str(err.value) == ("aws_elbv2: import_certificate: no AWS credentials found (environment, shared files, "
+    # The listener is looked at before anything is imported, so that is the call that finds no credentials.
+    assert str(err.value) == ("aws_elbv2: describe_listeners: no AWS credentials found (environment, shared files, "
                               "instance role): configure them, or name a profile (and a credentials_file) in the "
                               "settings")
 
