@@ -36,4 +36,7 @@ def test_deploy_observe_redeploy_remove(kind: str, request: pytest.FixtureReques
         target.remove(binding)
         assert box.served(binding) == box.before != renewed.fingerprint_sha256
         assert renewed.fingerprint_sha256 not in target.observe(binding).values()
-        assert set(target.observe(binding)) <= {DEFAULT, *binding.server_names}
+        observed = target.observe(binding)
+        assert observed and all(isinstance(k, str) and k for k in observed)  # labels drift messages can name
+        if isinstance(target, deploy.ServesTls):
+            assert set(observed) <= {DEFAULT, *binding.server_names}

@@ -2,8 +2,15 @@
 
 No Alibaba Cloud emulator exists (none on PyPI or elsewhere), so this stub speaks the wire shape the Tea SDK
 uses: POST /, the action in `x-acs-action`, the API version in `x-acs-version`, parameters in the query string,
-a JSON reply. It keeps just enough state (certificates, one HTTPS listener, domain extensions) to check what the
-adapter did; it does not check signatures or model every error of the real service.
+a JSON reply. It keeps just enough state (certificates, one HTTPS listener, domain extensions; CAS cloud
+resources and deployment jobs with their documented states) to check what the adapters did; it does not check
+signatures or model every error of the real service.
+
+Deployment jobs, as the CAS API documents them: CreateDeploymentJob makes a job in `editing`;
+UpdateDeploymentJobStatus(pending) starts it; each DescribeDeploymentJob moves it one step, pending ->
+scheduling -> processing -> success (or error, when a resource in `failing_resources` is in it). A job's
+workers (ListWorkerResource), one per resource, carry the certificate each resource had before
+(ResourceCertId); CreateRollbackTask(JobId, WorkerId) puts that one back (worker rollback -> rollback_success).
 """
 
 from __future__ import annotations
@@ -16,8 +23,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-VERSIONS = {"UploadUserCertificate": "2020-04-07", "GetUserCertificateDetail": "2020-04-07",
-            "DeleteUserCertificate": "2020-04-07"}
+CAS_VERSION = "2020-04-07"
+VERSIONS = {action: CAS_VERSION for action in (
+    "UploadUserCertificate", "GetUserCertificateDetail", "DeleteUserCertificate", "ListCloudResources",
+    "CreateDeploymentJob", "UpdateDeploymentJobStatus", "DescribeDeploymentJob", "ListWorkerResource",
+    "CreateRollbackTask", "DeleteDeploymentJob")}
+JOB_STEPS = {"pending": "scheduling", "scheduling": "processing"}
 SLB_VERSION = "2014-05-15"
 
 
@@ -34,6 +45,10 @@ class AlibabaStub:
         self.server_certs: dict[str, dict[str, Any]] = {}
         self.listener_cert: str | None = None
         self.extensions: dict[str, dict[str, str]] = {}
+        self.resources: dict[int, dict[str, Any]] = {}  # CAS cloud resources (ListCloudResources), by Id
+        self.jobs: dict[int, dict[str, Any]] = {}
+        self.failing_resources: set[int] = set()  # a job that includes one of these ends in `error`
+        self.stuck = False  # jobs never leave `processing`
         self.calls: list[tuple[str, dict[str, str], str]] = []  # (action, params, access key id)
         self.fail: dict[str, ApiError] = {}
         self._ids = itertools.count(1000)
@@ -100,10 +115,108 @@ class AlibabaStub:
         if sc_id not in self.server_certs:
             raise ApiError("ServerCertificateId.NotFound", f"The specified ServerCertificateId {sc_id} does not exist.")
 
+    def add_resource(self, product: str, domain: str, cert_id: int | None) -> int:
+        """A cloud resource CAS can deploy to (a CLB/ALB listener, a CDN domain, a WAF site)."""
+        resource_id = next(self._ids)
+        self.resources[resource_id] = {"Id": resource_id, "CloudName": "aliyun", "CloudProduct": product,
+                                       "Domain": domain, "RegionId": "cn-hangzhou", "InstanceId": f"i-{resource_id}",
+                                       "CertId": cert_id, "EnableHttps": 1}
+        return resource_id
+
+    def _job(self, p: dict[str, str]) -> dict[str, Any]:
+        job = self.jobs.get(int(p.get("JobId", "0")))
+        if job is None:
+            raise ApiError("JobNotFound", "The deployment job does not exist.")
+        return job
+
+    def _advance(self, job: dict[str, Any]) -> None:
+        """One step of the job (what time does between two looks at it)."""
+        if job["Status"] in JOB_STEPS:
+            job["Status"] = JOB_STEPS[job["Status"]]
+        elif job["Status"] == "processing" and not self.stuck:
+            for worker in job["workers"]:
+                if worker["ResourceId"] in self.failing_resources:
+                    worker["Status"] = "error"
+                else:
+                    self.resources[worker["ResourceId"]]["CertId"] = job["cert_id"]
+                    worker["Status"] = "success"
+            job["Status"] = "error" if any(w["Status"] == "error" for w in job["workers"]) else "success"
+        self._advance_rollbacks(job)
+
+    def _advance_rollbacks(self, job: dict[str, Any]) -> None:
+        for worker in job["workers"]:
+            if worker["Status"] == "rollback":
+                self.resources[worker["ResourceId"]]["CertId"] = worker["ResourceCertId"]
+                worker["Status"] = "rollback_success"
+
+    def _cas_jobs(self, action: str, p: dict[str, str]) -> dict[str, Any]:
+        if action == "ListCloudResources":
+            page, size = int(p.get("CurrentPage", "1")), int(p.get("ShowSize", "20"))
+            everything = sorted(self.resources.values(), key=lambda r: r["Id"])
+            return {"Total": len(everything), "CurrentPage": page, "ShowSize": size,
+                    "Data": everything[(page - 1) * size: page * size]}
+        if action == "CreateDeploymentJob":
+            for key in ("Name", "JobType", "CertIds", "ResourceIds", "ContactIds"):
+                if not p.get(key):
+                    raise ApiError("MissingParameter", f"{key} is mandatory for this action.")
+            cert_ids = [int(c) for c in p["CertIds"].split(",")]
+            if any(c not in self.cas for c in cert_ids):
+                raise ApiError("CertNotFound", "The certificate does not exist.")
+            resource_ids = [int(r) for r in p["ResourceIds"].split(",")]
+            missing = [r for r in resource_ids if r not in self.resources]
+            if missing:
+                raise ApiError("ResourceNotFound", f"The cloud resource {missing[0]} does not exist.")
+            job_id = next(self._ids)
+            self.jobs[job_id] = {"Id": job_id, "Name": p["Name"], "JobType": p["JobType"], "Status": "editing",
+                                 "cert_id": cert_ids[0], "workers": [
+                                     {"Id": next(self._ids), "JobId": job_id, "ResourceId": r, "CertId": cert_ids[0],
+                                      "ResourceCertId": self.resources[r]["CertId"], "Status": "editing",
+                                      "CloudProduct": self.resources[r]["CloudProduct"]} for r in resource_ids]}
+            return {"JobId": job_id}
+        if action == "UpdateDeploymentJobStatus":
+            job = self._job(p)
+            if p.get("Status") not in ("pending", "editing", "scheduling"):
+                raise ApiError("InvalidParameter.Status", "Status must be pending, scheduling or editing.")
+            if job["Status"] not in ("editing", "pending", "scheduling"):
+                raise ApiError("InvalidStatus", f"The job is {job['Status']}.")
+            job["Status"] = p["Status"]
+            for worker in job["workers"]:
+                worker["Status"] = p["Status"]
+            return {}
+        if action == "DescribeDeploymentJob":
+            job = self._job(p)
+            self._advance(job)
+            return {"Id": job["Id"], "Name": job["Name"], "JobType": job["JobType"], "Status": job["Status"],
+                    "Rollback": int(any(w["Status"].startswith("rollback") for w in job["workers"]))}
+        if action == "ListWorkerResource":
+            job = self._job(p)
+            answer = {"Total": len(job["workers"]), "Data": [dict(w) for w in job["workers"]]}
+            self._advance_rollbacks(job)  # a rollback asked for is seen running once, then done
+            return answer
+        if action == "CreateRollbackTask":
+            job = self._job(p)
+            worker = next((w for w in job["workers"] if str(w["Id"]) == p.get("WorkerId")), None)
+            if worker is None or worker["Status"] != "success":
+                raise ApiError("InvalidWorker", "Only a successful worker can be rolled back.")
+            worker["Status"] = "rollback"
+            return {"Data": worker["Id"]}
+        if action == "DeleteDeploymentJob":
+            job = self._job(p)
+            if job["Status"] in ("scheduling", "processing"):
+                raise ApiError("InvalidStatus", "A running job cannot be deleted.")
+            del self.jobs[job["Id"]]
+            return {}
+        raise ApiError("InvalidAction.NotFound", f"Specified api {action} is not found.", 404)
+
     def dispatch(self, action: str, p: dict[str, str]) -> dict[str, Any]:
+        if action in VERSIONS and action not in ("UploadUserCertificate", "GetUserCertificateDetail",
+                                                  "DeleteUserCertificate"):
+            return self._cas_jobs(action, p)
         if action == "UploadUserCertificate":
             if not p.get("Cert", "").startswith("-----BEGIN CERTIFICATE-----") or "PRIVATE KEY" not in p.get("Key", ""):
                 raise ApiError("InvalidCert", "The certificate or key is not PEM.")
+            if any(c["Name"] == p.get("Name") for c in self.cas.values()):
+                raise ApiError("NameRepeat", "The certificate name already exists.")
             cert_id = next(self._ids)
             self.cas[cert_id] = {"Cert": p["Cert"], "Key": p["Key"], "Name": p.get("Name", "")}
             return {"CertId": cert_id}
@@ -117,7 +230,8 @@ class AlibabaStub:
             return out
         if action == "DeleteUserCertificate":
             cert_id = int(p.get("CertId", "0"))
-            if any(str(sc["AliCloudCertificateId"]) == str(cert_id) for sc in self.server_certs.values()):
+            if any(str(sc["AliCloudCertificateId"]) == str(cert_id) for sc in self.server_certs.values()) or \
+                    any(r["CertId"] == cert_id for r in self.resources.values()):
                 raise ApiError("CertInUse", "The certificate is used by a cloud product.")
             self.cas.pop(cert_id, None)
             return {}

@@ -17,6 +17,7 @@ REGISTRY: Registry[TargetPlugin] = Registry.of_modules(__name__, [
     "aws_elbv2",
     "aws_cloudfront",
     "alibaba_slb",
+    "alibaba_cas",
 ], noun="deploy target")
 
 TargetSettingsField = Annotated[TargetSettings, REGISTRY.validator(), REGISTRY.serializer()]

@@ -2,64 +2,47 @@
 with Server Load Balancer (`UploadServerCertificate` by AliCloudCertificateId) and bind it to an HTTPS listener
 (`SetLoadBalancerHTTPSListenerAttribute` ServerCertificateId) or, for SNI, to per-domain extensions.
 
-Uses the official Tea SDKs (alibabacloud_cas20200407, alibabacloud_slb20140515, alibabacloud_tea_openapi).
-No Alibaba Cloud emulator exists: this adapter is tested against a small local stub that speaks the same RPC
-shape (POST /, `x-acs-action` header, parameters in the query string), not against Alibaba Cloud itself.
-Credentials come from the SDK's default chain (ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET, profile, RAM role), never
-from settings or state. CAS has no re-import into the same id, so renewal uploads anew, re-points the listener,
-then retires the previous certificate.
+Uses the official Tea SDKs (alibabacloud_cas20200407, alibabacloud_slb20140515; access and errors: _alibaba.py,
+which also says how it is tested: against a local stub, no emulator exists). CAS has no re-import into the
+same id, so renewal uploads anew, re-points the listener, then retires the previous certificate.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
-
-from pydantic import field_validator
+from typing import Annotated, Any
 
 from ..certificates import fingerprint_of_pem
 from ..errors import DeployError, InvalidInputError
 from ..validation import LOCATION, whole_number
-from . import base
+from . import _alibaba, base
+from ._alibaba import AlibabaAccess
 from .base import DEFAULT, Binding, Bundle, TargetPlugin, TargetSettings
 
 KIND = "alibaba_slb"
-_REGION = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+$")
 
 
-class AlibabaSlbSettings(TargetSettings):
-    """region, load_balancer_id, listener_port; optional endpoint (both APIs, e.g. a local stub),
-    cas_endpoint, slb_endpoint, protocol (https), timeout_ms."""
+class AlibabaSlbSettings(TargetSettings, AlibabaAccess):
+    """load_balancer_id, listener_port; optional endpoint (both APIs, e.g. a local stub), cas_endpoint,
+    slb_endpoint; access (region, protocol, timeout_ms): _alibaba.AlibabaAccess."""
 
-    region: Annotated[str, LOCATION]
     load_balancer_id: Annotated[str, LOCATION]
     listener_port: Annotated[int, LOCATION, whole_number(1, 65535)]
     endpoint: Annotated[str | None, LOCATION] = None
     cas_endpoint: Annotated[str | None, LOCATION] = None
     slb_endpoint: Annotated[str | None, LOCATION] = None
-    protocol: Literal["https", "http"] = "https"
-    timeout_ms: Annotated[int, whole_number(100, 600000)] = 10000
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, value: str) -> str:
-        if not _REGION.match(value):
-            raise InvalidInputError("", f"{value!r} is not a region id like cn-hangzhou")
-        return value
 
 
 class AlibabaSlbTarget(base.RedeployRollback):
     kind = KIND
 
     def __init__(self, settings: AlibabaSlbSettings) -> None:
+        self.access = settings
         self.region = settings.region
         self.load_balancer_id = settings.load_balancer_id
         self.listener_port = settings.listener_port
         self.cas_endpoint = settings.cas_endpoint or settings.endpoint
         self.slb_endpoint = settings.slb_endpoint or settings.endpoint
-        self.protocol = settings.protocol
-        self.timeout_ms = settings.timeout_ms
 
     def check_binding(self, binding: Binding) -> None:
         if binding.sni and not binding.server_names:
@@ -68,23 +51,19 @@ class AlibabaSlbTarget(base.RedeployRollback):
     # --- clients, created per call ----------------------------------------------------------------------------
 
     def _config(self, endpoint: str | None) -> Any:
-        from alibabacloud_credentials.client import Client as Credentials  # type: ignore[import-untyped]
-        from alibabacloud_tea_openapi import models as open_api  # type: ignore[import-untyped]
-
-        return open_api.Config(credential=Credentials(), region_id=self.region, endpoint=endpoint,
-                               protocol=self.protocol, read_timeout=self.timeout_ms, connect_timeout=self.timeout_ms)
+        return _alibaba.config(self.access, endpoint)
 
     def _cas(self, action: str, request: Callable[[Any], Any], call: Callable[[Any, Any], Any]) -> dict[str, Any]:
         from alibabacloud_cas20200407 import models  # type: ignore[import-untyped]
         from alibabacloud_cas20200407.client import Client  # type: ignore[import-untyped]
 
-        return _invoke(action, lambda: call(Client(self._config(self.cas_endpoint)), request(models)))
+        return _alibaba.invoke(KIND, action, lambda: call(Client(self._config(self.cas_endpoint)), request(models)))
 
     def _slb(self, action: str, request: Callable[[Any], Any], call: Callable[[Any, Any], Any]) -> dict[str, Any]:
         from alibabacloud_slb20140515 import models  # type: ignore[import-untyped]
         from alibabacloud_slb20140515.client import Client  # type: ignore[import-untyped]
 
-        return _invoke(action, lambda: call(Client(self._config(self.slb_endpoint)), request(models)))
+        return _alibaba.invoke(KIND, action, lambda: call(Client(self._config(self.slb_endpoint)), request(models)))
 
     # --- the verbs -------------------------------------------------------------------------------------------
 
@@ -222,30 +201,6 @@ class AlibabaSlbTarget(base.RedeployRollback):
         if cert_id:
             self._cas("DeleteUserCertificate", lambda m: m.DeleteUserCertificateRequest(cert_id=int(cert_id)),
                       lambda c, r: c.delete_user_certificate(r))
-
-
-def _invoke(action: str, fn: Callable[[], Any]) -> dict[str, Any]:
-    """One SDK call -> its response body as a plain dict, or DeployError(`alibaba_slb: Action: Code: message`)."""
-    try:
-        response = fn()
-    except Exception as err:  # noqa: BLE001 - Tea SDK errors share no small importable base
-        raise DeployError(f"alibaba_slb: {action}: {_describe(err)}") from None
-    body = getattr(response, "body", None)
-    mapped = body.to_map() if body is not None else {}
-    return dict(mapped or {})
-
-
-def _describe(err: Exception) -> str:
-    """`Code: message` for an API error. Transport errors only name their kind: their text quotes the request
-    URL, and RPC parameters (the private key among them) travel in its query string."""
-    code, message = getattr(err, "code", None), getattr(err, "message", None)
-    if code and isinstance(message, str) and getattr(err, "status_code", None) is not None:
-        text = re.sub(r"^code: \d+, ", "", message.splitlines()[0] if message else "")
-        text = re.sub(r"\s*request id: \S+$", "", text).strip()
-        if not re.search(r"PRIVATE(\+|%20|\s)*KEY", text, re.I):
-            return f"{code}: {text}" if text else str(code)
-    reason = "cannot connect to the endpoint" if "connect" in str(err).lower() else "request failed"
-    return f"{reason} ({type(err).__name__})"
 
 
 PLUGIN = TargetPlugin(KIND, AlibabaSlbSettings, AlibabaSlbTarget)

@@ -90,7 +90,8 @@ class DeployTarget(Protocol):
         """Put `previous` back (or remove the binding when there was none) after a failed verify."""
 
     def observe(self, binding: Binding) -> dict[str, str | None]:
-        """What is live: server name (or "default") -> leaf fingerprint, None when nothing is served. For drift."""
+        """What is live, for drift and `certplane check --probe`: where (a server name, "default", or a place
+        the target names, e.g. `resource 123`) -> leaf fingerprint, None when nothing is served there."""
 
     def remove(self, binding: Binding) -> None:
         """Stop serving the binding's certificate without leaving the endpoint with no certificate at all."""

@@ -1,0 +1,73 @@
+"""Alibaba Cloud through its official Tea SDKs, for every target that calls it (alibaba_slb, alibaba_cas): one
+client config, one way to call, one way to say what failed.
+
+Credentials come from the SDK's default chain (ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET, profile, RAM role), never
+from settings or state. No Alibaba Cloud emulator exists: these adapters are tested against a local stub of the
+documented RPC API (tests/support/alibaba_stub.py), not against Alibaba Cloud itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from pydantic import field_validator
+
+from ..errors import DeployError, InvalidInputError
+from ..validation import LOCATION, Model, whole_number
+
+_REGION = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+$")
+
+
+class AlibabaAccess(Model):
+    """region; protocol (https; http only for a local stub), timeout_ms."""
+
+    region: Annotated[str, LOCATION]
+    protocol: Literal["https", "http"] = "https"
+    timeout_ms: Annotated[int, whole_number(100, 600000)] = 10000
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if not _REGION.match(value):
+            raise InvalidInputError("", f"{value!r} is not a region id like cn-hangzhou")
+        return value
+
+
+def config(access: AlibabaAccess, endpoint: str | None) -> Any:
+    from alibabacloud_credentials.client import Client as Credentials  # type: ignore[import-untyped]
+    from alibabacloud_tea_openapi import models as open_api  # type: ignore[import-untyped]
+
+    return open_api.Config(credential=Credentials(), region_id=access.region, endpoint=endpoint,
+                           protocol=access.protocol, read_timeout=access.timeout_ms, connect_timeout=access.timeout_ms)
+
+
+def invoke(what: str, action: str, fn: Callable[[], Any]) -> dict[str, Any]:
+    """One SDK call -> its response body as a plain dict, or DeployError(`what: Action: Code: message`)."""
+    try:
+        response = fn()
+    except Exception as err:  # noqa: BLE001 - Tea SDK errors share no small importable base
+        raise DeployError(f"{what}: {action}: {describe(err)}") from None
+    body = getattr(response, "body", None)
+    mapped = body.to_map() if body is not None else {}
+    return dict(mapped or {})
+
+
+def error_code(err: DeployError) -> str:
+    """The API's error code in a DeployError made by `invoke` (`what: Action: Code: message`), else ''."""
+    parts = str(err).split(": ")
+    return parts[2] if len(parts) > 3 else ""
+
+
+def describe(err: Exception) -> str:
+    """`Code: message` for an API error. Transport errors only name their kind: their text quotes the request
+    URL, and RPC parameters (the private key among them) travel in its query string."""
+    code, message = getattr(err, "code", None), getattr(err, "message", None)
+    if code and isinstance(message, str) and getattr(err, "status_code", None) is not None:
+        text = re.sub(r"^code: \d+, ", "", message.splitlines()[0] if message else "")
+        text = re.sub(r"\s*request id: \S+$", "", text).strip()
+        if not re.search(r"PRIVATE(\+|%20|\s)*KEY", text, re.I):
+            return f"{code}: {text}" if text else str(code)
+    reason = "cannot connect to the endpoint" if "connect" in str(err).lower() else "request failed"
+    return f"{reason} ({type(err).__name__})"
