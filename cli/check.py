@@ -2,7 +2,8 @@
 
 Critical: expired; renewal overdue (past renewal_time by more than the grace: `pulumi up` should have renewed
 it); with --probe: an endpoint serving another certificate, an incomplete chain, a hostname mismatch, or an
-endpoint that does not answer. Warning: under a --warn-days threshold, renewal due, not yet valid.
+endpoint that does not answer; a target (load balancer, CDN, directory) that holds another certificate, none,
+or cannot be read. Warning: under a --warn-days threshold, renewal due, not yet valid.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from providers.core.certificates import fingerprint_sha256
 from providers.core.clock import rfc3339
 
-from . import EXIT_CRITICAL, EXIT_OK, EXIT_WARNING, CliError, notify, probe, render
+from . import EXIT_CRITICAL, EXIT_OK, EXIT_WARNING, CliError, notify, observe, probe, render
 from .expiry import LEVELS, expiry_findings, parse_warn_days, urgency_key, worst
 from .model import Certificate, Endpoint, Finding, parse_endpoint_spec
 from .render import fmt_days, fmt_time, plural
@@ -75,23 +76,34 @@ def run(args: argparse.Namespace, source: Source) -> int:
     notes: list[str] = []
 
     probed: list[probe.ProbeResult] = []
+    observed: list[observe.Observation] = []
     probe_seconds = 0.0
     if args.probe or args.endpoint:
         jobs = probe_jobs(certs, args.endpoint or [])
-        if not jobs:
+        asks = [(c.name, p) for c in certs for p in c.placements] if args.probe else []
+        if not jobs and not asks:
             notes.append("no endpoints to probe: the inventory lists none; add --endpoint NAME=HOST:PORT[/SNI]")
-        else:
+        start = time.monotonic()
+        if jobs:
             progress = render.Progress("probing", len(jobs))
-            start = time.monotonic()
             try:
                 probed = probe.probe_all(jobs, timeout=args.probe_timeout, workers=args.probe_workers,
                                          on_done=lambda r: progress.step(f"{r.certificate} {r.endpoint.label}"))
             finally:
                 progress.close()
-            probe_seconds = time.monotonic() - start
-            by_name = {c.name: c for c in certs}
-            for result in probed:
-                findings[result.certificate].extend(probe.assess(by_name[result.certificate], result))
+        if asks:  # the targets that do not terminate TLS themselves: ask their API what they hold
+            progress = render.Progress("asking targets", len(asks))
+            try:
+                observed = observe.observe_all(asks, workers=args.probe_workers,
+                                               on_done=lambda r: progress.step(f"{r.certificate} {r.placement.label}"))
+            finally:
+                progress.close()
+        probe_seconds = time.monotonic() - start
+        by_name = {c.name: c for c in certs}
+        for result in probed:
+            findings[result.certificate].extend(probe.assess(by_name[result.certificate], result))
+        for answer in observed:
+            findings[answer.certificate].extend(observe.assess(by_name[answer.certificate], answer))
     for name in findings:
         findings[name].sort(key=lambda f: -LEVELS.index(f.level))
 
@@ -123,6 +135,9 @@ def run(args: argparse.Namespace, source: Source) -> int:
                         "error": r.error, "seconds": round(r.seconds, 3),
                         "served_fingerprint_sha256": fingerprint_sha256(r.chain[0]) if r.chain else None,
                         "served_chain_length": len(r.chain)} for r in probed],
+            "targets": [{"certificate": o.certificate, "binding": o.placement.binding_id, "target": o.placement.target,
+                         "type": o.placement.type, "ok": not o.error, "error": o.error, "held": o.seen,
+                         "seconds": round(o.seconds, 3)} for o in observed],
             "notes": notes,
             "notifications": [o.as_dict() for o in outcomes],
         }
@@ -141,7 +156,9 @@ def run(args: argparse.Namespace, source: Source) -> int:
         if not flagged:
             renew = f"renews {fmt_time(cert.renewal_time)}" if cert.renewal_time else "no renewal time"
             served = sum(1 for r in probed if r.certificate == cert.name)
+            held = sum(1 for o in observed if o.certificate == cert.name)
             live = f"; {plural(served, 'endpoint')} {'serves' if served == 1 else 'serve'} it" if served else ""
+            live += f"; {plural(held, 'target')} {'holds' if held == 1 else 'hold'} it" if held else ""
             out.write(f"{label} {cert.name:{width}}  {fmt_days(cert.days_left(now))} days left, {renew}{live}\n")
             continue
         for i, finding in enumerate(flagged):
@@ -149,7 +166,9 @@ def run(args: argparse.Namespace, source: Source) -> int:
             out.write(f"{lead} {cert.name:{width}}  {finding.message}\n")
     counts = {lvl: sum(1 for v in levels.values() if v == lvl) for lvl in LEVELS}
     parts = [f"{counts['critical']} critical", f"{counts['warning']} warning", f"{counts['ok']} ok"]
-    probe_note = f"; probed {plural(len(probed), 'endpoint')} in {probe_seconds:.1f}s" if probed else ""
+    asked = f", asked {plural(len(observed), 'target')}" if observed else ""
+    probe_note = f"; probed {plural(len(probed), 'endpoint')}{asked} in {probe_seconds:.1f}s" \
+        if probed or observed else ""
     out.write(style(f"{status.upper()}: {plural(len(certs), 'certificate')} on stack {loaded.stack} ({', '.join(parts)}) "
                     f"as of {fmt_time(now)}{probe_note}", render.LEVEL_STYLE[status]) + "\n")
     for outcome in outcomes:
@@ -166,7 +185,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how long past its renewal time a certificate may go before it is critical "
                              "(default: 1)")
     parser.add_argument("--probe", action="store_true",
-                        help="TLS-handshake every endpoint in the inventory: served certificate, chain, hostname")
+                        help="TLS-handshake every endpoint in the inventory (served certificate, chain, hostname), "
+                             "and ask every other target (load balancer, CDN, directory) what it holds")
     parser.add_argument("--endpoint", action="append", metavar="NAME=HOST:PORT[/SNI]",
                         help="also probe this endpoint for certificate NAME (repeatable; implies --probe)")
     parser.add_argument("--probe-timeout", type=float, default=probe.DEFAULT_TIMEOUT, metavar="SECONDS",

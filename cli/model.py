@@ -40,6 +40,24 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """A binding on a target that does not terminate TLS itself (a load balancer, a CDN, a certificate
+    service, a directory): what is needed to ask that target, through its own API, what it holds."""
+
+    binding_id: str
+    target: str
+    type: str
+    settings: dict[str, Any]
+    server_names: tuple[str, ...] = ()
+    sni: bool = False
+    live: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.target} ({self.type})"
+
+
+@dataclass(frozen=True)
 class Certificate:
     name: str
     domains: tuple[str, ...]
@@ -54,6 +72,7 @@ class Certificate:
     targets: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
     endpoints: tuple[Endpoint, ...] = ()
+    placements: tuple[Placement, ...] = ()
 
     @property
     def owner(self) -> str:
@@ -121,6 +140,23 @@ def _endpoints(raw: Any, where: str) -> tuple[Endpoint, ...]:
     return tuple(out)
 
 
+def _placements(raw: Any, where: str) -> tuple[Placement, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise CliError(f"{where}: must be a list of {{binding_id, target, type, settings, live}}")
+    out = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or not all(isinstance(item.get(k), str) and item.get(k)
+                                                 for k in ("binding_id", "target", "type")):
+            raise CliError(f"{where}[{i}]: needs a binding_id, a target and a type")
+        out.append(Placement(binding_id=item["binding_id"], target=item["target"], type=item["type"],
+                             settings=dict(item.get("settings") or {}),
+                             server_names=tuple(str(n) for n in item.get("server_names") or ()),
+                             sni=bool(item.get("sni")), live=dict(item.get("live") or {})))
+    return tuple(out)
+
+
 def parse_inventory(raw: Any) -> list[Certificate]:
     """The stack output (name -> entry) as typed certificates; a malformed entry fails naming the field."""
     if not isinstance(raw, dict):
@@ -145,5 +181,6 @@ def parse_inventory(raw: Any) -> list[Certificate]:
             targets=tuple(str(t) for t in entry.get("targets") or ()),
             tags={str(k): str(v) for k, v in (entry.get("tags") or {}).items()},
             endpoints=_endpoints(entry.get("endpoints"), f"{where}.endpoints"),
+            placements=_placements(entry.get("bindings"), f"{where}.bindings"),
         ))
     return certs

@@ -45,3 +45,20 @@ def endpoints(bindings: Sequence[BindingConfig], targets: Mapping[str, TargetSet
                 out.append({"host": endpoint.host, "port": endpoint.port, "server_name": endpoint.server_name,
                             "target": spec.target})
     return out
+
+
+def observed_by_api(cert_name: str, bindings: Sequence[BindingConfig], resources: Sequence[CertificateBinding],
+                    targets: Mapping[str, TargetSettings], domains: Sequence[str]) -> pulumi.Output[list[dict[str, Any]]]:
+    """The bindings whose target does not terminate TLS itself (a load balancer, a CDN, a directory), with what
+    `certplane check --probe` needs to ask that target what it holds: its kind, settings (never secret) and the
+    live facts the deploy returned (ARNs, ids, paths)."""
+    items = []
+    for spec, resource in zip(bindings, resources):
+        settings = targets[spec.target]
+        if isinstance(deploy.build(settings), deploy.ServesTls):
+            continue
+        fixed = {"binding_id": binding_id(cert_name, spec.target), "target": spec.target,
+                 "type": deploy.REGISTRY.plugin_of(settings).kind, "settings": settings.wire(),
+                 "server_names": list(spec.server_names or domains), "sni": spec.sni}
+        items.append(resource.live.apply(lambda live, fixed=fixed: {**fixed, "live": dict(live or {})}))
+    return pulumi.Output.all(*items).apply(list)

@@ -15,7 +15,7 @@ from providers.core.deploy import TargetSettings
 from providers.core.validation import SECRET, marked
 from providers.uploaded_certificate import UploadedCertificate
 
-from .bindings import bind, endpoints
+from .bindings import bind, endpoints, observed_by_api
 from .config import CertificateConfig
 from .issuers import IssuerHandle
 
@@ -30,6 +30,7 @@ class ManagedCertificate(pulumi.ComponentResource):
     def __init__(self, name: str, spec: CertificateConfig, *, base_dir: Path, issuer: IssuerHandle | None,
                  targets: Mapping[str, TargetSettings], opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("certplane:index:ManagedCertificate", name, None, opts)
+        self.cert_name = name
         child = pulumi.ResourceOptions(parent=self)
         self.spec = spec
         common: dict[str, Any] = {
@@ -53,11 +54,12 @@ class ManagedCertificate(pulumi.ComponentResource):
 
     def inventory_entry(self, issuer_name: str, targets: Mapping[str, TargetSettings]) -> pulumi.Output[dict[str, Any]]:
         """Plain data for dashboards and other stacks: never a secret. TLS endpoints (targets that terminate TLS
-        themselves) are listed so `certplane check --probe` can verify what is served."""
+        themselves) and the other bindings (targets to ask through their API) are listed so `certplane check
+        --probe` can verify what is served."""
         spec = self.spec
 
         def build(values: list[Any]) -> dict[str, Any]:
-            fields = dict(zip(PUBLIC_FIELDS, values))
+            fields = dict(zip(PUBLIC_FIELDS, values[:-1]))
             days = clock.days_between(clock.now(), clock.parse_rfc3339(fields["not_after"]))
             domains = list(spec.domains or fields["dns_names"] or [])
             return {
@@ -73,10 +75,14 @@ class ManagedCertificate(pulumi.ComponentResource):
                 "key_algorithm": fields["key_algorithm"],
                 "targets": [b.target for b in spec.bindings],
                 "endpoints": endpoints(spec.bindings, targets, domains),
+                "bindings": values[-1],
                 "tags": dict(spec.tags),
             }
 
-        return pulumi.Output.all(*[getattr(self.certificate, f) for f in PUBLIC_FIELDS]).apply(build)
+        domains = list(spec.domains) or self.certificate.dns_names
+        placed = pulumi.Output.from_input(domains).apply(
+            lambda names: observed_by_api(self.cert_name, spec.bindings, self.bindings, targets, list(names or [])))
+        return pulumi.Output.all(*[getattr(self.certificate, f) for f in PUBLIC_FIELDS], placed).apply(build)
 
     def download(self) -> dict[str, Any]:
         cert = self.certificate

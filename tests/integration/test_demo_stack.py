@@ -56,7 +56,7 @@ def test_the_demo_stack_issues_deploys_and_verifies(tmp_path, demo_servers):
              "--warn-days", "7"],
             env={**os.environ, **project.env, **aws}, capture_output=True, text=True, timeout=120)
         assert check.returncode == 0, check.stdout + check.stderr
-        assert f"probed {expected['endpoints']} endpoints" in check.stdout
+        assert f"probed {expected['endpoints']} endpoints, asked {expected['targets']} targets" in check.stdout
 
         # The demo's own sites (snippet mode) proxy to their apps under the managed certificates.
         for name, host in (("www", "www.example.test"), ("www", "example.test"), ("blog", "blog.example.test")):

@@ -58,7 +58,8 @@ def demo_config(servers: DemoServers, files_dir: Path, raw: dict[str, Any] | Non
 def expected_counts(config: dict[str, Any]) -> dict[str, int]:
     """What the demo config should make, counted from the config itself: resources created (a component per
     certificate plus its certificate and bindings; two per CA level plus the CA component; an account per
-    ACME issuer; the fleet) and TLS endpoints (one per server name bound to nginx or HAProxy)."""
+    ACME issuer; the fleet), TLS endpoints (one per server name bound to nginx or HAProxy) and the other
+    targets `check --probe` asks through their API (one per binding)."""
     certificates, issuers, targets = config["certificates"], config["issuers"], config["targets"]
     resources = 2  # the stack and the fleet
     for issuer in issuers.values():
@@ -66,10 +67,12 @@ def expected_counts(config: dict[str, Any]) -> dict[str, int]:
             resources += 1 + 2 * (2 if issuer.get("intermediate") else 1)
         elif issuer["type"] == "acme":
             resources += 1
-    endpoints = 0
+    endpoints = asked = 0
     for cert in certificates.values():
         resources += 2 + len(cert.get("bindings", []))
         for binding in cert.get("bindings", []):
             if targets[binding["target"]]["type"] in ("nginx", "haproxy"):
                 endpoints += len(binding.get("server_names") or cert.get("domains") or ["(from the upload)"])
-    return {"resources": resources, "endpoints": endpoints}
+            else:
+                asked += 1
+    return {"resources": resources, "endpoints": endpoints, "targets": asked}
