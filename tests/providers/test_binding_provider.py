@@ -139,8 +139,8 @@ def test_files_target_round_trip(tmp_path: Path, ca: LocalCa) -> None:  # noqa: 
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"target_type": "haproxy"},
-     f"binding www--edge: target_type: unrecognized deploy target: haproxy (known: {deploy.REGISTRY.known()})"),
+    ({"target_type": "caddy"},
+     f"binding www--edge: target_type: unrecognized deploy target: caddy (known: {deploy.REGISTRY.known()})"),
     ({"target_settings": {"conf_dir": "/tmp/x", "listen": "localhost"}},
      "binding www--edge: target_settings.listen: must be HOST:PORT, e.g. 127.0.0.1:8443"),
     ({"server_names": []}, "binding www--edge: server_names: nginx serves a certificate by name: give at least one"),
