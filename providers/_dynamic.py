@@ -14,7 +14,8 @@ are part of the state format (see docs/ARCHITECTURE.md).
 from __future__ import annotations
 
 import sys
-from collections.abc import Collection, Mapping
+import threading
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -44,6 +45,18 @@ class Stored(Generic[I, O]):
 def note(message: str) -> None:
     """A line for the user in `pulumi preview`/`up` (provider stderr becomes a diagnostic message)."""
     print(f"certplane: {message}", file=sys.stderr, flush=True)
+
+
+class PlannedDiff(DiffResult):
+    """A DiffResult that also says which properties change and how (`details`: name -> add | update | delete),
+    so `pulumi preview` shows `[diff: ~not_after,~serial]` instead of the engine's guess from the inputs
+    (which lists every input that is unknown in a preview, changed or not)."""
+
+    def __init__(self, *, details: Mapping[str, str], replaces: Sequence[str] = (),
+                 changes: bool | None = None) -> None:
+        super().__init__(changes=bool(details or replaces) if changes is None else changes,
+                         replaces=list(replaces), delete_before_replace=False)
+        self.details = dict(details)
 
 
 def failure(message: str) -> CheckFailure:
@@ -82,6 +95,14 @@ class CertplaneProvider(ResourceProvider, Generic[I, O]):
     def delete_typed(self, resource_id: str, olds: Stored[I, O]) -> None:
         return None
 
+    def changed(self, olds: Stored[I, O], news: I) -> list[str]:
+        """The inputs whose value differs from state (an unknown one counts: it may change), in the model's
+        order. Left to the provider: inputs state does not keep (`not_kept`), and inputs that are also outputs
+        (a generated keystore password), which state holds as the output."""
+        skip = {*self.not_kept(news), *type(olds.outputs).model_fields}
+        return [name for name in type(news).model_fields
+                if name not in skip and getattr(olds.inputs, name, None) != getattr(news, name, None)]
+
     def not_kept(self, inputs: I) -> Collection[str]:
         """Inputs left out of the outputs in state (the engine keeps and re-sends every input anyway)."""
         return ()
@@ -110,7 +131,10 @@ class CertplaneProvider(ResourceProvider, Generic[I, O]):
 
     def diff(self, resource_id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         with self._errors("diff", news):
-            return self.diff_typed(resource_id, self._stored(olds), self._checked(news))
+            result = self.diff_typed(resource_id, self._stored(olds), self._checked(news))
+        if isinstance(result, PlannedDiff):
+            _explain_diff(result)
+        return result
 
     def update(self, resource_id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         with self._errors("update", news):
@@ -234,6 +258,54 @@ def _report_without_traceback() -> None:
     if hasattr(server, "DynamicResourceProviderServicer") and real is not None and \
             not isinstance(real, _TracebackOfCertplaneErrors):
         server.traceback = _TracebackOfCertplaneErrors(real)  # type: ignore[union-attr]
+
+
+_DIFF_KINDS = {"add": 0, "delete": 2, "update": 4}  # pulumirpc PropertyDiff.Kind; +1 is the *_REPLACE kind
+_pending = threading.local()
+
+
+class _DiffResponseWithDetails:
+    """Stands in for the DiffResponse message class in the SDK's provider server, whose Diff answers only
+    changes and replaces: built for a PlannedDiff (on this thread, right after our diff returned), the response
+    also carries `diffs` and `detailedDiff`. Everything else (DIFF_SOME, ...) is the real class's."""
+
+    def __init__(self, real: Any, property_diff: Any) -> None:
+        self.real, self.property_diff = real, property_diff
+
+    def __call__(self, **fields: Any) -> Any:
+        diff: PlannedDiff | None = getattr(_pending, "diff", None)
+        _pending.diff = None
+        if diff is not None:
+            detailed = {name: self.property_diff(kind=_DIFF_KINDS[kind] + (name in diff.replaces), inputDiff=True)
+                        for name, kind in sorted(diff.details.items())}
+            fields.update(diffs=sorted(diff.details), detailedDiff=detailed, hasDetailedDiff=True)
+        return self.real(**fields)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+class _ProtoWithDetails:
+    """Stands in for the `proto` module of the SDK's provider server (see _DiffResponseWithDetails)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.DiffResponse = _DiffResponseWithDetails(real.DiffResponse, real.PropertyDiff)  # noqa: N815
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def _explain_diff(diff: PlannedDiff) -> None:
+    """In the provider process (`python -m pulumi.dynamic`), let the server's next DiffResponse on this thread
+    carry `diff`'s details. Installed on first use, like _report_without_traceback."""
+    server = sys.modules.get("__main__")
+    real = getattr(server, "proto", None)
+    if not hasattr(server, "DynamicResourceProviderServicer") or real is None:
+        return
+    if not isinstance(real, _ProtoWithDetails):
+        server.proto = _ProtoWithDetails(real)  # type: ignore[union-attr]
+    _pending.diff = diff
 
 
 class CertplaneResource(Resource):

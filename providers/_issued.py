@@ -105,16 +105,26 @@ def key_for_renewal(spec: keys.KeySpec, old_key_pem: str | None, reuse: bool) ->
     return keys.generate_private_key(spec)
 
 
-def in_place_diff(reasons: Sequence[str], rerender: bool) -> Any:
-    """Certificates are never replaced: re-issue and re-render are updates of the same resource. Each reason is
-    shown in `pulumi preview`."""
-    from pulumi.dynamic import DiffResult
+REISSUED = ("cert_pem", "chain_pem", "fullchain_pem", "serial", "not_before", "not_after", "renewal_time",
+            "fingerprint_sha256")  # what every re-issue changes (the key too, unless it is kept)
 
-    from ._dynamic import note
+
+def in_place_diff(reasons: Sequence[str], rerender: bool, changed: Sequence[str], *, rekey: bool,
+                  same_chain: bool = False) -> Any:
+    """Certificates are never replaced: re-issue and re-render are updates of the same resource. Each reason is
+    shown in `pulumi preview`; the diff names the inputs that changed and, for a re-issue, the certificate's
+    own properties (`not_after`, `serial`, ... `private_key_pem` when a new key is made, `chain_pem` unless the
+    issuer keeps its chain)."""
+    from ._dynamic import PlannedDiff, note
 
     for reason in reasons:
         note(reason)
-    return DiffResult(changes=bool(reasons) or rerender, replaces=[], delete_before_replace=False)
+    details = {name: "update" for name in changed}
+    if reasons:
+        details.update({name: "update" for name in REISSUED if not (same_chain and name == "chain_pem")})
+        if rekey:
+            details["private_key_pem"] = "update"
+    return PlannedDiff(details=details, changes=bool(reasons) or rerender)
 
 
 class IssuedCertificate(CertplaneResource):

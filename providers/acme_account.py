@@ -13,7 +13,7 @@ import pulumi
 from pulumi.dynamic import DiffResult
 from pydantic import AfterValidator, model_validator
 
-from ._dynamic import CertplaneProvider, CertplaneResource, Stored, note
+from ._dynamic import CertplaneProvider, CertplaneResource, PlannedDiff, Stored, note
 from .core import keys
 from .core.acme import client as acme_client
 from .core.errors import CertplaneError
@@ -76,7 +76,7 @@ class AcmeAccountProvider(CertplaneProvider[AccountInputs, AccountOutputs]):
                    if getattr(olds.inputs, f) != getattr(news, f)]
         for field in replaces:
             note(f"ACME account: {field} changed; registering a new account")
-        return DiffResult(changes=bool(replaces or changes), replaces=replaces, delete_before_replace=False)
+        return PlannedDiff(details={name: "update" for name in [*replaces, *changes]}, replaces=replaces)
 
     def update_typed(self, _id: str, olds: Olds, news: AccountInputs) -> AccountOutputs:
         if olds.inputs.email != news.email:

@@ -20,7 +20,7 @@ from pulumi.dynamic import CheckResult, DiffResult
 from pydantic import PrivateAttr, ValidationInfo, model_validator
 
 from . import _legacy
-from ._dynamic import CertplaneProvider, CertplaneResource, Stored, note
+from ._dynamic import CertplaneProvider, CertplaneResource, PlannedDiff, Stored, note
 from ._wire import Unknown, is_unknown, known
 from .core import certificates as x509util
 from .core import clock, deploy, keys
@@ -148,9 +148,18 @@ class CertificateBindingProvider(CertplaneProvider[BindingInputs, BindingOutputs
         for line in drifted:
             note(line)
         if "cert_pem" in changes and not replaces:
-            note(f"binding {news.binding_id}: deploying the new certificate to {news.target}")
-        return DiffResult(changes=bool(replaces or changes or drifted), replaces=replaces,
-                          delete_before_replace=False)
+            note(f"binding {news.binding_id}: deploying {news.certificate}'s new certificate to {news.target} "
+                 f"({news.target_type})")
+        elif replaces:
+            note(f"binding {news.binding_id}: moving {news.certificate}'s certificate to {news.target} "
+                 f"({news.target_type}): {', '.join(replaces)} changed")
+        if is_unknown(news.cert_pem):  # the certificate updates: its chain and password come with it, as one change
+            changes = [c for c in changes if not (c in ("chain_pem", "keystore_password")
+                                                  and is_unknown(getattr(news, c)))]
+        details = {name: "update" for name in [*replaces, *changes]}
+        if drifted:
+            details["live_fingerprints"] = "update"  # what is live is not what was deployed: redeploy
+        return PlannedDiff(details=details, replaces=replaces)
 
     def update_typed(self, _id: str, olds: Olds, news: BindingInputs) -> BindingOutputs:
         target, bundle = deploy.build(news.settings), _required_bundle(news)

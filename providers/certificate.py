@@ -138,7 +138,13 @@ class CertificateProvider(CertplaneProvider[CertificateInputs, CertificateOutput
 
     def diff_typed(self, _id: str, olds: Stored[CertificateInputs, CertificateOutputs],
                    news: CertificateInputs) -> DiffResult:
-        return _issued.in_place_diff(reissue_reasons(olds, news, quick=True), rerender_needed(olds, news))
+        reasons = reissue_reasons(olds, news, quick=True)
+        changed = self.changed(olds, news)
+        if news.keystore_password and news.keystore_password != olds.outputs.keystore_password:
+            changed.append("keystore_password")
+        return _issued.in_place_diff(reasons, rerender_needed(olds, news), changed,
+                                     rekey=bool(reasons) and news.key_pem is None and not news.reuse_key,
+                                     same_chain=news.plugin.chain_stable and not issuer_changed(olds, news))
 
     def update_typed(self, _id: str, olds: Stored[CertificateInputs, CertificateOutputs],
                      news: CertificateInputs) -> CertificateOutputs:
@@ -163,7 +169,15 @@ Olds = Stored[CertificateInputs, CertificateOutputs]
 def request_changed(olds: Olds, news: CertificateInputs) -> list[str]:
     out = []
     for field in REQUEST_FIELDS:
-        if getattr(olds.inputs, field) != getattr(news, field):
+        old, new = getattr(olds.inputs, field), getattr(news, field)
+        if old == new:
+            continue
+        if isinstance(old, tuple | list) and isinstance(new, tuple | list):
+            added, removed = [v for v in new if v not in old], [v for v in old if v not in new]
+            change = "; ".join([*([f"adds {', '.join(map(str, added))}"] if added else []),
+                                *([f"removes {', '.join(map(str, removed))}"] if removed else [])]) or "reordered"
+            out.append(f"{news.name}: {field} {change}; re-issuing")
+        else:
             out.append(f"{news.name}: {field} changed; re-issuing")
     return out
 

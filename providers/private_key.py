@@ -9,7 +9,7 @@ import pulumi
 from pulumi.dynamic import DiffResult
 from pydantic import model_validator
 
-from ._dynamic import CertplaneProvider, CertplaneResource, Stored
+from ._dynamic import CertplaneProvider, CertplaneResource, PlannedDiff, Stored
 from .core import keys
 from .core.validation import SECRET, Model, State
 
@@ -55,7 +55,7 @@ class PrivateKeyProvider(CertplaneProvider[PrivateKeyInputs, PrivateKeyOutputs])
     def diff_typed(self, _id: str, olds: Stored[PrivateKeyInputs, PrivateKeyOutputs],
                    news: PrivateKeyInputs) -> DiffResult:
         changed = [k for k in ("algorithm", "size", "curve") if getattr(olds.inputs, k) != getattr(news, k)]
-        return DiffResult(changes=bool(changed), replaces=changed, delete_before_replace=False)
+        return PlannedDiff(details={name: "update" for name in changed}, replaces=changed)
 
 
 class PrivateKey(CertplaneResource, module="certplane", name="PrivateKey"):

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from pulumi.dynamic import DiffResult
 
 from . import _issued
-from ._dynamic import CertplaneProvider, Stored
+from ._dynamic import CertplaneProvider, PlannedDiff, Stored
 from .core import bundles, clock
 from .core import certificates as x509util
 from .core.errors import BundleError
@@ -68,7 +68,14 @@ class UploadedCertificateProvider(CertplaneProvider[UploadInputs, UploadOutputs]
         changed = (old_bundle != new_bundle or (news.formats, news.renew, news.name) !=
                    (olds.inputs.formats, olds.inputs.renew, olds.inputs.name)
                    or bool(news.keystore_password and news.keystore_password != olds.outputs.keystore_password))
-        return DiffResult(changes=changed, replaces=[], delete_before_replace=False)
+        details = {name: "update" for name in self.changed(olds, news)}
+        if news.keystore_password and news.keystore_password != olds.outputs.keystore_password:
+            details["keystore_password"] = "update"
+        if old_bundle != new_bundle:  # another certificate: what it is changes (and its key when another was given)
+            details.update({name: "update" for name in _issued.REISSUED})
+            if news.private_key_pem != olds.outputs.input_private_key_pem:
+                details["private_key_pem"] = "update"
+        return PlannedDiff(details=details, changes=changed)
 
     def update_typed(self, _id: str, olds: Stored[UploadInputs, UploadOutputs], news: UploadInputs) -> UploadOutputs:
         return _outputs(news, olds.outputs)

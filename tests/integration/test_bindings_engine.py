@@ -48,6 +48,13 @@ def test_deploy_rotate_on_renewal_and_repair_drift(tmp_path, nginx):
         day25 = {"CERTPLANE_NOW": "2026-12-22T12:00:00Z"}
         preview = project.preview(env=day25)
         assert changed_steps(preview) == {"update": 2}  # www and its binding
+        # The plan names what changes: the certificate's own properties (a new key: reuse_key is off), and for
+        # the binding only the certificate it will serve; nothing else (its server names did not change).
+        lines = {ln.split()[2]: ln for ln in preview.stdout.splitlines() if ln.startswith(" ~ ")}
+        assert lines["www"].endswith("update [diff: ~cert_pem,fingerprint_sha256,fullchain_pem,not_after,not_before,"
+                                     "private_key_pem,renewal_time,serial]"), preview.stdout
+        assert lines["www--edge"].endswith("update [diff: ~cert_pem]"), preview.stdout
+        assert "binding www--edge: deploying www's new certificate to edge (nginx)" in preview.stdout
         project.up(env=day25)
         renewed = project.outputs()["inventory"]
         assert renewed["www"]["fingerprint_sha256"] != inv["www"]["fingerprint_sha256"]

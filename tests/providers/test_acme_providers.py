@@ -169,7 +169,8 @@ def test_domain_change_reissues_in_place_with_a_new_key(pebble, registered, caps
     news = cert_props(pebble, registered, domains=["a.example.test", "b.example.test"])
     diff = provider.diff("id", olds, news)
     assert diff.changes and diff.replaces == []
-    assert "www: domains changed; re-issuing" in capsys.readouterr().err
+    assert "www: domains adds b.example.test; re-issuing" in capsys.readouterr().err
+    assert "private_key_pem" in diff.details  # a new key with the new names
     outs = provider.update("id", olds, news).outs
     assert outs["dns_names"] == ["a.example.test", "b.example.test"]
     assert outs["serial"] != olds["serial"]

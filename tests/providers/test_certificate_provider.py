@@ -81,8 +81,17 @@ def test_reuse_key_keeps_the_key(provider, created, monkeypatch):
 def test_domain_change_reissues_and_says_so(provider, created, capfd):
     rid, outs = created
     news = leaf_inputs(domains=["www.example.test", "example.test"])
-    assert provider.diff(rid, outs, news).changes is True
-    assert "certplane: www: domains changed; re-issuing" in capfd.readouterr().err
+    diff = provider.diff(rid, outs, news)
+    assert diff.changes is True and diff.replaces == []
+    # The preview names what changes: the input, and the certificate's own properties (a new key with it).
+    assert diff.details == {name: "update" for name in ("domains", "cert_pem", "chain_pem", "fullchain_pem", "serial",
+                                                        "not_before", "not_after", "renewal_time",
+                                                        "fingerprint_sha256", "private_key_pem")}
+    assert "certplane: www: domains adds example.test; re-issuing" in capfd.readouterr().err
+    removed = provider.diff(rid, outs, leaf_inputs(domains=["other.example.test"]))
+    assert removed.details["domains"] == "update"
+    assert "certplane: www: domains adds other.example.test; removes www.example.test; re-issuing" in \
+        capfd.readouterr().err
     new = provider.update(rid, outs, news).outs
     assert x509util.dns_names_of(x509util.load_certificates(new["cert_pem"])[0]) == ["www.example.test",
                                                                                     "example.test"]

@@ -120,6 +120,7 @@ class IssuerPlugin(Generic[S, O, C]):
     credentials: type[C] | None = None
     retains_credentials: ClassVar[bool] = False  # kept in the certificate's state (e.g. to revoke on destroy)
     credentials_identify_issuer: ClassVar[bool] = False  # new credentials mean a new signer (a CA's certificate)
+    chain_stable: ClassVar[bool] = False  # a renewal from the same issuer keeps the chain (a CA's own chain)
 
     def order_for(self, settings: S, *, issuer: str, challenge: str | None) -> O:
         """What a certificate of this issuer carries. `issuer` is the config name (for messages); `challenge`

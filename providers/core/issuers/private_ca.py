@@ -105,6 +105,7 @@ class PrivateCaPlugin(IssuerPlugin[PrivateCaSettings, PrivateCaOrder, PrivateCaC
     order = PrivateCaOrder
     credentials = PrivateCaCredentials
     credentials_identify_issuer = True
+    chain_stable = True
 
     def default_validity_days(self, settings: PrivateCaSettings) -> int | None:
         return min(90, settings.validity_days)

@@ -28,6 +28,7 @@ class SelfSignedPlugin(IssuerPlugin[SelfSignedSettings, SelfSignedOrder, Model])
     kind = KIND
     settings = SelfSignedSettings
     order = SelfSignedOrder
+    chain_stable = True  # there is none
 
     def build(self, order: SelfSignedOrder, credentials: Model | None) -> SelfSignedIssuer:
         return SelfSignedIssuer()
