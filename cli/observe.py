@@ -37,6 +37,9 @@ def observe(certificate: str, placement: Placement) -> Observation:
         seen = target.observe(Binding(placement.binding_id, placement.server_names, placement.sni, placement.live))
     except CertplaneError as err:
         return Observation(certificate, placement, error=str(err), seconds=time.monotonic() - start)
+    except Exception as err:  # noqa: BLE001 - a target that cannot be read is a finding, never a traceback
+        reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no message'}"
+        return Observation(certificate, placement, error=f"cannot ask it ({reason})", seconds=time.monotonic() - start)
     return Observation(certificate, placement, seen=dict(seen), seconds=time.monotonic() - start)
 
 

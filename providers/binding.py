@@ -24,7 +24,7 @@ from ._dynamic import CertplaneProvider, CertplaneResource, PlannedDiff, Stored,
 from ._wire import Unknown, is_unknown, known
 from .core import certificates as x509util
 from .core import clock, deploy, keys
-from .core.deploy import Binding, Bundle, DeployTarget, TargetSettings
+from .core.deploy import Binding, Bundle, DeployTarget, RetiresReplaced, TargetSettings
 from .core.errors import DeployError, InvalidInputError
 from .core.validation import SECRET, Model, State
 
@@ -211,13 +211,15 @@ def _deploy_verified(target: DeployTarget, binding: Binding, bundle: Bundle, pre
     try:
         live = target.deploy(binding, bundle)
         target.verify(binding.with_live(live), bundle)
-        return live
     except DeployError as err:
         try:
             target.rollback(binding.with_live(live), previous)
         except DeployError as again:
             raise DeployError(f"{err}; rollback failed too: {again}") from None
         raise DeployError(f"{err} ({'previous certificate restored' if previous else 'rolled back'})") from None
+    if isinstance(target, RetiresReplaced):  # the new certificate is verified: what it replaced can go
+        live = target.retire(binding.with_live(live))
+    return live
 
 
 class CertificateBinding(CertplaneResource, module="certplane", name="CertificateBinding"):

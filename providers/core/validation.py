@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args, get_origin
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
                       ValidationInfo, model_validator)
@@ -83,8 +83,38 @@ def unknown_setting(key: str, known: Iterable[str]) -> str:
 
 
 def marked(model: type[BaseModel], marker: Marker) -> tuple[str, ...]:
-    """The names of `model`'s fields that carry `marker`."""
-    return tuple(name for name, f in model.model_fields.items() if marker in f.metadata)
+    """The names of `model`'s fields that carry `marker`, on the field or inside its type (`SecretText | None`
+    keeps the marker on the union's member)."""
+    return tuple(name for name, f in model.model_fields.items()
+                 if marker in f.metadata or _annotated_with(f.annotation, marker))
+
+
+def _annotated_with(annotation: Any, marker: Marker) -> bool:
+    if get_origin(annotation) is Annotated:
+        base, *metadata = get_args(annotation)
+        return marker in metadata or _annotated_with(base, marker)
+    return any(_annotated_with(arg, marker) for arg in get_args(annotation))
+
+
+def secret_paths(value: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Where `value` (a model, or dicts and lists of them) holds SECRET-marked text: the paths of the set
+    ones. A SECRET-marked block (DNS settings that may hold credentials) counts only for the secrets inside."""
+    out: list[tuple[str, ...]] = []
+    if isinstance(value, BaseModel):
+        secret = set(marked(type(value), SECRET))
+        for name in type(value).model_fields:
+            field = getattr(value, name)
+            if isinstance(field, BaseModel | dict | list | tuple):
+                out += secret_paths(field, (*path, name))
+            elif name in secret and field not in (None, ""):
+                out.append((*path, name))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            out += secret_paths(item, (*path, str(key)))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            out += secret_paths(item, (*path, str(index)))
+    return out
 
 
 # --- pydantic's errors, in certplane's words ----------------------------------------------------------------
@@ -248,5 +278,5 @@ SecretText = Annotated[str, SECRET]
 """Key material, a password or a credential: a Pulumi secret, never in a repr or a message."""
 
 
-__all__ = ["Argv", "LOCATION", "STORED", "policy", "Marker", "Model", "ProjectPath", "project_path", "REISSUE", "SECRET", "SecretText", "State",
+__all__ = ["Argv", "LOCATION", "STORED", "policy", "Marker", "Model", "ProjectPath", "project_path", "REISSUE", "SECRET", "SecretText", "State", "secret_paths",
            "first_problem", "marked", "number", "parse", "problems", "unknown_setting", "whole_number"]

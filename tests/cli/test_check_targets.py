@@ -97,3 +97,16 @@ def test_a_target_that_cannot_be_read_is_critical_in_one_line(tmp_path: Path, ca
     line, = [ln for ln in result.stdout.splitlines() if ln.startswith("CRITICAL www")]
     assert line.startswith("CRITICAL www  alb (aws_elbv2): aws_elbv2: describe_listener_certificates: ")
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_directory_that_cannot_be_read_is_critical_in_one_line(tmp_path: Path, ca: LocalCa) -> None:
+    not_a_directory = tmp_path / "certs"
+    not_a_directory.write_text("a file where the directory should be")
+    settings = {"directory": str(not_a_directory), "formats": ["pem"]}
+    bundle = ca.bundle(["www.example.test"])
+    inv = inventory(tmp_path, bundle, [placement("disk", "files", settings, {"name": "www"})])
+    result = check(inv)
+    assert result.returncode == 2, result.stdout + result.stderr
+    line, = [ln for ln in result.stdout.splitlines() if ln.startswith("CRITICAL www")]
+    assert line == f"CRITICAL www  disk (files): files: cannot read {not_a_directory}/www.fullchain.pem: Not a directory"
+    assert "Traceback" not in result.stdout + result.stderr

@@ -187,10 +187,12 @@ def test_a_new_keystore_password_redeploys_and_an_explicit_conf_is_no_move(nginx
     try:
         repassword = props(nginx, bundle, keystore_password="second-pass")
         assert provider.diff("b", outs, repassword).changes is True
-        implicit = props(nginx, bundle, target_settings={k: v for k, v in nginx.target_settings().items()
-                                                         if k != "conf"})  # server mode's default: the same file
+        without_conf = {k: v for k, v in nginx.target_settings().items() if k != "conf"}
+        implicit = props(nginx, bundle, target_settings=without_conf)  # server mode's default: the same file
         d = provider.diff("b", outs, implicit)
         assert d.replaces == [], "the same files: an in-place update, never create-then-delete of one path"
+        # ...because it is the same nginx: the same main config tested and reloaded, the same lock.
+        assert deploy.get_target("nginx", without_conf).conf == deploy.get_target("nginx", nginx.target_settings()).conf  # type: ignore[attr-defined]
     finally:
         provider.delete("b", outs)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import re
 import shutil
 import signal
@@ -169,6 +170,49 @@ class PythonLanguageRuntime(language_pb2_grpc.LanguageRuntimeServicer):  # type:
         if code == EXIT_AFTER_USER_MESSAGE:
             return language_pb2.RunResponse(bail=True)
         return language_pb2.RunResponse(error=f"program exited with non-zero exit code: {code}")
+
+    def RunPlugin(self, request: Any, context: Any) -> Any:
+        """Run a plugin written in Python (a policy pack): `python <plugin dir> <args>` in `pwd`, with the
+        engine's extra environment, its stdout and stderr streamed back as they come (the engine reads the
+        plugin's port from the first stdout line), then the exit code. As the Go host does."""
+        info = request.info
+        directory = info.program_directory or request.program or "."
+        args = [_python_for(info), "-u", directory, *request.args]
+        env = dict(os.environ)
+        env.update(item.split("=", 1) for item in request.env if "=" in item)
+        try:
+            child = subprocess.Popen(args, cwd=request.pwd or None, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as err:
+            context.abort(grpc.StatusCode.UNKNOWN, f"could not run the Python plugin: {err}")
+        with self._lock:
+            self._children.add(child)
+        chunks: queue.Queue[tuple[str, bytes] | None] = queue.Queue()
+
+        def pump(name: str, stream: Any) -> None:
+            for chunk in iter(lambda: stream.read1(65536), b""):
+                chunks.put((name, chunk))
+            chunks.put(None)
+
+        pumps = [threading.Thread(target=pump, args=(n, s), daemon=True)
+                 for n, s in (("stdout", child.stdout), ("stderr", child.stderr))]
+        for thread in pumps:
+            thread.start()
+        try:
+            open_streams = len(pumps)
+            while open_streams:
+                item = chunks.get()
+                if item is None:
+                    open_streams -= 1
+                    continue
+                yield language_pb2.RunPluginResponse(**{item[0]: item[1]})
+            code = child.wait()
+        finally:
+            with self._lock:
+                self._children.discard(child)
+            if child.poll() is None:
+                child.kill()
+        yield language_pb2.RunPluginResponse(exitcode=code)
 
     def Cancel(self, request: Any, context: Any) -> Any:
         with self._lock:

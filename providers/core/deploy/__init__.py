@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 from ..plugins import Registry
 from ..validation import LOCATION, first_problem, marked
-from .base import DEFAULT, Binding, Bundle, DeployTarget, Endpoint, ServesTls, TargetPlugin, TargetSettings
+from .base import (DEFAULT, Binding, Bundle, DeployTarget, Endpoint, RetiresReplaced, ServesTls, TargetPlugin,
+                   TargetSettings)
 
 REGISTRY: Registry[TargetPlugin] = Registry.of_modules(__name__, [
     "nginx",
@@ -49,5 +50,6 @@ def location_of(settings: TargetSettings) -> dict[str, Any]:
     return {name: getattr(settings, name) for name in marked(type(settings), LOCATION)}
 
 
-__all__ = ["DEFAULT", "REGISTRY", "Binding", "Bundle", "DeployTarget", "Endpoint", "ServesTls", "TargetPlugin",
+__all__ = ["DEFAULT", "REGISTRY", "Binding", "Bundle", "DeployTarget", "Endpoint", "RetiresReplaced", "ServesTls",
+           "TargetPlugin",
            "TargetSettings", "TargetSettingsField", "build", "get_target", "location_of", "parse_settings"]

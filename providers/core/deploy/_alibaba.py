@@ -43,21 +43,25 @@ def config(access: AlibabaAccess, endpoint: str | None) -> Any:
                            protocol=access.protocol, read_timeout=access.timeout_ms, connect_timeout=access.timeout_ms)
 
 
+class ApiError(DeployError):
+    """A failed call, one line (`what: Action: Code: message`); `code` is the API's error code ('' when the
+    call never got an answer)."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+
+
 def invoke(what: str, action: str, fn: Callable[[], Any]) -> dict[str, Any]:
-    """One SDK call -> its response body as a plain dict, or DeployError(`what: Action: Code: message`)."""
+    """One SDK call -> its response body as a plain dict, or ApiError."""
     try:
         response = fn()
     except Exception as err:  # noqa: BLE001 - Tea SDK errors share no small importable base
-        raise DeployError(f"{what}: {action}: {describe(err)}") from None
+        code = getattr(err, "code", None) if getattr(err, "status_code", None) is not None else None
+        raise ApiError(f"{what}: {action}: {describe(err)}", str(code or "")) from None
     body = getattr(response, "body", None)
     mapped = body.to_map() if body is not None else {}
     return dict(mapped or {})
-
-
-def error_code(err: DeployError) -> str:
-    """The API's error code in a DeployError made by `invoke` (`what: Action: Code: message`), else ''."""
-    parts = str(err).split(": ")
-    return parts[2] if len(parts) > 3 else ""
 
 
 def describe(err: Exception) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import subprocess
 import tempfile
@@ -73,14 +74,23 @@ class FileSet:
                     os.chown(path, st.st_uid, st.st_gid)
 
 
+def server_lock(kind: str, identity: str) -> Path:
+    """The lock file for one server (`kind` + what names it, e.g. its main config's path): the same path for
+    every target and process on this machine that changes that server, kept out of the server's own files
+    (which a config manager may replace by rename) in a directory of the user's own."""
+    directory = Path(tempfile.gettempdir()) / f"certplane-locks-{os.getuid()}"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    if directory.stat().st_uid != os.getuid() or directory.stat().st_mode & 0o077:
+        raise DeployError(f"{directory} is not a private directory of this user; remove it and run again")
+    return directory / f"{kind}-{hashlib.sha256(identity.encode()).hexdigest()[:24]}.lock"
+
+
 @contextlib.contextmanager
 def locked(lock_file: Path, *, timeout: float = 120.0) -> Iterator[None]:
-    """One deploy at a time per server: Pulumi runs resources in parallel threads and processes. An existing
-    file (a server's own main config) is locked read-only, never written; otherwise `lock_file` is created."""
-    if not lock_file.exists():
-        lock_file.parent.mkdir(parents=True, exist_ok=True)
-        lock_file.touch()
-    with open(lock_file, "rb") as handle:
+    """One deploy at a time per server (see server_lock) or directory: Pulumi runs resources in parallel
+    threads and processes."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a") as handle:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -103,11 +113,18 @@ def scrub(line: str) -> str:
 
 def run(args: Sequence[str], *, timeout: float, what: str) -> tuple[int, list[str]]:
     """Run a command without a shell; returns (exit code, non-empty stderr-or-stdout lines, scrubbed)."""
+    code, stdout, stderr = run_capturing(args, timeout=timeout, what=what)
+    lines = [ln.strip() for ln in (stderr or stdout).splitlines() if ln.strip()]
+    return code, [scrub(ln) for ln in lines]
+
+
+def run_capturing(args: Sequence[str], *, timeout: float, what: str) -> tuple[int, str, str]:
+    """Run a command without a shell; returns (exit code, stdout, stderr), unscrubbed: for callers that read
+    the output (a config dump), never for messages."""
     try:
         proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, check=False)
     except FileNotFoundError:
         raise DeployError(f"{what}: command not found: {args[0]}") from None
     except subprocess.TimeoutExpired:
         raise DeployError(f"{what}: {args[0]} did not finish within {timeout:g} s") from None
-    lines = [ln.strip() for ln in (proc.stderr or proc.stdout or "").splitlines() if ln.strip()]
-    return proc.returncode, [scrub(ln) for ln in lines]
+    return proc.returncode, proc.stdout or "", proc.stderr or ""

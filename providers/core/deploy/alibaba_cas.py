@@ -8,9 +8,10 @@ certificate on CLB, ALB, NLB, CDN, DCDN, WAF and the rest: one job for the confi
     on error: CreateRollbackTask for every worker that did deploy, wait for them, delete the job and the
               uploaded certificate (a failed job leaves no key behind)
 
-The certificate each resource had before the first deploy (the workers' ResourceCertId) is kept in state; a
-renewal deletes the certificate it replaced once no resource uses it, and removing the binding deploys the
-earlier certificates back by the same kind of job, then deletes ours. Official SDK alibabacloud_cas20200407;
+The certificate each resource had before the first deploy (the workers' ResourceCertId) is kept in state. A
+renewal keeps the certificate it replaced until the new one is verified (a rollback deploys it back, with no
+upload), then deletes it once no resource uses it; removing the binding deploys the earlier certificates back
+by the same kind of job, then deletes ours. Official SDK alibabacloud_cas20200407;
 access and errors, and how it is tested (a local stub: no emulator exists): _alibaba.py.
 """
 
@@ -73,14 +74,44 @@ class AlibabaCasTarget(base.RedeployRollback):
         cert_id = self._upload(binding, bundle)
         try:
             workers = self._run_job(binding, cert_id)
+        except JobStillRunning:
+            raise  # it may yet deploy the upload: keep it
         except DeployError:
             with contextlib.suppress(DeployError):
                 self._delete_certificate(cert_id)  # a failed job leaves no uploaded key behind
             raise
         before = old.get("previous_cert_ids") or {str(w["ResourceId"]): w.get("ResourceCertId") for w in workers}
-        stale = [c for c in [*(old.get("stale_cert_ids") or []), old.get("cert_id")] if c and c != cert_id]
         return {"cert_id": cert_id, "resource_ids": list(self.resource_ids), "previous_cert_ids": before,
-                "stale_cert_ids": self._delete_unused(stale)}
+                "replaced_cert_id": old.get("cert_id") if old.get("cert_id") != cert_id else None,
+                "stale_cert_ids": list(old.get("stale_cert_ids") or [])}
+
+    def retire(self, binding: Binding) -> dict[str, Any]:
+        """The certificate the verified deploy replaced, and any left from before, deleted where unused."""
+        live = dict(binding.live)
+        stale = [c for c in [*(live.get("stale_cert_ids") or []), live.get("replaced_cert_id")]
+                 if c and c != live.get("cert_id")]
+        return {**live, "replaced_cert_id": None, "stale_cert_ids": self._delete_unused(stale)}
+
+    def rollback(self, binding: Binding, previous: Bundle | None) -> None:
+        """Back to the certificate state holds: the one the failed deploy replaced (still in CAS, so no upload),
+        deployed back where the new one went; then the new one is deleted. A first deploy is removed."""
+        live = binding.live
+        if previous is None:
+            if live.get("cert_id"):
+                self.remove(binding)
+            return
+        back_to, ours = live.get("replaced_cert_id") or live.get("cert_id"), live.get("cert_id")
+        if not back_to:
+            return
+        attached = self._attached()
+        moved = tuple(r for r in self.resource_ids if attached.get(_label(r)) != back_to)
+        if moved:
+            if self._fingerprint(back_to) is None:
+                raise DeployError(f"alibaba_cas: certificate {back_to}, the one to go back to, is gone from CAS; "
+                                  "the resources keep the new one")
+            self._run_job(binding, int(back_to), resources=moved)
+        if ours and ours != back_to:
+            self._delete_unused([ours])
 
     def verify(self, binding: Binding, bundle: Bundle) -> None:
         ours = binding.live.get("cert_id")
@@ -119,10 +150,11 @@ class AlibabaCasTarget(base.RedeployRollback):
             by_cert.setdefault(int(before[str(resource)]), []).append(resource)
         for cert_id, resources in sorted(by_cert.items()):
             self._run_job(binding, cert_id, resources=tuple(resources))
-        left = self._delete_unused([*(binding.live.get("stale_cert_ids") or []), ours])
-        if ours in left:
-            raise DeployError(f"alibaba_cas: certificate {ours} is still used by a cloud resource certplane did not "
-                              "deploy it to; detach it there, then remove again")
+        stale = [*(binding.live.get("stale_cert_ids") or []), binding.live.get("replaced_cert_id")]
+        self._delete_unused([c for c in stale if c])
+        if int(ours) in self._delete_unused([ours]):
+            raise DeployError(f"alibaba_cas: certificate {ours} could not be deleted from CAS (is it used by a cloud "
+                              "resource certplane did not deploy it to?); detach it there, then remove again")
 
     # --- mechanics ------------------------------------------------------------------------------------------
 
@@ -175,8 +207,10 @@ class AlibabaCasTarget(base.RedeployRollback):
             with contextlib.suppress(DeployError):
                 self._cas("UpdateDeploymentJobStatus", lambda m: m.UpdateDeploymentJobStatusRequest(
                     job_id=job, status="editing"), lambda c, r: c.update_deployment_job_status(r))
-        raise DeployError(f"alibaba_cas: deployment job {job} is still {status} after "
-                          f"{self.settings.poll_timeout:g} s; see it in the CAS console, then run again")
+                raise DeployError(f"alibaba_cas: deployment job {job} did not start within "
+                                  f"{self.settings.poll_timeout:g} s and was taken back to editing; run again")
+        raise JobStillRunning(f"alibaba_cas: deployment job {job} is still {status} after "
+                              f"{self.settings.poll_timeout:g} s; see it in the CAS console, then run again")
 
     def _workers(self, job: int) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -242,16 +276,20 @@ class AlibabaCasTarget(base.RedeployRollback):
                   lambda c, r: c.delete_user_certificate(r))
 
     def _delete_unused(self, cert_ids: list[Any]) -> list[int]:
-        """Delete each; those CAS still finds in use stay listed, to be tried again next time."""
+        """Delete each; those CAS will not delete (still in use, or any other refusal) stay listed, to be tried
+        again next time. Never raises: what is left is clutter in the account, not a failed deploy."""
         left: list[int] = []
         for cert_id in dict.fromkeys(int(c) for c in cert_ids):
             try:
                 self._delete_certificate(cert_id)
-            except DeployError as err:
-                if _alibaba.error_code(err) not in ("CertInUse", "Cert.InUse", "ResourceInUse"):
-                    raise
-                left.append(cert_id)
+            except _alibaba.ApiError as err:
+                if err.code not in ("NotFound", "CertNotFound"):
+                    left.append(cert_id)
         return left
+
+
+class JobStillRunning(DeployError):
+    """A deployment job that outlived poll_timeout while running: it may still deploy its certificate."""
 
 
 def _label(resource_id: Any) -> str:

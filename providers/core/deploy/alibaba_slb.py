@@ -86,11 +86,44 @@ class AlibabaSlbTarget(base.RedeployRollback):
             if replaced is None and current and current != old.get("server_certificate_id"):
                 replaced = current
             self._set_listener_certificate(server_cert_id)
+        previous = None  # kept until the new one is verified (retire), so a rollback can point back at it
         if old.get("server_certificate_id") and old["server_certificate_id"] != server_cert_id:
-            self._retire(str(old["server_certificate_id"]), old.get("cert_id"))
+            previous = {"server_certificate_id": old["server_certificate_id"], "cert_id": old.get("cert_id")}
         return {"cert_id": cert_id, "server_certificate_id": server_cert_id, "region": self.region,
                 "load_balancer_id": self.load_balancer_id, "listener_port": self.listener_port,
-                "replaced_server_certificate_id": replaced}
+                "replaced_server_certificate_id": replaced, "superseded": previous,
+                "stale": list(old.get("stale") or [])}
+
+    def retire(self, binding: Binding) -> dict[str, Any]:
+        """Delete what the verified deploy superseded (and anything left from before) where SLB and CAS let us."""
+        live = dict(binding.live)
+        left = []
+        for item in [*(live.get("stale") or []), *([live["superseded"]] if live.get("superseded") else [])]:
+            try:
+                self._retire(str(item["server_certificate_id"]), item.get("cert_id"))
+            except DeployError:
+                left.append(item)
+        return {**live, "superseded": None, "stale": left}
+
+    def rollback(self, binding: Binding, previous: Bundle | None) -> None:
+        """Point the listener (or the SNI domains) back at the certificate the failed deploy superseded, which
+        is still registered, then retire the new one; a first deploy is removed."""
+        superseded = binding.live.get("superseded")
+        if previous is None or not superseded:
+            if previous is None:
+                self.remove(binding)
+            return
+        back = str(superseded["server_certificate_id"])
+        if binding.sni:
+            self._bind_domains(binding, back)
+        else:
+            self._set_listener_certificate(back)
+        ours = str(binding.live.get("server_certificate_id") or "")
+        if ours and ours != back:
+            try:
+                self._retire(ours, binding.live.get("cert_id"))
+            except DeployError:
+                pass  # registered but unused: clutter, not a served certificate
 
     def verify(self, binding: Binding, bundle: Bundle) -> None:
         ours = str(binding.live.get("server_certificate_id") or "")
@@ -133,6 +166,7 @@ class AlibabaSlbTarget(base.RedeployRollback):
                                   "no earlier certificate to restore; bind another certificate first")
             self._set_listener_certificate(str(fallback))
         self._retire(ours, binding.live.get("cert_id"))
+        self.retire(binding)  # whatever an unverified or interrupted deploy left registered
 
     # --- mechanics ------------------------------------------------------------------------------------------
 

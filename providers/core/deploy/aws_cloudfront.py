@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
@@ -21,7 +22,7 @@ from .. import aws
 from ..aws import AwsAccess
 from ..certificates import check_dns_name, covers, load_certificates
 from ..errors import DeployError, InvalidInputError
-from ..validation import LOCATION
+from ..validation import LOCATION, number
 from . import base
 from ._acm import Acm
 from .base import DEFAULT, Binding, Bundle, TargetPlugin, TargetSettings
@@ -50,6 +51,8 @@ class AwsCloudFrontSettings(TargetSettings, AwsAccess):
     minimum_protocol_version: Literal["TLSv1.2_2021", "TLSv1.2_2019", "TLSv1.2_2018", "TLSv1.1_2016",
                                       "TLSv1_2016", "TLSv1"] = "TLSv1.2_2021"
     ssl_support_method: Literal["sni-only", "vip", "static-ip"] = "sni-only"
+    deploy_timeout: Annotated[float, number(1, 7200)] = 1800.0  # a removal waits this long for `Deployed`
+    poll_interval: Annotated[float, number(0, 600)] = 15.0
 
     @field_validator("distribution_id")
     @classmethod
@@ -166,6 +169,7 @@ class AwsCloudFrontTarget(base.RedeployRollback):
                                   f"({', '.join(aliases)}); give it another certificate (or remove the aliases), "
                                   "then remove again")
             self._set_viewer(dict(before))
+            self._wait_deployed()  # ACM refuses to delete a certificate a distribution is still moving off
         self.acm.delete(arn)
 
     # --- mechanics ------------------------------------------------------------------------------------------
@@ -203,6 +207,21 @@ class AwsCloudFrontTarget(base.RedeployRollback):
                 raise DeployError(f"aws_cloudfront: update_distribution: {aws.describe_error(err)}") from None
         raise DeployError(f"aws_cloudfront: distribution {self.distribution_id} changed under every one of "
                           f"{_UPDATE_TRIES} updates (someone else is editing it); run again")
+
+    def _wait_deployed(self) -> None:
+        cf, s = self._cf(), self.settings
+        deadline = time.monotonic() + s.deploy_timeout
+        status = "InProgress"
+        while True:
+            status = str(_call("get_distribution", lambda: cf.get_distribution(Id=self.distribution_id))[
+                "Distribution"].get("Status"))
+            if status == "Deployed" or time.monotonic() > deadline:
+                break
+            time.sleep(s.poll_interval)
+        if status != "Deployed":
+            raise DeployError(f"aws_cloudfront: distribution {self.distribution_id} is still {status} after "
+                              f"{s.deploy_timeout:g} s; its certificate from before is set, ours stays in ACM until "
+                              "you run again")
 
     def _check_covers(self, bundle: Bundle, aliases: list[str]) -> None:
         """CloudFront refuses a viewer certificate that does not cover every alias: say which, before any call."""

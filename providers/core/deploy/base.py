@@ -125,6 +125,17 @@ class ServesTls(Protocol):
         """Where each of `server_names` is served (wildcards as a name they match)."""
 
 
+@runtime_checkable
+class RetiresReplaced(Protocol):
+    """A target whose deploy keeps the certificate it replaced, so a rollback can point back at it (a cloud
+    certificate store that cannot re-import into the same id): `retire` deletes that one once the new one is
+    verified, and returns the live facts to keep (what it could not delete yet stays listed, for next time).
+    It never fails the deploy: the new certificate is live and verified."""
+
+    def retire(self, binding: Binding) -> dict[str, Any]:
+        """`binding.live` as deploy returned it -> the live facts to keep."""
+
+
 class RedeployRollback:
     """The rollback every target here uses: put the previous bundle back by deploying it again, or remove the
     binding when there was none. Targets that can restore more cheaply override it."""

@@ -149,7 +149,11 @@ class FilesTarget(base.RedeployRollback):
         return {DEFAULT: self.observe_name(name) if name else None}
 
     def observe_name(self, bundle_name: str) -> str | None:
-        return fingerprint_of_pem(read_or_none(self.paths(bundle_name)["fullchain_file"]))
+        path = self.paths(bundle_name)["fullchain_file"]
+        try:
+            return fingerprint_of_pem(read_or_none(path))
+        except OSError as err:
+            raise DeployError(f"files: cannot read {path}: {err.strerror or err}") from None
 
     def remove(self, binding: Binding) -> None:
         """Deletes the files; runs no reload, since the consumer's config may still point at them."""

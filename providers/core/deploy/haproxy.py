@@ -30,7 +30,7 @@ from ..net import HostPort, parse_address
 from ..tls import await_served, probe_name, served_fingerprint
 from ..validation import LOCATION, Argv, ProjectPath, number, project_path, whole_number
 from . import base
-from ._support import FileSet, atomic_write, ensure_dir, locked, read_or_none, run
+from ._support import FileSet, atomic_write, ensure_dir, locked, read_or_none, run, server_lock
 from .base import Binding, Bundle, Endpoint, TargetPlugin, TargetSettings
 
 KIND = "haproxy"
@@ -119,11 +119,15 @@ class RuntimeApi:
     def loaded(self, pem: Path) -> bool:
         return self.send(f"show ssl cert {pem}").startswith("Filename:")
 
-    def crt_list_line(self, crt_list: Path, pem: Path) -> str | None:
-        for line in self.send(f"show ssl crt-list {crt_list}").splitlines():
-            if line.split(" ", 1)[0] == str(pem):
-                return line
-        return None
+    def crt_list_entries(self, crt_list: Path, pem: Path) -> list[tuple[int, str]]:
+        """(line number, line without it) of each entry for `pem` in the running crt-list."""
+        out = []
+        for line in self.send(f"show ssl crt-list -n {crt_list}").splitlines():
+            head, _, rest = line.partition(" ")
+            path, _, number = head.rpartition(":")
+            if path == str(pem) and number.isdigit():
+                out.append((int(number), f"{path} {rest}".strip()))
+        return out
 
 
 @dataclass(frozen=True)
@@ -203,8 +207,8 @@ class HaproxyTarget(base.RedeployRollback):
             snapshot = FileSet(files)
             try:
                 try:
-                    if self.api.crt_list_line(self.crt_list, plan.pem) is not None:
-                        self.api.expect(f"del ssl crt-list {self.crt_list} {plan.pem}", "deleted")
+                    for number, _ in self.api.crt_list_entries(self.crt_list, plan.pem):
+                        self.api.expect(f"del ssl crt-list {self.crt_list} {plan.pem}:{number}", "deleted")
                     if self.api.loaded(plan.pem):
                         self.api.expect(f"del ssl cert {plan.pem}", "deleted")
                     reload_reason = None
@@ -225,8 +229,8 @@ class HaproxyTarget(base.RedeployRollback):
 
     def _locked(self) -> contextlib.AbstractContextManager[None]:
         """HAProxy runs one certificate transaction at a time, process-wide: one change at a time per
-        HAProxy. The lock is its config, opened read-only (or a file in certs_dir)."""
-        return locked(self.config if self.config.exists() else self.certs_dir / ".lock")
+        HAProxy, named by its config (see server_lock)."""
+        return locked(server_lock("haproxy", str(self.config)))
 
     def _served_elsewhere(self, pem: Path, fingerprint: str) -> bool:
         """Another binding holds the same certificate (a renamed binding taking over): it may stay served."""
@@ -247,12 +251,13 @@ class HaproxyTarget(base.RedeployRollback):
             except DeployError as err:
                 self.api.send(f"abort ssl cert {plan.pem}")
                 raise DeployError(f"{err}; previous certificate kept") from None
-            current = self.api.crt_list_line(self.crt_list, plan.pem)
-            if current is not None and current.split() != plan.line.split():
-                self.api.expect(f"del ssl crt-list {self.crt_list} {plan.pem}", "deleted")  # new server names
-                current = None
-            if current is None:
+            # New server names: the new line goes in before the old one goes out, so no name is ever without it.
+            entries = self.api.crt_list_entries(self.crt_list, plan.pem)
+            if not any(text.split() == plan.line.split() for _, text in entries):
                 self.api.expect(f"add ssl crt-list {self.crt_list}", "Success!", plan.line)
+            for number, text in entries:
+                if text.split() != plan.line.split():
+                    self.api.expect(f"del ssl crt-list {self.crt_list} {plan.pem}:{number}", "deleted")
         except DeployError:
             if created:
                 with contextlib.suppress(DeployError, ApiUnreachable):

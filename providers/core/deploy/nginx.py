@@ -32,7 +32,7 @@ from ..net import HostPort, parse_address
 from ..tls import await_served, probe_name, served_fingerprint
 from ..validation import LOCATION, Argv, ProjectPath, number, whole_number
 from . import base
-from ._support import FileSet, atomic_write, ensure_dir, locked, read_or_none, run
+from ._support import FileSet, atomic_write, ensure_dir, locked, read_or_none, run, run_capturing, scrub, server_lock
 from .base import Binding, Bundle, Endpoint, TargetPlugin, TargetSettings
 
 KIND = "nginx"
@@ -148,6 +148,10 @@ class NginxTarget(base.RedeployRollback):
         prefix = settings.prefix or (None if self.snippet else self.layout.conf_dir)
         ctl = [*(("-p", f"{prefix}/") if prefix else ()), "-c", str(self.conf), "-e", "stderr"]
         self.test_command = settings.test_command or (settings.nginx_bin, "-t", "-q", *ctl)
+        # Snippet mode proves the snippet is included: `nginx -T` (test, then print the whole config) in place
+        # of the test; a test_command of the user's own is used with its -t as -T, if it has one.
+        command = list(self.test_command)
+        self.dump_command = tuple(["-T" if a == "-t" else a for a in command]) if "-t" in command else None
         self.reload_command = settings.reload_command or (settings.nginx_bin, "-s", "reload", *ctl)
         self.poll_tries = settings.poll_tries
         self.poll_interval = settings.poll_interval
@@ -180,9 +184,14 @@ class NginxTarget(base.RedeployRollback):
                 conf_file: (text.encode(), 0o644),
             }
             users = read_or_none(conf_file)
-            if self.snippet and users is not None and not _managed(users) and not layout.saved(bid).exists():
-                files[layout.saved(bid)] = (users, conf_file.stat().st_mode & 0o777)  # theirs, back on remove
-            self._apply(files)
+            if self.snippet and users is not None and not _managed(users):
+                if layout.saved(bid).exists():
+                    raise DeployError(f"nginx: {conf_file} was changed by hand since certplane wrote it, and "
+                                      f"{layout.saved(bid).name} holds the file from before; keep the one you want "
+                                      "(delete the other) and run again. Nothing was changed")
+                # Theirs, back on remove: saved first, so no moment exists without a copy of it.
+                files = {layout.saved(bid): (users, conf_file.stat().st_mode & 0o777), **files}
+            self._apply(files, included=conf_file if self.snippet else None, names=binding.server_names)
         self._wait_served(binding, bundle.fingerprint_sha256)
         return {"listen": self.listen, "mode": self.settings.mode, "conf_file": str(conf_file),
                 "cert_file": str(layout.fullchain(bid)), "key_file": str(layout.key(bid))}
@@ -242,11 +251,13 @@ class NginxTarget(base.RedeployRollback):
 
     def _locked(self) -> contextlib.AbstractContextManager[None]:
         """One change at a time per nginx, whichever target (conf_dir, mode) makes it: every binding's
-        `nginx -t` sees every other binding whole. The lock is the main config itself, opened read-only."""
-        return locked(self.conf if self.conf.exists() else self.layout.certs / ".lock")
+        `nginx -t` sees every other binding whole. One nginx is one main config (see server_lock)."""
+        return locked(server_lock("nginx", str(self.conf)))
 
-    def _apply(self, files: Mapping[Path, tuple[bytes, int] | None]) -> None:
-        """Write or delete files, `nginx -t`, reload; on any failure put every file back as it was."""
+    def _apply(self, files: Mapping[Path, tuple[bytes, int] | None], *, included: Path | None = None,
+               names: Sequence[str] = ()) -> None:
+        """Write or delete files (in order), `nginx -t`, reload; on any failure put every file back as it was.
+        `included`: a snippet the test proves the user's config includes (`nginx -T`), before any reload."""
         snapshot = FileSet(list(files))
         try:
             for path, content in files.items():
@@ -254,15 +265,25 @@ class NginxTarget(base.RedeployRollback):
                     path.unlink(missing_ok=True)
                 else:
                     atomic_write(path, content[0], content[1])
-            code, lines = run(self.test_command, timeout=self.command_timeout, what="nginx")
-            if code != 0:
-                raise DeployError(f"nginx: configuration test failed, previous certificate kept: {_nginx_error(lines)}")
+            self._test(included, names)
             code, lines = run(self.reload_command, timeout=self.command_timeout, what="nginx")
             if code != 0:
                 raise DeployError(f"nginx: reload failed (exit {code}), previous certificate kept: {_nginx_error(lines)}")
         except BaseException:
             snapshot.restore()
             raise
+
+    def _test(self, included: Path | None, names: Sequence[str]) -> None:
+        if included is None or self.dump_command is None:
+            code, lines = run(self.test_command, timeout=self.command_timeout, what="nginx")
+        else:
+            code, dump, stderr = run_capturing(self.dump_command, timeout=self.command_timeout, what="nginx")
+            lines = [scrub(ln.strip()) for ln in stderr.splitlines() if ln.strip()]
+            if code == 0 and f"# configuration file {included}:" not in dump:
+                raise DeployError(f"nginx: {self.conf} does not include {included}: put `include {included};` in "
+                                  f"the server {{}} for {', '.join(names)} and run again. Nothing was changed")
+        if code != 0:
+            raise DeployError(f"nginx: configuration test failed, previous certificate kept: {_nginx_error(lines)}")
 
     def _wait_served(self, binding: Binding, fingerprint: str, *, present: bool = True) -> None:
         """Reload is asynchronous: poll real handshakes until every name settles (see tls.await_served)."""

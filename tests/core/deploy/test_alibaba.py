@@ -55,13 +55,17 @@ def test_default_listener_certificate_renewal_and_removal(stub: AlibabaStub, ca:
     t.verify(binding, v1)  # type: ignore[attr-defined]
     assert t.observe(binding) == {DEFAULT: v1.fingerprint_sha256}  # type: ignore[attr-defined]
 
-    # Renewal: CAS has no re-import, so a new certificate is uploaded, bound, and the old one retired.
+    # Renewal: CAS has no re-import, so a new certificate is uploaded and bound; the old one stays registered
+    # until the new one is verified (a rollback points back at it), then is retired.
     v2 = ca.bundle(["www.example.test"])
     live2 = t.deploy(binding, v2)  # type: ignore[attr-defined]
     assert live2["replaced_server_certificate_id"] == original
     assert stub.listener_cert == live2["server_certificate_id"] != live["server_certificate_id"]
-    assert live["server_certificate_id"] not in stub.server_certs and live["cert_id"] not in stub.cas
+    assert live["server_certificate_id"] in stub.server_certs
     t.verify(binding.with_live(live2), v2)  # type: ignore[attr-defined]
+    live2 = t.retire(binding.with_live(live2))  # type: ignore[attr-defined]
+    assert live["server_certificate_id"] not in stub.server_certs and live["cert_id"] not in stub.cas
+    assert live2["superseded"] is None and live2["stale"] == []
 
     # Removal: the original certificate goes back on the listener before ours is deleted.
     stub.calls.clear()
@@ -70,6 +74,22 @@ def test_default_listener_certificate_renewal_and_removal(stub: AlibabaStub, ca:
     assert actions.index("SetLoadBalancerHTTPSListenerAttribute") < actions.index("DeleteServerCertificate") \
         < actions.index("DeleteUserCertificate")
     assert stub.listener_cert == original and set(stub.server_certs) == {original} and set(stub.cas) == {1}
+
+
+def test_a_renewal_that_fails_verification_points_back_at_the_certificate_it_superseded(stub: AlibabaStub,
+                                                                                        ca: LocalCa) -> None:
+    t = target(stub)
+    preexisting(stub, ca)
+    v1 = ca.bundle(["www.example.test"])
+    binding = Binding("www--slb", ("www.example.test",))
+    binding = binding.with_live(t.deploy(binding, v1))  # type: ignore[attr-defined]
+    renewed = binding.with_live(t.deploy(binding, ca.bundle(["www.example.test"])))  # type: ignore[attr-defined]
+    uploads = stub.actions().count("UploadUserCertificate")
+    t.rollback(renewed, v1)  # type: ignore[attr-defined]
+    assert stub.actions().count("UploadUserCertificate") == uploads  # no upload: the old one was still there
+    assert stub.listener_cert == binding.live["server_certificate_id"]
+    assert renewed.live["server_certificate_id"] not in stub.server_certs and renewed.live["cert_id"] not in stub.cas
+    t.verify(binding, v1)  # type: ignore[attr-defined]
 
 
 def test_sni_domain_extensions(stub: AlibabaStub, ca: LocalCa) -> None:

@@ -72,6 +72,9 @@ def test_a_job_deploys_renews_and_removal_puts_the_earlier_certificate_back(stub
     renewed = ca.bundle(["www.example.test"])
     again = binding.with_live(t.deploy(binding, renewed))
     assert again.live["cert_id"] != cert_id and on_resources(stub) == {again.live["cert_id"]}
+    assert cert_id in stub.cas  # kept until the new one is verified: a rollback would deploy it back
+    t.verify(again, renewed)
+    again = again.with_live(t.retire(again))  # what the binding provider does once verify passed
     assert cert_id not in stub.cas  # the certificate it replaced, no longer used, is gone
     assert again.live["previous_cert_ids"] == binding.live["previous_cert_ids"]
     names = [c["Name"] for c in stub.cas.values()]
@@ -100,6 +103,37 @@ def test_a_failed_job_is_rolled_back_and_leaves_no_uploaded_key(stub: AlibabaStu
     assert not stub.jobs  # and the failed job
 
 
+def test_a_renewal_whose_job_fails_leaves_state_and_resources_on_the_certificate_before(stub: AlibabaStub,
+                                                                                       ca: LocalCa) -> None:
+    t = target(stub)
+    first = ca.bundle(["www.example.test"])
+    binding = Binding("www--cas").with_live(t.deploy(Binding("www--cas"), first))
+    stub.failing_resources = {resource_ids(stub)[1]}
+    with pytest.raises(DeployError):
+        t.deploy(binding, ca.bundle(["www.example.test"]))
+    t.rollback(binding, first)  # the provider's next step, with the live facts state still holds
+    assert on_resources(stub) == {binding.live["cert_id"]}
+    assert set(stub.cas) == {1, binding.live["cert_id"]}  # nothing uploaded is left, nothing in state is gone
+    t.verify(binding, first)
+
+
+def test_a_renewal_that_fails_verification_goes_back_without_an_upload(stub: AlibabaStub, ca: LocalCa) -> None:
+    t = target(stub)
+    first = ca.bundle(["www.example.test"])
+    binding = Binding("www--cas").with_live(t.deploy(Binding("www--cas"), first))
+    renewed = binding.with_live(t.deploy(binding, ca.bundle(["www.example.test"])))
+    clb = resource_ids(stub)[0]
+    stub.resources[clb]["CertId"] = 1  # someone points the CLB elsewhere before verify looks
+    with pytest.raises(DeployError):
+        t.verify(renewed, ca.bundle(["www.example.test"]))
+    uploads = stub.actions().count("UploadUserCertificate")
+    t.rollback(renewed, first)
+    assert stub.actions().count("UploadUserCertificate") == uploads  # the certificate in state, deployed back
+    assert on_resources(stub) == {binding.live["cert_id"]}
+    assert renewed.live["cert_id"] not in stub.cas
+    t.verify(binding, first)
+
+
 def test_a_job_that_does_not_finish_is_one_line_and_takes_nothing_along(stub: AlibabaStub, ca: LocalCa) -> None:
     stub.stuck = True
     t = target(stub, poll_timeout=1, poll_interval=0.05)
@@ -107,6 +141,7 @@ def test_a_job_that_does_not_finish_is_one_line_and_takes_nothing_along(stub: Al
         t.deploy(Binding("www--cas"), ca.bundle(["www.example.test"]))
     assert str(err.value).endswith("is still processing after 1 s; see it in the CAS console, then run again")
     assert on_resources(stub) == {1}
+    assert len(stub.cas) == 2  # the running job may still deploy its upload: it is not deleted under it
 
 
 def test_removal_refuses_to_strip_a_resource_that_had_no_certificate(stub: AlibabaStub, ca: LocalCa) -> None:

@@ -162,11 +162,27 @@ def test_the_teams_own_crt_list_lines_are_kept(tmp_path: Path, ca: LocalCa) -> N
         server.stop()
 
 
-def test_new_server_names_rewrite_the_line(haproxy: HaproxyServer, ca: LocalCa) -> None:
+def test_new_server_names_rewrite_the_line_and_the_names_kept_never_miss_a_handshake(haproxy: HaproxyServer,
+                                                                                      ca: LocalCa) -> None:
     target = target_for(haproxy)
     bundle = ca.bundle(["a.example.test", "x.example.test"], name="a")
     target.deploy(Binding("a--lb", ("a.example.test",)), bundle)
     assert served(haproxy, "x.example.test") == haproxy.default_fingerprint  # SNI filters: only the names given
+    seen: list[str | None] = []
+    stop = threading.Event()
+
+    def probe() -> None:
+        deadline = time.monotonic() + 30
+        while not stop.is_set() and time.monotonic() < deadline and len(seen) < 20000:
+            seen.append(served(haproxy, "a.example.test"))
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    for names in [("a.example.test", "x.example.test"), ("a.example.test",)] * 5:
+        target.deploy(Binding("a--lb", names), bundle)
+    stop.set()
+    thread.join(10)
+    assert len(seen) > 20 and set(seen) == {bundle.fingerprint_sha256}  # a.example.test kept its certificate
     target.deploy(Binding("a--lb", ("a.example.test", "x.example.test")), bundle)
     assert served(haproxy, "x.example.test") == bundle.fingerprint_sha256
     assert haproxy.crt_list.read_text().split() == [f"{haproxy.workdir}/certplane/a--lb.pem", "a.example.test",

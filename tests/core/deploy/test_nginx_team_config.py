@@ -17,7 +17,9 @@ from providers.core.deploy import Binding, Bundle, get_target
 from providers.core.deploy.nginx import MANAGED, SAVED_SUFFIX, NginxTarget
 from providers.core.errors import DeployError
 from providers.core.tls import served_fingerprint
+from providers.core import certificates as x509util
 from tests.support.pki import LocalCa
+from tests.support.wait import settle
 from tests.support.team_nginx import SITES, TeamNginx, binding_id, team_nginx
 
 
@@ -140,17 +142,51 @@ def test_remove_gives_each_site_its_own_certificate_back(team: TeamNginx, ca: Lo
     assert not list((team.certplane_dir / "certs").glob("*.pem"))
 
 
-def test_a_site_that_does_not_include_its_snippet_is_named_and_nothing_stays(team: TeamNginx, ca: LocalCa) -> None:
-    target = target_for(team, poll_tries=4, poll_interval=0.05)
+def test_a_snippet_the_config_does_not_include_is_refused_before_any_reload(team: TeamNginx, ca: LocalCa) -> None:
+    """What an upgrade that forgot `mode: server`, or a renamed target, would do: a snippet nobody includes.
+    `nginx -T` shows it is not part of the config, so nothing is reloaded and nothing stays."""
+    target = target_for(team)
+    before = team.snapshot()
     orphan = Binding("orphan--edge", ("app.example.test",))  # app's server {} includes app--edge.conf only
     with pytest.raises(DeployError) as err:
         target.deploy(orphan, ca.bundle(["app.example.test"], name="orphan"))
-    message = str(err.value)
-    assert "\n" not in message
-    assert f"is `include {team.certplane_dir}/orphan--edge.conf;` in the server {{}} for app.example.test?" in message
-    target.rollback(orphan, None)  # what the binding provider does after a failed verify
+    assert str(err.value) == (f"nginx: {team.conf} does not include {team.certplane_dir}/orphan--edge.conf: put "
+                              f"`include {team.certplane_dir}/orphan--edge.conf;` in the server {{}} for "
+                              "app.example.test and run again. Nothing was changed")
     assert not (team.certplane_dir / "orphan--edge.conf").exists()
     assert not list((team.certplane_dir / "certs").glob("orphan*"))
+    assert team.snapshot() == before
+    assert team.get("app.example.test", team.old_ca)[0] == 200  # still the team's own certificate
+
+
+def test_a_site_served_by_another_snippet_is_named_by_verify(team: TeamNginx, ca: LocalCa) -> None:
+    """Included, but in another site's server {}: the handshake check says which name and what to look at."""
+    target = target_for(team, poll_tries=4, poll_interval=0.05)
+    misplaced = Binding("app--edge", ("shop.example.test",))  # app--edge.conf is in app's server {}, not shop's
+    with pytest.raises(DeployError) as err:
+        target.deploy(misplaced, ca.bundle(["shop.example.test"], name="app"))
+    assert "\n" not in str(err.value)
+    assert f"is `include {team.certplane_dir}/app--edge.conf;` in the server {{}} for shop.example.test?" in \
+        str(err.value)
+    target.rollback(misplaced, None)  # what the binding provider does after a failed verify
+    assert not (team.certplane_dir / "certs" / "app--edge.key.pem").exists()
+    theirs = x509util.fingerprint_of_pem((team.root / "tls" / "app.crt").read_text())
+    # The reload is asynchronous: the team's own certificate is back once the old workers are gone.
+    assert settle(lambda: served_fingerprint(team.server.host, team.server.port, "app.example.test"), theirs) == theirs
+    assert team.get("app.example.test", team.old_ca)[0] == 200
+
+
+def test_a_snippet_changed_by_hand_is_not_overwritten(team: TeamNginx, ca: LocalCa) -> None:
+    target = target_for(team)
+    bundle = ca.bundle(list(SITES["app"]), name="app")
+    target.deploy(bindings()["app"], bundle)
+    snippet = team.certplane_dir / "app--edge.conf"
+    theirs = f"# the team's lines again\nssl_certificate {team.root}/tls/app.crt;\nssl_certificate_key {team.root}/tls/app.key;\n"
+    snippet.write_text(theirs)
+    with pytest.raises(DeployError) as err:
+        target.deploy(bindings()["app"], ca.bundle(list(SITES["app"]), name="app"))
+    assert str(err.value).startswith(f"nginx: {snippet} was changed by hand since certplane wrote it")
+    assert snippet.read_text() == theirs
 
 
 def test_removing_a_snippet_the_config_still_needs_is_refused_and_changes_nothing(team: TeamNginx,
