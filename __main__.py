@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pulumi
 
-from components.config import NAMESPACE, ConfigProblems, parse_fleet
+from components.config import NAMESPACE, ConfigProblems, parse_fleet, plain_secrets
 from components.fleet import Fleet
 
 def read_config() -> dict[str, object]:
@@ -27,6 +27,8 @@ except ConfigProblems as problems:
         pulumi.log.error(line)
     sys.exit(32)  # "already explained to the user": the engine reports no traceback
 
-fleet = Fleet("certplane", fleet_config, base_dir=Path.cwd())
+secret_keys = {f"{NAMESPACE}:{k}" for k in ("issuers", "certificates", "targets")
+               if pulumi.runtime.is_config_secret(f"{NAMESPACE}:{k}")}
+fleet = Fleet("certplane", fleet_config, base_dir=Path.cwd(), plain_secrets=plain_secrets(fleet_config, secret_keys))
 pulumi.export("inventory", fleet.inventory)
 pulumi.export("certificates", fleet.certificates)

@@ -8,6 +8,7 @@ one line per problem naming the field, e.g.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,7 +23,7 @@ from providers.core.formats import Formats
 from providers.core.issuers import IssuerSettings, IssuerSettingsField
 from providers.core.keys import KeySpec, KeySpecField
 from providers.core.renewal import RenewalPolicy
-from providers.core.validation import Model, SecretText, parse
+from providers.core.validation import Model, SecretText, parse, secret_paths
 
 NAMESPACE = "certplane"
 SELF_SIGNED = issuers.SELF_SIGNED
@@ -173,4 +174,22 @@ def _upload_files(raw: dict[str, Any], base_dir: Path, known: list[InvalidInputE
                                                     "accepted; convert with openssl)"))
             except OSError as err:
                 out.append(InvalidInputError(where, f"cannot read {path}: {err.strerror}"))
+    return out
+
+
+def plain_secrets(fleet: FleetConfig, secret_keys: Collection[str]) -> dict[str, list[str]]:
+    """Certificate name -> the config paths of secrets it uses (its upload's key, its issuer's EAB key or DNS
+    credentials) that were given as plain text: Pulumi keeps a path-set secret by marking its whole top-level
+    key secret, so a secret value under a key that is not is in the stack file in the clear."""
+    def plain(key: str, name: str, model: Any) -> list[str]:
+        if f"{NAMESPACE}:{key}" in secret_keys:
+            return []
+        return [".".join([f"{NAMESPACE}:{key}", name, *path]) for path in secret_paths(model)]
+
+    out: dict[str, list[str]] = {}
+    for cert_name, spec in fleet.certificates.items():
+        found = plain("certificates", cert_name, spec)
+        if spec.issuer and spec.issuer in fleet.issuers:
+            found += plain("issuers", spec.issuer, fleet.issuers[spec.issuer])
+        out[cert_name] = found
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ class Fleet(pulumi.ComponentResource):
     certificates: dict[str, dict[str, Any]]
 
     def __init__(self, name: str, config: FleetConfig, *, base_dir: Path,
+                 plain_secrets: Mapping[str, list[str]] | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("certplane:index:Fleet", name, None, opts)
         self.issuers: dict[str, IssuerHandle] = {
@@ -28,10 +30,13 @@ class Fleet(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         for cert_name, spec in config.certificates.items():
             issuer = self._issuer(config, spec.issuer)
+            issuer_name = "upload" if spec.upload else str(spec.issuer)
+            facts = {"issuer": issuer_name, "tags": dict(spec.tags),
+                     "plain_secrets": list((plain_secrets or {}).get(cert_name, []))}
             managed = ManagedCertificate(cert_name, spec, issuer=issuer, targets=config.targets, base_dir=base_dir,
-                                         opts=child)
+                                         policy_facts=facts, opts=child)
             self.managed[cert_name] = managed
-            entries[cert_name] = managed.inventory_entry("upload" if spec.upload else str(spec.issuer), config.targets)
+            entries[cert_name] = managed.inventory_entry(issuer_name, config.targets)
         self.inventory = pulumi.Output.from_input(entries)
         self.certificates = {n: m.download() for n, m in self.managed.items()}
         self.register_outputs({})

@@ -28,7 +28,8 @@ class ManagedCertificate(pulumi.ComponentResource):
     certificate: Any  # the dynamic resource holding the certificate
 
     def __init__(self, name: str, spec: CertificateConfig, *, base_dir: Path, issuer: IssuerHandle | None,
-                 targets: Mapping[str, TargetSettings], opts: pulumi.ResourceOptions | None = None) -> None:
+                 targets: Mapping[str, TargetSettings], policy_facts: Mapping[str, Any] | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("certplane:index:ManagedCertificate", name, None, opts)
         self.cert_name = name
         child = pulumi.ResourceOptions(parent=self)
@@ -36,6 +37,8 @@ class ManagedCertificate(pulumi.ComponentResource):
         common: dict[str, Any] = {
             "formats": list(spec.formats), "renew": spec.renew.wire() if spec.renew else None,
             "keystore_password": spec.keystore_password,
+            # What the policy pack checks that the certificate itself does not carry (never a secret).
+            "policy_facts": dict(policy_facts or {}),
         }
         if spec.upload is not None:
             up = spec.upload

@@ -70,6 +70,7 @@ class CertplaneProvider(ResourceProvider, Generic[I, O]):
     inputs: ClassVar[type[BaseModel]]
     outputs: ClassVar[type[BaseModel]]
     noun: ClassVar[str] = "resource"  # for one-line errors: "creating a certificate binding: ..."
+    informational: ClassVar[tuple[str, ...]] = ()  # inputs for others to read (the policy pack), never a change
     actions: ClassVar[Mapping[str, str]] = {}  # what a verb does, in the user's words ("issuing a certificate")
     serialize_as_secret_always = False  # providers capture no secrets, so __provider need not be encrypted
 
@@ -99,7 +100,7 @@ class CertplaneProvider(ResourceProvider, Generic[I, O]):
         """The inputs whose value differs from state (an unknown one counts: it may change), in the model's
         order. Left to the provider: inputs state does not keep (`not_kept`), and inputs that are also outputs
         (a generated keystore password), which state holds as the output."""
-        skip = {*self.not_kept(news), *type(olds.outputs).model_fields}
+        skip = {*self.not_kept(news), *type(olds.outputs).model_fields, *self.informational}
         return [name for name in type(news).model_fields
                 if name not in skip and getattr(olds.inputs, name, None) != getattr(news, name, None)]
 

@@ -46,6 +46,7 @@ class CertificateInputs(CertificateRequest):
     formats: Formats = ()
     keystore_password: Pending = None
     issuer_type: str
+    policy_facts: dict[str, Any] = {}  # read by the policy pack only (issuer name, tags, ...)
     issuer_settings: dict[str, Any] = {}
     issuer_secrets: Annotated[dict[str, Any] | None, SECRET] = None
     issuer_credentials: Annotated[dict[str, Any] | Unknown | None, SECRET] = None
@@ -109,6 +110,7 @@ class CertificateProvider(CertplaneProvider[CertificateInputs, CertificateOutput
     inputs = CertificateInputs
     outputs = CertificateOutputs
     noun = "a certificate"
+    informational = ("policy_facts",)
     actions = {"create": "issuing a certificate", "update": "renewing a certificate",
                "delete": "revoking a certificate"}
 

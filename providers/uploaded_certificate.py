@@ -32,6 +32,7 @@ class UploadInputs(Model):
     formats: Formats = ()
     renew: RenewalPolicy | None = None
     keystore_password: Secret = None
+    policy_facts: dict[str, Any] = {}  # read by the policy pack only (issuer name, tags, ...)
 
     def bundle(self, at: dt.datetime) -> bundles.Bundle:
         return bundles.validate_bundle(self.certificate_pem, self.chain_pem, self.private_key_pem or "",
@@ -46,6 +47,7 @@ class UploadedCertificateProvider(CertplaneProvider[UploadInputs, UploadOutputs]
     inputs = UploadInputs
     outputs = UploadOutputs
     noun = "an uploaded certificate"
+    informational = ("policy_facts",)
     actions = {"create": "uploading a certificate"}
 
 

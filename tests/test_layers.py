@@ -36,6 +36,7 @@ def files(folder: str) -> list[Path]:
     ("providers", ("components", "cli", "tools", "tests")),
     ("components", ("cli", "tools", "tests")),
     ("cli", ("components", "tools", "tests", "providers._", "providers.certificate", "providers.binding")),
+    ("policy", ("components", "cli", "tools", "tests", "providers._", "providers.certificate", "providers.binding")),
 ])
 def test_imports_only_point_down(folder: str, forbidden: tuple[str, ...]) -> None:
     bad = [f"{path.relative_to(ROOT)} imports {name}" for path in files(folder) for name in imports(path)
