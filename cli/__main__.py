@@ -12,7 +12,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # providers.core (the shared clock) lives at the repo root
 
 from cli import EXIT_UNKNOWN, CliError  # noqa: E402
-from cli import check, inventory, report  # noqa: E402
+from cli import check, inventory, plan, report  # noqa: E402
 from cli.stack import Source  # noqa: E402
 
 EPILOG = """\
@@ -67,11 +67,26 @@ def build_parser() -> argparse.ArgumentParser:
                      help="thresholds that make a certificate a warning (default: 30,14,7,1)")
     rep.add_argument("--grace-days", type=float, default=1.0, metavar="DAYS",
                      help="renewal-overdue grace, as for check (default: 1)")
+
+    pln = sub.add_parser("plan", help="what the next `pulumi up` would do, per certificate (for pull requests)",
+                         description=plan.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                         epilog="exit codes: 0 no changes, 2 changes, 1 cannot plan (an error, or a mandatory "
+                                "policy stops it).")
+    pln.add_argument("--stack", metavar="NAME", help="stack to plan (default: $CERTPLANE_STACK, else local)")
+    pln.add_argument("--cwd", metavar="DIR",
+                     help="Pulumi project directory (default: $CERTPLANE_PROJECT_DIR, else this repo)")
+    plan.add_arguments(pln)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "plan":
+        try:
+            return plan.run(args, args.stack, args.cwd)
+        except CliError as err:
+            print(f"certplane: error: {err}", file=sys.stderr)
+            return plan.EXIT_ERROR
     source = Source(stack=args.stack, project_dir=args.cwd, inventory_file=args.inventory_file)
     commands = {"inventory": inventory.run, "check": check.run, "report": report.run}
     try:
