@@ -10,7 +10,7 @@ from components.fleet import Fleet
 
 def read_config() -> dict[str, object]:
     config, raw, bad = pulumi.Config(NAMESPACE), {}, []
-    for key in ("issuers", "certificates", "targets"):
+    for key in ("issuers", "certificates", "targets", "audit"):
         try:
             raw[key] = config.get_object(key) or {}
         except (ValueError, pulumi.ConfigTypeError):  # a plain string, not a YAML mapping

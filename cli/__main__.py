@@ -12,7 +12,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # providers.core (the shared clock) lives at the repo root
 
 from cli import EXIT_UNKNOWN, CliError  # noqa: E402
-from cli import check, inventory, plan, report  # noqa: E402
+from cli import audit, check, inventory, plan, report  # noqa: E402
 from cli.stack import Source  # noqa: E402
 
 EPILOG = """\
@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     pln.add_argument("--cwd", metavar="DIR",
                      help="Pulumi project directory (default: $CERTPLANE_PROJECT_DIR, else this repo)")
     plan.add_arguments(pln)
+
+    aud = sub.add_parser("audit", help="the audit trail of issues, renewals, deploys and revocations; --verify",
+                         description=audit.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    audit.add_arguments(aud)
     return parser
 
 
@@ -87,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
         except CliError as err:
             print(f"certplane: error: {err}", file=sys.stderr)
             return plan.EXIT_ERROR
+    if args.command == "audit":
+        try:
+            return audit.run(args)
+        except CliError as err:
+            print(f"certplane: error: {err}", file=sys.stderr)
+            return EXIT_UNKNOWN
     source = Source(stack=args.stack, project_dir=args.cwd, inventory_file=args.inventory_file)
     commands = {"inventory": inventory.run, "check": check.run, "report": report.run}
     try:

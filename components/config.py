@@ -92,10 +92,21 @@ class CertificateConfig(Model):
                                   client_auth=self.client_auth)
 
 
+class AuditSettings(Model):
+    """`certplane:audit`: where the audit trail goes (see providers/core/audit.py resolve_log)."""
+
+    path: Annotated[str, AfterValidator(lambda p: p if p.strip() else _empty_path())] | None = None
+
+
+def _empty_path() -> str:
+    raise InvalidInputError("", "must not be empty (leave `path` out for the default location)")
+
+
 class FleetConfig(Model):
     issuers: dict[str, IssuerSettingsField] = {}
     certificates: dict[str, CertificateConfig] = {}
     targets: dict[str, TargetSettingsField] = {}
+    audit: AuditSettings = AuditSettings()
 
     def issuer(self, name: str) -> IssuerSettings | None:
         """An issuer's settings by config name; `self_signed` needs no block."""

@@ -8,6 +8,8 @@ from typing import Any
 
 import pulumi
 
+from providers._dynamic import use_audit_log
+
 from .config import FleetConfig
 from .issuers import IssuerHandle, provision
 from .managed_certificate import ManagedCertificate
@@ -21,6 +23,7 @@ class Fleet(pulumi.ComponentResource):
                  plain_secrets: Mapping[str, list[str]] | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("certplane:index:Fleet", name, None, opts)
+        use_audit_log(config.audit.path)
         self.issuers: dict[str, IssuerHandle] = {
             issuer_name: provision(issuer_name, settings, parent=self)
             for issuer_name, settings in config.issuers.items()

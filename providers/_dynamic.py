@@ -13,10 +13,14 @@ are part of the state format (see docs/ARCHITECTURE.md).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import os
 import sys
 import threading
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 import pulumi
@@ -25,6 +29,7 @@ from pulumi.dynamic import UpdateResult
 from pydantic import BaseModel, ValidationError
 
 from . import _wire
+from .core import audit
 from .core.errors import CertplaneError, InputProblems, InvalidInputError
 from .core.validation import SECRET, STORED, marked, problems
 
@@ -93,14 +98,22 @@ class CertplaneProvider(ResourceProvider, Generic[I, O]):
         """What is there now; None when it is gone (the next `up` creates it again)."""
         return olds.outputs
 
-    def delete_typed(self, resource_id: str, olds: Stored[I, O]) -> None:
+    def delete_typed(self, resource_id: str, olds: Stored[I, O]) -> str | None:
+        """Returns what was done when it is not the verb's usual action (a certificate `revoke`d), for the
+        audit trail."""
+        return None
+
+    def audit_event(self, verb: str, inputs: I, olds: Stored[I, O] | None, outputs: O | None,
+                    done: str | None) -> audit.Event | None:
+        """What the audit trail records for a verb (`outputs` None: it failed; the base adds the error).
+        Audited resources have an `audit` input (an AuditContext); the others return None."""
         return None
 
     def changed(self, olds: Stored[I, O], news: I) -> list[str]:
         """The inputs whose value differs from state (an unknown one counts: it may change), in the model's
         order. Left to the provider: inputs state does not keep (`not_kept`), and inputs that are also outputs
         (a generated keystore password), which state holds as the output."""
-        skip = {*self.not_kept(news), *type(olds.outputs).model_fields, *self.informational}
+        skip = {*self.not_kept(news), *type(olds.outputs).model_fields, *self.informational, "audit"}
         return [name for name in type(news).model_fields
                 if name not in skip and getattr(olds.inputs, name, None) != getattr(news, name, None)]
 
@@ -127,7 +140,9 @@ class CertplaneProvider(ResourceProvider, Generic[I, O]):
     def create(self, props: dict[str, Any]) -> CreateResult:
         with self._errors("create", props):
             inputs = self._inputs(props)
-            resource_id, outputs = self.create_typed(inputs)
+            with self._audited("create", inputs, None) as record:
+                resource_id, outputs = self.create_typed(inputs)
+                record.outputs = outputs
         return CreateResult(resource_id, self._outs(inputs, outputs))
 
     def diff(self, resource_id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -139,8 +154,10 @@ class CertplaneProvider(ResourceProvider, Generic[I, O]):
 
     def update(self, resource_id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         with self._errors("update", news):
-            inputs = self._checked(news)
-            outputs = self.update_typed(resource_id, self._stored(olds), inputs)
+            inputs, stored = self._checked(news), self._stored(olds)
+            with self._audited("update", inputs, stored) as record:
+                outputs = self.update_typed(resource_id, stored, inputs)
+                record.outputs = outputs
         return UpdateResult(self._outs(inputs, outputs))
 
     def read(self, resource_id: str, props: dict[str, Any]) -> ReadResult:
@@ -153,9 +170,28 @@ class CertplaneProvider(ResourceProvider, Generic[I, O]):
 
     def delete(self, resource_id: str, props: dict[str, Any]) -> None:
         with self._errors("delete", props):
-            self.delete_typed(resource_id, self._stored(props))
+            stored = self._stored(props)
+            with self._audited("delete", stored.inputs, stored) as record:
+                record.done = self.delete_typed(resource_id, stored) or ""
 
     # --- mechanics ------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _audited(self, verb: str, inputs: I, olds: Stored[I, O] | None) -> Iterator[_Record]:
+        """Run a verb and append what it did, or that it failed and why, to the resource's audit log. A log
+        that cannot be written is a warning: the change itself happened and state must record it."""
+        record = _Record()
+        context = getattr(inputs, "audit", None) or _fallback_context()
+        try:
+            yield record
+        except BaseException as err:
+            event = self.audit_event(verb, inputs, olds, None, None) if context else None
+            if event is not None:
+                _append(context, dataclasses.replace(event, outcome="failed", detail=_reason(err)))
+            raise
+        event = self.audit_event(verb, inputs, olds, record.outputs, record.done or None) if context else None
+        if event is not None:
+            _append(context, event)
 
     def _inputs(self, raw: Mapping[str, Any]) -> I:
         return _wire.decode(self.inputs, raw)  # type: ignore[return-value]
@@ -206,6 +242,32 @@ class CertplaneProvider(ResourceProvider, Generic[I, O]):
         default = {"create": "creating", "update": "updating", "diff": "planning", "read": "reading",
                    "delete": "deleting"}[verb]
         return self.actions.get(verb) or f"{default} {self.noun}"
+
+
+@dataclass
+class _Record:
+    outputs: Any = None
+    done: str = ""
+
+
+def _fallback_context() -> audit.AuditContext | None:
+    """For state written before certplane kept an audit context (a resource deleted before its first update):
+    $CERTPLANE_AUDIT_LOG when set."""
+    path = os.environ.get(audit.ENV_LOG)
+    return audit.AuditContext(log=path, stack=os.environ.get("PULUMI_STACK", "unknown")) if path else None
+
+
+def _append(context: audit.AuditContext, event: audit.Event) -> None:
+    try:
+        audit.AuditLog(context.log).append(context.stack, audit.actor(), event)
+    except OSError as err:
+        note(f"audit: cannot append to {context.log}: {err.strerror or err}; the change itself was made")
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, InputProblems):
+        err = err.problems[0]
+    return str(err) if isinstance(err, CertplaneError) else f"{type(err).__name__} (a certplane bug; see the log)"
 
 
 AFTERWARDS = {  # what a user can do when a verb fails, beyond fixing the cause
@@ -309,6 +371,21 @@ def _explain_diff(diff: PlannedDiff) -> None:
     _pending.diff = diff
 
 
+_configured_audit_log: list[str | None] = [None]
+
+
+def use_audit_log(path: str | None) -> None:
+    """The program's `certplane:audit.path` (None: the default), for every audited resource it declares."""
+    _configured_audit_log[0] = path
+
+
+def audit_context() -> dict[str, str]:
+    """Where this stack's audit records go: an input of every audited resource, read by its provider."""
+    stack, project = pulumi.get_stack(), pulumi.get_project()
+    log = audit.resolve_log(_configured_audit_log[0], stack=stack, project=project, project_dir=Path.cwd())
+    return {"log": str(log.resolve()), "stack": stack}
+
+
 class CertplaneResource(Resource):
     """Base of certplane's resource classes: the provider's models say which outputs exist and which are
     secret; a type token names what the resource is (`pulumi-python:dynamic/certplane:Certificate`), with an
@@ -321,6 +398,8 @@ class CertplaneResource(Resource):
         model_inputs = set(provider.inputs.model_fields)
         secret_inputs = set(marked(provider.inputs, SECRET))
         wire = {k: (pulumi.Output.secret(v) if k in secret_inputs and v is not None else v) for k, v in props.items()}
+        if "audit" in model_inputs and "audit" not in wire:
+            wire["audit"] = audit_context()
         unknown = set(wire) - model_inputs
         if unknown:
             raise TypeError(f"{type(self).__name__}: unknown inputs {sorted(unknown)}")
@@ -331,4 +410,5 @@ class CertplaneResource(Resource):
         super().__init__(provider(), name, {**wire, **outputs}, pulumi.ResourceOptions.merge(options, opts))
 
 
-__all__ = ["CertplaneProvider", "CertplaneResource", "LEGACY_TYPE", "Stored", "failure", "note"]
+__all__ = ["CertplaneProvider", "CertplaneResource", "LEGACY_TYPE", "Stored", "audit_context", "failure", "note",
+           "use_audit_log"]

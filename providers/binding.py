@@ -24,6 +24,7 @@ from ._dynamic import CertplaneProvider, CertplaneResource, PlannedDiff, Stored,
 from ._wire import Unknown, is_unknown, known
 from .core import certificates as x509util
 from .core import clock, deploy, keys
+from .core.audit import AuditContext, Event
 from .core.deploy import Binding, Bundle, DeployTarget, RetiresReplaced, TargetSettings
 from .core.errors import DeployError, InvalidInputError
 from .core.validation import SECRET, Model, State
@@ -48,6 +49,7 @@ class BindingInputs(Model):
     chain_pem: str | Unknown | None = None
     private_key_pem: Pending = None
     keystore_password: Pending = None  # for the PKCS#12/JKS files a target writes
+    audit: AuditContext | None = None
 
     _settings: Any = PrivateAttr(default=None)
 
@@ -176,6 +178,16 @@ class CertificateBindingProvider(CertplaneProvider[BindingInputs, BindingOutputs
 
     def delete_typed(self, _id: str, olds: Olds) -> None:
         deploy.build(olds.inputs.settings).remove(olds.inputs.binding(olds.outputs.live))
+
+    def audit_event(self, verb: str, inputs: BindingInputs, olds: Olds | None, outputs: BindingOutputs | None,
+                    done: str | None) -> Event:
+        """A deploy writes key material to the target: each one is recorded, with the certificate it served."""
+        pem = inputs.cert_pem if isinstance(inputs.cert_pem, str) else None
+        leaf = x509util.load_certificates(pem)[0] if pem and x509util.load_certificates(pem) else None
+        return Event(f"binding {inputs.binding_id}", "remove" if verb == "delete" else "deploy",
+                     serial=x509util.serial_hex(leaf) if leaf else None,
+                     fingerprint=x509util.fingerprint_sha256(leaf) if leaf else None,
+                     target=f"{inputs.target} ({inputs.target_type})")
 
 
 def _required_bundle(inputs: BindingInputs) -> Bundle:

@@ -22,6 +22,7 @@ from . import _issued, _legacy
 from ._dynamic import CertplaneProvider, CertplaneResource, Stored, note
 from ._wire import UNKNOWN, Unknown
 from .core import clock, keys, renewal
+from .core.audit import AuditContext, Event
 from .core.certificates import CertificateRequest
 from .core.errors import InvalidInputError
 from .core.formats import Formats
@@ -47,6 +48,7 @@ class CertificateInputs(CertificateRequest):
     keystore_password: Pending = None
     issuer_type: str
     policy_facts: dict[str, Any] = {}  # read by the policy pack only (issuer name, tags, ...)
+    audit: AuditContext | None = None
     issuer_settings: dict[str, Any] = {}
     issuer_secrets: Annotated[dict[str, Any] | None, SECRET] = None
     issuer_credentials: Annotated[dict[str, Any] | Unknown | None, SECRET] = None
@@ -154,13 +156,31 @@ class CertificateProvider(CertplaneProvider[CertificateInputs, CertificateOutput
             return _issue(news, olds.outputs)  # the old certificate is NOT revoked: it may still be live
         return _rerender(news, olds.outputs)
 
-    def delete_typed(self, _id: str, olds: Stored[CertificateInputs, CertificateOutputs]) -> None:
+    def delete_typed(self, _id: str, olds: Stored[CertificateInputs, CertificateOutputs]) -> str | None:
         creds = olds.inputs.credentials
         if not olds.outputs.issued or creds is None:
-            return
+            return None
         issuer = olds.inputs.plugin.build(olds.inputs.order, creds)
         if isinstance(issuer, Revokes) and issuer.revoke(olds.outputs.leaf()):
             note(f"{olds.inputs.name}: revoked serial {olds.outputs.serial}")
+            return "revoke"
+        return None
+
+    def audit_event(self, verb: str, inputs: CertificateInputs, olds: Olds | None,
+                    outputs: CertificateOutputs | None, done: str | None) -> Event:
+        before = olds.outputs if olds else None
+        if verb == "create":
+            action = "issue"
+        elif verb == "delete":
+            action = done or "delete"
+        elif outputs is not None and before is not None and outputs.serial == before.serial:
+            action = "rerender"  # new formats or password, the same certificate
+        else:
+            action = "reissue" if olds and request_changed(olds, inputs) else "renew"
+        shown = outputs or before
+        return Event(f"certificate {inputs.name}", action, serial=shown.serial if shown else None,
+                     fingerprint=shown.fingerprint_sha256 if shown else None,
+                     issuer=str(inputs.policy_facts.get("issuer") or inputs.issuer_type))
 
 
 # --- the reasons to re-issue, each a small named check --------------------------------------------------

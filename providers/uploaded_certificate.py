@@ -14,6 +14,7 @@ from . import _issued
 from ._dynamic import CertplaneProvider, PlannedDiff, Stored
 from .core import bundles, clock
 from .core import certificates as x509util
+from .core.audit import AuditContext, Event
 from .core.errors import BundleError
 from .core.formats import Formats
 from .core.renewal import RenewalPolicy
@@ -33,6 +34,7 @@ class UploadInputs(Model):
     renew: RenewalPolicy | None = None
     keystore_password: Secret = None
     policy_facts: dict[str, Any] = {}  # read by the policy pack only (issuer name, tags, ...)
+    audit: AuditContext | None = None
 
     def bundle(self, at: dt.datetime) -> bundles.Bundle:
         return bundles.validate_bundle(self.certificate_pem, self.chain_pem, self.private_key_pem or "",
@@ -81,6 +83,13 @@ class UploadedCertificateProvider(CertplaneProvider[UploadInputs, UploadOutputs]
 
     def update_typed(self, _id: str, olds: Stored[UploadInputs, UploadOutputs], news: UploadInputs) -> UploadOutputs:
         return _outputs(news, olds.outputs)
+
+    def audit_event(self, verb: str, inputs: UploadInputs, olds: Stored[UploadInputs, UploadOutputs] | None,
+                    outputs: UploadOutputs | None, done: str | None) -> Event:
+        shown = outputs or (olds.outputs if olds else None)
+        return Event(f"certificate {inputs.name}", "delete" if verb == "delete" else "upload",
+                     serial=shown.serial if shown else None,
+                     fingerprint=shown.fingerprint_sha256 if shown else None, issuer="upload")
 
 
 def _outputs(inputs: UploadInputs, old: UploadOutputs | None) -> UploadOutputs:

@@ -123,19 +123,24 @@ class FilesTarget(base.RedeployRollback):
         return out
 
     def deploy(self, binding: Binding, bundle: Bundle) -> dict[str, Any]:
-        self.directory.mkdir(parents=True, exist_ok=True)
         paths = self.paths(bundle.name)
         contents = self._render(bundle, paths)
-        with locked(self.directory / ".certplane.lock"):
-            snapshot = FileSet(list(paths.values()))
-            try:
-                for field, data in contents.items():
-                    mode = self.key_mode if field in ("key_file", "pkcs12_file", "jks_file") else self.mode
-                    atomic_write(paths[field], data, mode, uid=self.uid, gid=self.gid)
-                self._reload()
-            except BaseException:
-                snapshot.restore()
-                raise
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with locked(self.directory / ".certplane.lock"):
+                snapshot = FileSet(list(paths.values()))
+                try:
+                    for field, data in contents.items():
+                        mode = self.key_mode if field in ("key_file", "pkcs12_file", "jks_file") else self.mode
+                        atomic_write(paths[field], data, mode, uid=self.uid, gid=self.gid)
+                    self._reload()
+                except BaseException:
+                    snapshot.restore()
+                    raise
+        except OSError as err:  # disk full, EPERM from `owner:`, a file where the directory should be
+            where = err.filename or self.directory
+            raise DeployError(f"files: cannot write {where}: {err.strerror or err}; previous files restored") \
+                from None
         return {"name": bundle.name, "directory": str(self.directory), **{k: str(v) for k, v in paths.items()}}
 
     def verify(self, binding: Binding, bundle: Bundle) -> None:
