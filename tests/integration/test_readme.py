@@ -75,6 +75,16 @@ def test_every_day_to_day_command_works_as_written(tmp_path, demo_servers):
             assert "Traceback" not in done.stdout + done.stderr, command
         assert (repo / "report.html").stat().st_size > 10_000
 
+        for command in readme_commands("On a pull request: plans, policy, audit"):
+            done = sh(command, repo, env)
+            planned = command.startswith(("./certplane plan", "CERTPLANE_NOW=2027-02-01T00:00:00Z ./certplane plan"))
+            assert done.returncode in ((0, 2) if planned else (0,)), f"{command}\n{done.stdout}\n{done.stderr}"
+            assert "Traceback" not in done.stdout + done.stderr and "PRIVATE KEY" not in done.stdout, command
+            if "--markdown" in command:
+                assert done.returncode == 2 and "| `www` | renew" in done.stdout, done.stdout
+            if "--verify" in command:
+                assert "intact" in done.stdout, done.stdout
+
         # Reading a binding that cannot reach its target fails in one line naming it and what to do.
         credentials.write_text("[someone-else]\naws_access_key_id = x\naws_secret_access_key = y\n")
         failed = sh("tools/pulumi refresh --stack local", repo, env)
