@@ -199,7 +199,7 @@ def _required_bundle(inputs: BindingInputs) -> Bundle:
 
 def _outputs(inputs: BindingInputs, bundle: Bundle, live: dict[str, Any],
              fingerprints: dict[str, str | None]) -> BindingOutputs:
-    return BindingOutputs(binding_id=inputs.binding_id, live=live, verified_at=clock.rfc3339(clock.now()),
+    return BindingOutputs(binding_id=inputs.binding_id, live=live, verified_at=clock.rfc3339(clock.real_now()),
                           live_fingerprints=fingerprints, fingerprint_sha256=bundle.fingerprint_sha256)
 
 

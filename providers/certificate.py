@@ -299,7 +299,9 @@ def _issue(news: CertificateInputs, old: CertificateOutputs | None) -> Certifica
     key = _key(news, old)
     credentials = None if news.credentials is UNKNOWN else news.credentials
     issuer = news.plugin.build(news.order, credentials)
-    issued: Issued = issuer.issue(IssueRequest(news.name, news, key, clock.now()))
+    # Signed at the real time, whatever $CERTPLANE_NOW says: time travel decides *whether* to renew (a preview,
+    # or an `up` that renews early what would be due by then), never what a certificate's validity is.
+    issued: Issued = issuer.issue(IssueRequest(news.name, news, key, clock.real_now()))
     for line in issued.notes:
         note(f"{news.name}: {line}")
     return _outputs(news, key, issued.leaf, issued.chain, _password(news, old), issued.renewal_window, credentials)

@@ -1,8 +1,8 @@
 """Drive the real Pulumi engine through the Automation API on a throwaway copy of the project.
 
 Each `EngineProject` copies the program (Pulumi.yaml, __main__.py, components/, providers/) into a temp dir,
-points it at the repo's .venv, and uses a temp `file://` backend and passphrase: tests never touch the
-developer's `local` stack or state.
+points it at the repo's .venv, and uses a temp `file://` backend and passphrase (or the backend URL and
+secrets provider a test gives): tests never touch the developer's `local` stack or state.
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ class EngineProject:
     namespace (`{"issuers": {...}, "certificates": {...}}`); `secrets` are set as secret config values."""
 
     def __init__(self, base: Path, config: dict[str, Any], *, secrets: dict[str, str] | None = None,
-                 files: dict[str, str] | None = None, stack_name: str | None = None, program: Path = ROOT) -> None:
+                 files: dict[str, str] | None = None, stack_name: str | None = None, program: Path = ROOT,
+                 backend_url: str | None = None, secrets_provider: str | None = None,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.dir = base / "project"
         self.dir.mkdir(parents=True)
         self.use_program(program)
@@ -62,12 +64,16 @@ class EngineProject:
         self.backend = base / "state"
         self.home.mkdir()
         self.backend.mkdir()
-        self.env = engine_env(self.home, self.backend)
+        # Another backend (postgres://, s3://) and secrets provider (awskms://) instead of the temp file://
+        # backend and the passphrase; extra_env for what they need (e.g. AWS credentials).
+        self.env = engine_env(self.home, self.backend,
+                              {**({"PULUMI_BACKEND_URL": backend_url} if backend_url else {}), **(extra_env or {})})
         self.stack_name = stack_name or f"t{uuid.uuid4().hex[:8]}"
         ws = auto.LocalWorkspace(
             work_dir=str(self.dir),
             env_vars=self.env,
             pulumi_command=auto.PulumiCommand(root=str(ROOT / ".tools"), skip_version_check=False),
+            secrets_provider=secrets_provider,
         )
         self.stack = auto.Stack.create(self.stack_name, ws)
         self.set_config(config, secrets or {})
@@ -122,7 +128,7 @@ class EngineProject:
         return {k: v.value for k, v in self.stack.outputs().items()}
 
     def state_text(self) -> str:
-        """The raw state file text as stored by the backend (secrets must be ciphertext here)."""
+        """The raw state file text as stored by the file backend (secrets must be ciphertext here)."""
         files = list(self.backend.rglob(f"{self.stack_name}.json"))
         return "\n".join(f.read_text() for f in files)
 
@@ -149,6 +155,14 @@ def program_at(commit: str, dest: Path) -> Path:
                            "history this test needs: fetch it with `git fetch --unshallow`)")
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True, timeout=60)
     return dest
+
+
+def from_now(days: float) -> str:
+    """An RFC 3339 instant `days` from the real now: what $CERTPLANE_NOW time-travels to. Certificates are
+    always signed at the real time, so renewal tests count from today."""
+    import datetime as dt
+
+    return (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def changed_steps(preview: auto.PreviewResult) -> dict[str, int]:

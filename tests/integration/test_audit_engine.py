@@ -13,11 +13,10 @@ from typing import Any
 import pytest
 from pulumi import automation as auto
 
-from .harness import ROOT, EngineProject
+from .harness import ROOT, EngineProject, from_now
 
 pytestmark = pytest.mark.integration
-T0 = "2026-12-01T12:00:00Z"
-RENEWAL_DUE = "2026-12-25T12:00:00Z"
+RENEWAL_DUE = from_now(24)
 
 
 def config(tmp_path: Path, *targets: str) -> dict[str, Any]:
@@ -42,11 +41,11 @@ def test_every_change_is_recorded_and_tampering_is_found(tmp_path: Path) -> None
     project = EngineProject(tmp_path, config(tmp_path, "disk"))
     project.env["CERTPLANE_ACTOR"] = "ci-bot"
     project.stack.workspace.env_vars["CERTPLANE_ACTOR"] = "ci-bot"
-    project.up(env={"CERTPLANE_NOW": T0})
+    project.up()
     project.up(env={"CERTPLANE_NOW": RENEWAL_DUE})  # www renews and is redeployed
     project.set_config(config(tmp_path, "disk", "blocked"))
     with pytest.raises(auto.CommandError):
-        project.up(env={"CERTPLANE_NOW": RENEWAL_DUE})
+        project.up()
     project.set_config(config(tmp_path, "disk"))
     project.destroy()
 

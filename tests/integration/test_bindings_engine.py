@@ -10,10 +10,9 @@ import pytest
 from providers.core.tls import served_fingerprint
 from tools.servers.nginx import NginxServer
 
-from .harness import EngineProject, changed_steps
+from .harness import EngineProject, changed_steps, from_now
 
 pytestmark = pytest.mark.integration
-T0 = "2026-11-27T12:00:00Z"
 
 
 def config(nginx: NginxServer) -> dict:
@@ -37,7 +36,7 @@ def served(nginx: NginxServer, name: str) -> str | None:
 def test_deploy_rotate_on_renewal_and_repair_drift(tmp_path, nginx):
     project = EngineProject(tmp_path, config(nginx))
     try:
-        project.up(env={"CERTPLANE_NOW": T0})
+        project.up()
         inv = project.outputs()["inventory"]
         for name in ("www.example.test", "example.test"):
             assert served(nginx, name) == inv["www"]["fingerprint_sha256"]
@@ -45,7 +44,7 @@ def test_deploy_rotate_on_renewal_and_repair_drift(tmp_path, nginx):
         assert inv["www"]["endpoints"][0]["server_name"] == "www.example.test"
 
         # Renewal: the certificate is re-issued and its binding follows in the same `up`.
-        day25 = {"CERTPLANE_NOW": "2026-12-22T12:00:00Z"}
+        day25 = {"CERTPLANE_NOW": from_now(25)}
         preview = project.preview(env=day25)
         assert changed_steps(preview) == {"update": 2}  # www and its binding
         # The plan names what changes: the certificate's own properties (a new key: reuse_key is off), and for
@@ -77,10 +76,10 @@ def test_deploy_rotate_on_renewal_and_repair_drift(tmp_path, nginx):
                          r"redeploys it", refresh.stdout), refresh.stdout
         after_refresh = project.export_text()
         assert "PRIVATE KEY-----" not in after_refresh and api_key.splitlines()[1] not in after_refresh
-        assert changed_steps(project.preview(env=day25)) == {"update": 1}
-        project.up(env=day25)
+        assert changed_steps(project.preview()) == {"update": 1}
+        project.up()
         assert served(nginx, "www.example.test") == renewed["www"]["fingerprint_sha256"]
-        assert changed_steps(project.preview(env=day25)) == {}
+        assert changed_steps(project.preview()) == {}
 
         state = project.export_text()
         assert "PRIVATE KEY-----" not in state and api_key.splitlines()[1] not in state

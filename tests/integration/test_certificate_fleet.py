@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from pulumi import automation as auto
 
-from .harness import EngineProject, changed_steps
+from providers.core.clock import minute, parse_rfc3339, real_now
+
+from .harness import EngineProject, changed_steps, from_now
 from tests.support.pem_markers import PKCS8_HEADER
 
 pytestmark = pytest.mark.integration
 
 SHORT = [f"short{i:02d}" for i in range(10)]   # 30-day certificates: renew at day 20
 LONG = [f"long{i:02d}" for i in range(10)]     # 90-day certificates: renew at day 60
-T0 = "2026-11-27T12:00:00Z"
 
 
 def fleet_config():
@@ -36,7 +36,7 @@ def fleet_config():
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     project = EngineProject(tmp_path_factory.mktemp("fleet"), fleet_config())
-    up = project.up(env={"CERTPLANE_NOW": T0})
+    up = project.up()
     assert up.summary.result == "succeeded"
     yield project, up
     project.destroy()
@@ -45,26 +45,28 @@ def fleet(tmp_path_factory):
 def test_time_travel_renews_exactly_the_due_certificates(fleet):
     project, _up = fleet
     before = project.outputs()["inventory"]
-    assert changed_steps(project.preview(env={"CERTPLANE_NOW": T0})) == {}
+    assert changed_steps(project.preview()) == {}
 
-    day25 = {"CERTPLANE_NOW": "2026-12-22T12:00:00Z"}
+    day25 = {"CERTPLANE_NOW": from_now(25)}
     preview = project.preview(env=day25)
     assert changed_steps(preview) == {"update": len(SHORT)}
     for name in SHORT:
-        assert re.search(rf"certplane: {name}: renewal due since 2026-12-17 \d\d:\d\d UTC \(at two thirds of the "
-                         rf"lifetime\); expires 2026-12-27 12:00 UTC, 5\.0 days left", preview.stdout), name
+        since, expires = (minute(parse_rfc3339(before[name][k])) for k in ("renewal_time", "not_after"))
+        assert f"certplane: {name}: renewal due since {since} (at two thirds of the lifetime); expires {expires}, " \
+               "5.0 days left" in preview.stdout, name
     for name in LONG:
         assert f"certplane: {name}:" not in preview.stdout
 
     up = project.up(env=day25)
     assert up.summary.resource_changes.get("update") == len(SHORT)
     after = project.outputs()["inventory"]
-    for name in SHORT:
+    for name in SHORT:  # renewed early, and signed at the real time: valid now, 30 days from now
         assert after[name]["serial"] != before[name]["serial"]
-        assert after[name]["not_after"] == "2027-01-21T12:00:00Z"
+        assert parse_rfc3339(after[name]["not_before"]) <= real_now()
+        assert after[name]["not_after"] >= before[name]["not_after"]
     for name in LONG:
         assert after[name]["serial"] == before[name]["serial"]
-    assert changed_steps(project.preview(env=day25)) == {}
+    assert changed_steps(project.preview()) == {}
 
 
 def test_inventory_is_plain_data_and_downloads_are_secret(fleet):
@@ -123,10 +125,11 @@ def test_ca_renewal_is_followed_by_the_certificates_it_signed(tmp_path):
     }
     project = EngineProject(tmp_path, config)
     try:
-        project.up(env={"CERTPLANE_NOW": T0})
+        project.up()
         before = project.outputs()["inventory"]["web"]
-        assert before["not_after"] == "2027-01-26T12:00:00Z"  # capped by the intermediate (60 days)
-        day41 = {"CERTPLANE_NOW": "2027-01-07T12:00:00Z"}
+        days = (parse_rfc3339(before["not_after"]) - parse_rfc3339(before["not_before"])).total_seconds() / 86400
+        assert 59.9 < days < 60.1  # capped by the intermediate (60 days), not its own 90
+        day41 = {"CERTPLANE_NOW": from_now(41)}
         preview = project.preview(env=day41)
         assert changed_steps(preview) == {"update": 2}
         assert "certplane: ca-intermediate: renewal due since" in preview.stdout
@@ -134,7 +137,7 @@ def test_ca_renewal_is_followed_by_the_certificates_it_signed(tmp_path):
         project.up(env=day41)
         after = project.outputs()["inventory"]["web"]
         assert after["serial"] != before["serial"] and after["not_after"] > before["not_after"]
-        assert changed_steps(project.preview(env=day41)) == {}
+        assert changed_steps(project.preview()) == {}
     finally:
         project.destroy()
 

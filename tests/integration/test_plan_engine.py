@@ -15,11 +15,12 @@ from pulumi import automation as auto
 
 from tests.support.pki import LocalCa
 
-from .harness import ROOT, EngineProject
+from providers.core.clock import minute, parse_rfc3339
+
+from .harness import ROOT, EngineProject, from_now
 
 pytestmark = pytest.mark.integration
-T0 = "2026-12-01T12:00:00Z"
-RENEWAL_DUE = "2026-12-25T12:00:00Z"  # 30-day certificates renew 10 days before expiry
+RENEWAL_DUE = from_now(24)  # 30-day certificates renew 10 days before expiry: 6 days left then
 POLICY = ROOT / "policy"
 
 
@@ -56,18 +57,21 @@ def policy_config(tmp_path: Path, rules: dict[str, Any]) -> Path:
 def test_a_plan_a_reviewer_reads(tmp_path: Path) -> None:
     project = EngineProject(tmp_path, config(tmp_path))
     try:
-        project.up(env={"CERTPLANE_NOW": T0})
+        project.up()
+        issued = project.outputs()["inventory"]
+        www_expires, api_expires = (issued[n]["not_after"] for n in ("www", "api"))
 
-        quiet = plan(project, now=T0)
+        quiet = plan(project, now=None)
         assert quiet.returncode == 0, quiet.stdout + quiet.stderr
         assert quiet.stdout.splitlines()[-1] == "No changes."
 
         due = plan(project, "--markdown", now=RENEWAL_DUE)
         assert due.returncode == 2, due.stdout + due.stderr
         md = due.stdout
-        assert "| `www` | renew, re-key, redeploy | 2026-12-31 (6.0 d) | disk | ok |" in md
-        assert "| `api` | unchanged | 2027-03-01 (66.0 d) | — | ok |" in md
-        assert "- renewal due since 2026-12-21 12:00 UTC (10 days before expiry); expires 2026-12-31 12:00 UTC, " \
+        assert f"| `www` | renew, re-key, redeploy | {www_expires[:10]} (6.0 d) | disk | ok |" in md
+        assert f"| `api` | unchanged | {api_expires[:10]} (66.0 d) | — | ok |" in md
+        since = minute(parse_rfc3339(issued["www"]["renewal_time"]))
+        assert f"- renewal due since {since} (10 days before expiry); expires {minute(parse_rfc3339(www_expires))}, " \
                "6.0 days left" in md
         assert "- www--disk: deploying www's new certificate to disk (files)" in md
         assert md.index("`www`") < md.index("`api`")  # what changes first, then by name
@@ -78,7 +82,7 @@ def test_a_plan_a_reviewer_reads(tmp_path: Path) -> None:
         assert www["plan"] == ["renew", "re-key", "redeploy"] and doc["exit_code"] == 2
 
         project.set_config(config(tmp_path, domains=["www.example.test", "b.example.test"]))
-        renamed = plan(project, now=T0)
+        renamed = plan(project, now=None)
         assert renamed.returncode == 2
         assert "  www  re-issue, re-key, redeploy" in renamed.stdout
         assert "names + b.example.test; - a.example.test" in renamed.stdout

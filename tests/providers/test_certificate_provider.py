@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 
 import pytest
 
 from providers.certificate import CertificateProvider
 from providers.core import certificates as x509util
+from providers.core import clock
 from providers.core import keys
 from providers.private_key import PrivateKeyProvider
 from providers.uploaded_certificate import UploadedCertificateProvider
@@ -27,6 +29,12 @@ def signed_by(ca, chain=None):
         "ca_chain_pem": x509util.to_pem(chain.cert) if chain else ""}}
 
 
+def at(monkeypatch, when: str) -> None:
+    """Both clocks at `when`: the decisions' ($CERTPLANE_NOW) and the wall clock that dates what is signed."""
+    monkeypatch.setenv("CERTPLANE_NOW", when)
+    monkeypatch.setattr(clock, "real_now", lambda: clock.parse_rfc3339(when))
+
+
 @pytest.fixture
 def provider():
     return CertificateProvider()
@@ -34,7 +42,7 @@ def provider():
 
 @pytest.fixture
 def created(provider, monkeypatch):
-    monkeypatch.setenv("CERTPLANE_NOW", "2026-11-27T12:00:00Z")
+    at(monkeypatch, "2026-11-27T12:00:00Z")
     result = provider.create(leaf_inputs())
     return result.id, result.outs
 
@@ -52,7 +60,7 @@ def test_create_returns_every_output(created):
 def test_diff_is_clean_until_the_renewal_window_opens(provider, created, monkeypatch, capfd):
     rid, outs = created
     assert provider.diff(rid, outs, leaf_inputs()).changes is False
-    monkeypatch.setenv("CERTPLANE_NOW", "2027-01-27T00:00:00Z")
+    at(monkeypatch, "2027-01-27T00:00:00Z")
     diff = provider.diff(rid, outs, leaf_inputs())
     assert diff.changes is True and not diff.replaces
     err = capfd.readouterr().err
@@ -62,7 +70,7 @@ def test_diff_is_clean_until_the_renewal_window_opens(provider, created, monkeyp
 
 def test_renewal_reissues_in_place_with_a_new_key(provider, created, monkeypatch):
     rid, outs = created
-    monkeypatch.setenv("CERTPLANE_NOW", "2027-01-27T00:00:00Z")
+    at(monkeypatch, "2027-01-27T00:00:00Z")
     new = provider.update(rid, outs, leaf_inputs()).outs
     assert new["serial"] != outs["serial"]
     assert new["public_key_fingerprint_sha256"] != outs["public_key_fingerprint_sha256"]
@@ -70,9 +78,19 @@ def test_renewal_reissues_in_place_with_a_new_key(provider, created, monkeypatch
     assert provider.diff(rid, new, leaf_inputs()).changes is False
 
 
+def test_time_travel_renews_early_but_signs_at_the_real_time(provider, created, monkeypatch):
+    """An `up` with $CERTPLANE_NOW in the renewal window renews (what would be due by then), and the new
+    certificate is valid now, not from that day on."""
+    rid, outs = created
+    monkeypatch.setenv("CERTPLANE_NOW", "2027-01-27T00:00:00Z")  # the wall clock stays at 2026-11-27 12:00
+    new = provider.update(rid, outs, leaf_inputs()).outs
+    assert new["serial"] != outs["serial"]
+    assert new["not_before"] == "2026-11-27T11:55:00Z" and new["not_after"] == "2027-02-25T12:00:00Z"
+
+
 def test_reuse_key_keeps_the_key(provider, created, monkeypatch):
     rid, outs = created
-    monkeypatch.setenv("CERTPLANE_NOW", "2027-01-27T00:00:00Z")
+    at(monkeypatch, "2027-01-27T00:00:00Z")
     new = provider.update(rid, outs, leaf_inputs(reuse_key=True)).outs
     assert new["serial"] != outs["serial"]
     assert new["public_key_fingerprint_sha256"] == outs["public_key_fingerprint_sha256"]
@@ -109,7 +127,7 @@ def test_format_change_keeps_the_certificate(provider, created):
 
 
 def test_signed_by_a_ca_carries_the_chain(provider, monkeypatch):
-    monkeypatch.setenv("CERTPLANE_NOW", "2026-11-27T12:00:00Z")
+    at(monkeypatch, "2026-11-27T12:00:00Z")
     root = make_ca("Root")
     inter = make_ca("Intermediate", issuer=root, path_length=0)
     outs = provider.create(leaf_inputs(**signed_by(inter, chain=root))).outs
@@ -167,13 +185,13 @@ def test_uploaded_bundle_problems_fail_check_but_an_unchanged_expired_upload_doe
     news = {"name": "legacy", "certificate_pem": x509util.to_pem(leaf.cert), "chain_pem": x509util.to_pem(inter.cert),
             "private_key_pem": keys.private_key_to_pem(leaf.key), "passphrase": None, "formats": ["pem"]}
     p = UploadedCertificateProvider()
-    monkeypatch.setenv("CERTPLANE_NOW", "2026-11-27T12:00:00Z")
+    at(monkeypatch, "2026-11-27T12:00:00Z")
     assert p.check({}, news).failures == []
     bad = {**news, "chain_pem": ""}
     assert [f.reason for f in p.check({}, bad).failures] == [
         "upload: missing intermediate: no certificate for 'CN=Vendor CA', the issuer of 'CN=legacy.example.test'; "
         "add the CA's intermediate certificate to the chain"]
-    monkeypatch.setenv("CERTPLANE_NOW", "2027-06-01T00:00:00Z")  # the leaf has expired since
+    at(monkeypatch, "2027-06-01T00:00:00Z")  # the leaf has expired since
     assert p.check(news, news).failures == []
     assert "expired on" in p.check({}, news).failures[0].reason
 
