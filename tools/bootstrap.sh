@@ -35,6 +35,7 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v keytool >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || need_apt+=(bind9 bind9-utils)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)   # renders `certplane report` in tests
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)   # the postgres:// state backend in tests
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   $SUDO apt-get update -qq >&2
@@ -89,16 +90,18 @@ if [ ! -f "$pebble/.complete" ]; then
   log "installing Pebble $PEBBLE_VERSION from the Go module proxy"
   mkdir -p "$pebble/bin"
   gocache=$(mktemp -d)   # a throwaway Go build cache (built once per version)
-  if GOTOOLCHAIN=${GOTOOLCHAIN:-local} CGO_ENABLED=0 GOCACHE="$gocache" GOBIN="$pebble/bin" go install \
-      "github.com/letsencrypt/pebble/v2/cmd/pebble@$PEBBLE_VERSION" \
-      "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@$PEBBLE_VERSION" >&2; then
-    :
-  else
-    # Debian's pebble is 2.4.0: no profiles or ARI, and its challtestsrv calls -dnsserver -dns01.
-    log "Go module proxy failed; falling back to Debian's pebble package (2.4.0, fewer features)"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq pebble >&2
-    ln -sfn /usr/bin/pebble "$pebble/bin/pebble"; ln -sfn /usr/bin/pebble-challtestsrv "$pebble/bin/pebble-challtestsrv"
-  fi
+  # No fallback to Debian's pebble package: it is 2.4.0 (no profiles, no ARI, other challtestsrv flags) and
+  # cannot run the demo or the tests, so a failed build stops here with the reason.
+  ok=
+  for attempt in 1 2 3; do
+    if GOTOOLCHAIN=${GOTOOLCHAIN:-local} CGO_ENABLED=0 GOCACHE="$gocache" GOBIN="$pebble/bin" go install \
+        "github.com/letsencrypt/pebble/v2/cmd/pebble@$PEBBLE_VERSION" \
+        "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@$PEBBLE_VERSION" >&2; then
+      ok=1; break
+    fi
+    log "building Pebble failed (attempt $attempt of 3)"; sleep $((attempt * 5))
+  done
+  [ -n "$ok" ] || { rm -rf "$gocache"; die "cannot build Pebble $PEBBLE_VERSION from the Go module proxy (see above); the demo and the ACME tests need it"; }
   rm -rf "$gocache"
   touch "$pebble/.complete"
 fi
