@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, model_validator
 
 from providers.core import certificates as x509util
-from providers.core import issuers
+from providers.core import issuers, renewal
 from providers.core.certificates import CertificateRequest, DnsNames, IpAddresses, ValidityDays
 from providers.core.deploy import TargetSettingsField
 from providers.core.errors import InputProblems, InvalidInputError
@@ -149,7 +149,13 @@ def _references(fleet: FleetConfig) -> list[InvalidInputError]:
                 try:
                     plugin = issuers.REGISTRY.plugin_of(settings)
                     order = plugin.order_for(settings, issuer=cert.issuer, challenge=cert.challenge)
-                    plugin.check(order, cert.request(plugin.default_validity_days(settings)), cert.key)
+                    request = cert.request(plugin.default_validity_days(settings))
+                    plugin.check(order, request, cert.key)
+                    plugin.check_for(settings, request)
+                    before = cert.renew.before_days if cert.renew else None
+                    too_long = renewal.window_too_long(before, request.validity_days)
+                    if too_long:
+                        raise InvalidInputError("renew.before_days", too_long)
                 except InvalidInputError as err:
                     out.append(err.within(at))
                 except InputProblems as many:
@@ -163,7 +169,12 @@ def _references(fleet: FleetConfig) -> list[InvalidInputError]:
 
 
 def _upload_files(raw: dict[str, Any], base_dir: Path, known: list[InvalidInputError]) -> list[InvalidInputError]:
-    """Upload files that cannot be read as PEM text (read from the raw config: its shape may be wrong elsewhere)."""
+    """Upload files that cannot be read as PEM text, then (once every file of an upload reads) broken PEM in them
+    or in the inline private key: a truncated block, a DER or PFX file, a CSR or a PKCS#7 bundle, garbage (read
+    from the raw config: its shape may be wrong elsewhere). Whether the pieces make a bundle, and the key's
+    passphrase, are the provider's check."""
+    from providers.core import bundles  # the same PEM rules the provider applies, each line naming its field
+
     out = []
     certificates = raw.get("certificates")
     for name, cert in (certificates.items() if isinstance(certificates, dict) else ()):
@@ -171,20 +182,38 @@ def _upload_files(raw: dict[str, Any], base_dir: Path, known: list[InvalidInputE
         flawed = any(p.field.startswith(f"certificates.{name}.") or p.field == f"certificates.{name}" for p in known)
         if not isinstance(upload, dict) or flawed:
             continue
+        texts: list[tuple[str, str, str]] = []  # (where, what to call it, text)
+        unreadable = []
         for field in ("certificate_file", "chain_file", "private_key_file"):
             path = upload.get(field)
             if not isinstance(path, str) or not path:
                 continue
             where = f"certificates.{name}.upload.{field}"
             try:
-                base_dir.joinpath(path).read_text(encoding="utf-8")
+                texts.append((where, path, base_dir.joinpath(path).read_text(encoding="utf-8")))
             except FileNotFoundError:
-                out.append(InvalidInputError(where, f"file not found: {path}"))
+                unreadable.append(InvalidInputError(where, f"file not found: {path}"))
             except UnicodeDecodeError:
-                out.append(InvalidInputError(where, f"{path} is not a PEM text file (DER, PKCS#7 and PFX are not "
-                                                    "accepted; convert with openssl)"))
+                unreadable.append(InvalidInputError(where, f"{path} is not a PEM text file (DER, PKCS#7 and PFX are "
+                                                           "not accepted; convert with openssl)"))
             except OSError as err:
-                out.append(InvalidInputError(where, f"cannot read {path}: {err.strerror}"))
+                unreadable.append(InvalidInputError(where, f"cannot read {path}: {err.strerror}"))
+        out += unreadable
+        if unreadable:
+            continue
+        inline_key = upload.get("private_key")
+        if isinstance(inline_key, str) and inline_key:
+            texts.append((f"certificates.{name}.upload.private_key", "the private key", inline_key))
+        for where, shown, text in texts:
+            if not text.strip():
+                out.append(InvalidInputError(where, f"{shown} is empty"))
+                continue
+            try:
+                bundles.parse_input(text, "", key_field=where.endswith((".private_key_file", ".private_key")))
+            except bundles.BundleFieldError as err:
+                out.append(InvalidInputError(where, err.reason))
+            except bundles.BundleError as err:
+                out.append(InvalidInputError(where, str(err)))
     return out
 
 

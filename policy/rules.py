@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from providers.core import certificates as x509util
 from providers.core import clock
+from providers.core.renewal import window_too_long
 
 CERTIFICATE = "pulumi-python:dynamic/certplane:Certificate"
 UPLOADED = "pulumi-python:dynamic/certplane:UploadedCertificate"
@@ -154,11 +155,8 @@ def required_tags(cert: Subject, config: Mapping[str, Any]) -> list[str]:
 
 def renewal_window(cert: Subject, config: Mapping[str, Any]) -> list[str]:
     before = cert.renew.get("before_days")
-    days = cert.lifetime_days
-    if before is None or days is None or float(before) < days:
-        return []
-    return [f"{cert.name}: renewal {before:g} days before expiry is not shorter than the lifetime of {days:g} "
-            "days: it would renew on every run"]
+    reason = window_too_long(float(before) if before is not None else None, cert.lifetime_days)
+    return [f"{cert.name}: {reason}"] if reason else []
 
 
 def plain_secrets(cert: Subject, config: Mapping[str, Any]) -> list[str]:

@@ -75,7 +75,35 @@ def name_attribute(value: str | None) -> str | None:
     return value
 
 
-DnsNames = Annotated[tuple[str, ...], AfterValidator(check_dns_names)]
+def names_clients_match(names: Sequence[str]) -> tuple[str, ...]:
+    """What a TLS client would not match, refused at preview: a trailing dot (RFC 5280 dNSNames have none;
+    clients compare the name as typed) and an IP address given as a DNS name (clients match an IP address only
+    against an iPAddress SAN)."""
+    for name in names:
+        if name.endswith("."):
+            raise InvalidInputError("", f"{name!r} ends with a dot: certificates name {name.rstrip('.')!r}")
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            continue
+        raise InvalidInputError("", f"{name!r} is an IP address: list it under ip_addresses (clients match an IP "
+                                    "only against an IP address in the certificate)")
+    return tuple(names)
+
+
+def outside_constraints(names: Sequence[str], permitted: Sequence[str]) -> list[str]:
+    """The names a CA constrained to the `permitted` DNS subtrees cannot sign for (RFC 5280 4.2.1.10: `example.com`
+    permits it and its subdomains, `.example.com` only subdomains). Clients reject such a chain."""
+    def inside(name: str, subtree: str) -> bool:
+        name, subtree = name.lower().lstrip("*."), subtree.lower()
+        if subtree.startswith("."):
+            return name.endswith(subtree)
+        return name == subtree or name.endswith("." + subtree)
+
+    return [n for n in names if permitted and not any(inside(n, s) for s in permitted)]
+
+
+DnsNames = Annotated[tuple[str, ...], AfterValidator(check_dns_names), policy(names_clients_match)]
 IpAddresses = Annotated[tuple[str, ...], AfterValidator(check_ip_addresses)]
 PermittedDomains = Annotated[tuple[str, ...], AfterValidator(check_name_constraints)]
 ValidityDays = Annotated[int, whole_number(1, 36500, "days")]

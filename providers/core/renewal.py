@@ -23,6 +23,14 @@ from .validation import Model, first_problem, parse
 DEFAULT_FRACTION = 2 / 3
 
 
+def window_too_long(before_days: float | None, lifetime_days: float | None) -> str | None:
+    """Why a `before_days` window is no use for a lifetime (it would renew on every run), or None."""
+    if before_days is None or lifetime_days is None or before_days < lifetime_days:
+        return None
+    return (f"renewal {before_days:g} days before expiry is not shorter than the lifetime of {lifetime_days:g} "
+            "days: it would renew on every run")
+
+
 class RenewalPolicy(Model):
     """`before_days` (renew that many days before expiry) or `at_fraction` (of the lifetime); neither: 2/3."""
 

@@ -136,6 +136,10 @@ class IssuerPlugin(Generic[S, O, C]):
     def check(self, order: O, request: CertificateRequest, key: KeySpec | None) -> None:
         """Refuse at preview what this issuer cannot issue (a key type, a name, a field it cannot honour)."""
 
+    def check_for(self, settings: S, request: CertificateRequest) -> None:
+        """Refuse at preview what this issuer's own settings cannot honour for a certificate (a name outside a
+        CA's name constraints). Runs on the stack config, where the issuer's settings are known."""
+
     def default_renewal(self, settings: S) -> RenewalPolicy | None:
         """The renewal policy of this issuer's certificates when they set none (None: two thirds)."""
         return None

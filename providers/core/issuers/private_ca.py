@@ -11,7 +11,8 @@ from cryptography import x509
 
 from .. import keys
 from ..certificates import (CertificateRequest, PermittedDomains, ValidityDays, check_key_pair, is_ca,
-                            is_self_issued, load_certificates, name_attribute, sign_certificate)
+                            is_self_issued, load_certificates, name_attribute, outside_constraints,
+                            sign_certificate)
 from ..errors import InvalidInputError
 from ..keys import KeySpec, KeySpecField
 from ..renewal import RenewalPolicy
@@ -109,6 +110,13 @@ class PrivateCaPlugin(IssuerPlugin[PrivateCaSettings, PrivateCaOrder, PrivateCaC
 
     def default_validity_days(self, settings: PrivateCaSettings) -> int | None:
         return min(90, settings.validity_days)
+
+    def check_for(self, settings: PrivateCaSettings, request: CertificateRequest) -> None:
+        permitted = settings.name_constraints.permitted_dns_domains if settings.name_constraints else ()
+        outside = outside_constraints(request.domains, permitted)
+        if outside:
+            raise InvalidInputError("domains", f"{', '.join(outside)} outside the issuer's name constraints "
+                                               f"({', '.join(permitted)}): clients reject such a chain")
 
     def check_credentials(self, credentials: PrivateCaCredentials) -> None:
         load(credentials)
