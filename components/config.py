@@ -18,6 +18,7 @@ from providers.core import certificates as x509util
 from providers.core import issuers, renewal
 from providers.core.certificates import CertificateRequest, DnsNames, IpAddresses, ValidityDays
 from providers.core.deploy import TargetSettingsField
+from providers.core.deploy._support import safe_file_stem
 from providers.core.errors import InputProblems, InvalidInputError
 from providers.core.formats import Formats
 from providers.core.issuers import IssuerSettings, IssuerSettingsField
@@ -140,6 +141,10 @@ def _references(fleet: FleetConfig) -> list[InvalidInputError]:
     out = []
     for name, cert in fleet.certificates.items():
         at = f"certificates.{name}"
+        try:
+            safe_file_stem(name, "certificates")  # a certificate's name becomes its file names at a target
+        except InvalidInputError as err:
+            out.append(err)
         if cert.issuer:
             settings = fleet.issuer(cert.issuer)
             if settings is None:

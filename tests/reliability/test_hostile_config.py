@@ -93,3 +93,14 @@ def test_what_a_client_would_reject_never_passes(tmp_path: Path, path: str, valu
     lines = outcome(raw, tmp_path)
     assert lines is not None, f"{path}={value!r} was accepted"
     assert any(ln.startswith(says) for ln in lines), lines
+
+
+@pytest.mark.parametrize("name", ["../etc/passwd", ".hidden", "a/b", "tab\there", "x" * 200])
+def test_a_certificate_name_that_is_no_file_name_is_refused(tmp_path: Path, name: str) -> None:
+    import copy
+
+    raw = copy.deepcopy(SANE)
+    raw["certificates"][name] = raw["certificates"].pop("www")
+    lines = outcome(raw, tmp_path)
+    assert lines and any(ln.startswith("certplane:certificates: ") and "not usable as a file name" in ln
+                         for ln in lines), lines

@@ -12,9 +12,29 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ..errors import DeployError
+from ..errors import DeployError, InvalidInputError
 
 _SECRET_MARKERS = ("PRIVATE KEY",)
+MAX_FILE_STEM = 128  # bytes: `<stem>.fullchain.pem` and its temporary `.<name>.XXXXXXXX.tmp` stay within NAME_MAX
+
+
+def safe_file_stem(name: str, field: str) -> str:
+    """`name` as the start of the file names a target writes (`<name>.crt`), or InvalidInputError naming
+    `field`: one plain file name, never a path. Refused: empty, `/` or `\\`, a NUL or other control character, a
+    leading `.` (`.`, `..`, hidden files, certplane's own `.certplane*`), more than MAX_FILE_STEM bytes."""
+    unusable = "is not usable as a file name"
+    if not name:
+        raise InvalidInputError(field, f"an empty name {unusable}")
+    if "/" in name or "\\" in name:
+        raise InvalidInputError(field, f"{name!r} {unusable}: it contains '/' or '\\'")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        raise InvalidInputError(field, f"{name!r} {unusable}: it contains a control character")
+    if name.startswith("."):
+        raise InvalidInputError(field, f"{name!r} {unusable}: it starts with '.'")
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > MAX_FILE_STEM:
+        raise InvalidInputError(field, f"a name of {size} bytes {unusable}: at most {MAX_FILE_STEM}")
+    return name
 
 
 def atomic_write(path: Path, data: bytes, mode: int, *, uid: int = -1, gid: int = -1) -> None:
