@@ -3,7 +3,12 @@
 Critical: expired; renewal overdue (past renewal_time by more than the grace: `pulumi up` should have renewed
 it); with --probe: an endpoint serving another certificate, an incomplete chain, a hostname mismatch, or an
 endpoint that does not answer; a target (load balancer, CDN, directory) that holds another certificate, none,
-or cannot be read. Warning: under a --warn-days threshold, renewal due, not yet valid.
+or cannot be read. Warning: under a --warn-days threshold, renewal due, not yet valid, a certificate of the served
+chain (an intermediate) that expires before the leaf. Days left count to the earliest expiry in the served chain.
+
+Alerts (--webhook, --smtp-host) go once per threshold crossing, remembered in --state-file (locked, so overlapping
+runs send once). A failed alert is one line on stderr (the webhook URL shown as scheme://host/… only) and is
+retried by the next run; it never changes the exit code, which is always the health verdict above.
 """
 
 from __future__ import annotations
@@ -110,11 +115,16 @@ def run(args: argparse.Namespace, source: Source) -> int:
     levels = {c.name: worst([f.level for f in findings[c.name]]) for c in certs}
     status = worst(list(levels.values()))
     outcomes: list[notify.Outcome] = []
-    if channels:
+    if channels:  # whatever happens here, the exit code stays the health verdict
         state_path = Path(args.state_file) if args.state_file else loaded.project_dir / DEFAULT_STATE_FILE
-        state = notify.StateFile(state_path)
+        # long enough for an overlapping run to finish sending (every channel's timeout, with room to spare)
+        state = notify.StateFile(state_path, lock_timeout=max(notify.LOCK_TIMEOUT,
+                                                              3 * args.notify_timeout * len(channels)))
         alerts = notify.current_alerts(certs, findings, now, warn_days)
-        outcomes = notify.dispatch(alerts, certs, channels, state, loaded.stack, now)
+        try:
+            outcomes = notify.dispatch(alerts, certs, channels, state, loaded.stack, now)
+        except notify.StateError as err:
+            outcomes = [notify.Outcome(c.name, c.describe, error=str(err)) for c in channels]
     for outcome in outcomes:
         if outcome.error:
             print(f"certplane: {outcome.channel} notification to {outcome.target} failed: {outcome.error}",
@@ -127,6 +137,7 @@ def run(args: argparse.Namespace, source: Source) -> int:
             "certificates": [{
                 "name": c.name, "status": levels[c.name], "days_remaining": round(c.days_left(now), 1),
                 "not_after": rfc3339(c.not_after),
+                "chain_not_after": rfc3339(c.expires), "chain_earliest_subject": c.chain_earliest_subject,
                 "renewal_time": rfc3339(c.renewal_time) if c.renewal_time else None,
                 "serial": c.serial, "owner": c.owner, "targets": list(c.targets),
                 "findings": [f.as_dict() for f in findings[c.name]],
@@ -197,7 +208,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("notifications (each alert once per threshold crossing)")
     group.add_argument("--state-file", metavar="PATH",
                        help="what was already sent (default: <project>/.certplane/check-state.json, mode 0600)")
-    group.add_argument("--webhook", metavar="URL", help="POST a Slack-compatible JSON message here")
+    group.add_argument("--webhook", metavar="URL",
+                       help="POST a Slack-compatible JSON message here (a secret: shown as scheme://host/… only; "
+                            "user:password@ is sent as Basic auth; only a 2xx answer counts, redirects are not "
+                            "followed)")
     group.add_argument("--smtp-host", metavar="HOST", help="send e-mail through this SMTP server "
                        "(STARTTLS when offered; login from $CERTPLANE_SMTP_USER / $CERTPLANE_SMTP_PASSWORD)")
     group.add_argument("--smtp-port", type=int, default=25, metavar="PORT", help="SMTP port (default: 25)")

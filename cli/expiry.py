@@ -30,13 +30,22 @@ def parse_warn_days(text: str) -> tuple[int, ...]:
 
 def expiry_findings(cert: Certificate, now: dt.datetime, warn_days: tuple[int, ...] = DEFAULT_WARN_DAYS,
                     grace_days: float = DEFAULT_GRACE_DAYS) -> list[Finding]:
-    """Named checks on dates alone (no network), most severe first; an empty list means healthy."""
+    """Named checks on dates alone (no network), most severe first; an empty list means healthy. The expiry is
+    the served chain's (an intermediate that expires before the leaf ends the certificate's useful life), and a
+    finding names that intermediate."""
     out: list[Finding] = []
     days = cert.days_left(now)
-    expiry = fmt_time(cert.not_after)
+    expiry = fmt_time(cert.expires)
+    chain = cert.chain_expires_first
+    which = f"{cert.chain_earliest_subject or 'a certificate'} in the served chain"
+    leaf = fmt_time(cert.not_after)
     if days <= 0:
-        out.append(Finding(cert.name, "critical", "expired",
-                           f"EXPIRED {fmt_days(abs(days))} days ago (not after {expiry})"))
+        message = f"EXPIRED {fmt_days(abs(days))} days ago (not after {expiry})"
+        if chain:
+            leaf_state = (f"the leaf is valid until {leaf}" if cert.not_after > now
+                          else f"the leaf expired too (not after {leaf})")
+            message += f": {which}; {leaf_state}"
+        out.append(Finding(cert.name, "critical", "expired", message))
         return out
     if cert.not_before and now < cert.not_before:
         out.append(Finding(cert.name, "warning", "not-yet-valid", f"not valid before {fmt_time(cert.not_before)}"))
@@ -53,17 +62,23 @@ def expiry_findings(cert: Certificate, now: dt.datetime, warn_days: tuple[int, .
     crossed = crossed_thresholds(cert, now, warn_days)
     if crossed:
         threshold = min(crossed)
+        reason = f": {which} expires before the leaf ({leaf})" if chain else ""
         out.append(Finding(cert.name, "warning", "expiring",
-                           f"expires in {fmt_days(days)} days ({expiry}), under the {threshold}-day threshold",
-                           threshold_days=threshold))
+                           f"expires in {fmt_days(days)} days ({expiry}), under the {threshold}-day threshold"
+                           f"{reason}", threshold_days=threshold))
+    if chain:
+        gap = (cert.not_after - cert.expires).total_seconds() / 86400
+        out.append(Finding(cert.name, "warning", "chain-expires-first",
+                           f"chain expires first: {which} is not valid after {expiry}, {fmt_days(gap)} days "
+                           f"before the leaf ({leaf})"))
     out.sort(key=lambda f: -LEVELS.index(f.level))
     return out
 
 
 def crossed_thresholds(cert: Certificate, now: dt.datetime, warn_days: tuple[int, ...]) -> list[int]:
-    """The warn-days thresholds this certificate is under now. A threshold of half the certificate's lifetime
-    or more does not apply to it: a 30-day certificate is not "expiring" on the day it was issued (its renewal
-    time and the overdue check cover it)."""
+    """The warn-days thresholds this certificate (its served chain's expiry) is under now. A threshold of half
+    the leaf's lifetime or more does not apply to it: a 30-day certificate is not "expiring" on the day it was
+    issued (its renewal time and the overdue check cover it)."""
     days = cert.days_left(now)
     lifetime = (cert.not_after - cert.not_before).total_seconds() / 86400 if cert.not_before else None
     return [t for t in warn_days if days <= t and (lifetime is None or t < lifetime / 2)]

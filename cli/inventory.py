@@ -1,4 +1,7 @@
-"""`certplane inventory`: every certificate of the stack, most urgent first, as a table, JSON or CSV."""
+"""`certplane inventory`: every certificate of the stack, most urgent first, as a table, JSON or CSV.
+
+EXPIRES and DAYS LEFT go by the earliest expiry in the served chain (`(chain)` when an intermediate expires before
+the leaf); JSON and CSV keep the leaf's `not_after` and add `chain_not_after` and `chain_earliest_subject`."""
 
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ from .render import fmt_days, fmt_time, plural
 from .stack import Source, load
 
 CSV_FIELDS = ("name", "domains", "issuer", "issuer_dn", "serial", "not_before", "not_after", "days_remaining",
-              "renewal_time", "status", "fingerprint_sha256", "key_algorithm", "targets", "owner", "tags")
+              "renewal_time", "status", "fingerprint_sha256", "key_algorithm", "targets", "owner", "tags",
+              "chain_not_after", "chain_earliest_subject")
 
 
 def as_record(cert: Certificate, now: dt.datetime, level: str) -> dict[str, Any]:
@@ -32,6 +36,8 @@ def as_record(cert: Certificate, now: dt.datetime, level: str) -> dict[str, Any]
         "days_remaining": round(cert.days_left(now), 1), "renewal_time": iso(cert.renewal_time),
         "status": level, "fingerprint_sha256": cert.fingerprint_sha256, "key_algorithm": cert.key_algorithm,
         "targets": list(cert.targets), "owner": cert.owner, "tags": dict(cert.tags),
+        # the earliest expiry of the served chain (days_remaining counts to it); the leaf's for older inventories
+        "chain_not_after": iso(cert.expires), "chain_earliest_subject": cert.chain_earliest_subject,
     }
     if cert.endpoints:
         record["endpoints"] = [e.as_dict() for e in cert.endpoints]
@@ -74,7 +80,8 @@ def run(args: argparse.Namespace, source: Source) -> int:
             renew += " (due)"
         rows.append([
             style(cert.name, "bold"), render.shorten(cert.domains), cert.issuer or "-",
-            cert.not_after.strftime("%Y-%m-%d"), style.level(fmt_days(days), level),
+            cert.expires.strftime("%Y-%m-%d") + (" (chain)" if cert.chain_expires_first else ""),
+            style.level(fmt_days(days), level),
             style.level(renew, level) if "(due)" in renew else renew,
             render.shorten(cert.targets), cert.owner or "-",
         ])

@@ -1,7 +1,11 @@
 """The inventory as the CLI reads it: a stack's `inventory` output (or a JSON file), typed.
 
-`days_remaining` in the stack output was computed at `pulumi up` time; commands recompute it from `not_after` and
+`days_remaining` in the stack output was computed at `pulumi up` time; commands recompute it from the expiry and
 the clock (which honours $CERTPLANE_NOW), so a stack not updated for weeks reads right.
+
+A certificate expires when the first certificate of its served chain does: `not_after` is the leaf's,
+`chain_not_after` the earliest over the leaf and its chain, `chain_earliest_subject` whose it is. Inventories
+written before those fields read as before (the chain's expiry is the leaf's, its subject unknown).
 """
 
 from __future__ import annotations
@@ -73,13 +77,25 @@ class Certificate:
     tags: dict[str, str] = field(default_factory=dict)
     endpoints: tuple[Endpoint, ...] = ()
     placements: tuple[Placement, ...] = ()
+    chain_not_after: dt.datetime | None = None  # the earliest not_after over the leaf and its served chain
+    chain_earliest_subject: str | None = None  # the subject of that certificate, when known
 
     @property
     def owner(self) -> str:
         return self.tags.get("owner") or self.tags.get("team") or ""
 
+    @property
+    def expires(self) -> dt.datetime:
+        """When what is served stops working: the earliest not_after of the leaf and its chain."""
+        return min(self.not_after, self.chain_not_after) if self.chain_not_after else self.not_after
+
+    @property
+    def chain_expires_first(self) -> bool:
+        """A certificate of the served chain (an intermediate) expires before the leaf."""
+        return self.chain_not_after is not None and self.chain_not_after < self.not_after
+
     def days_left(self, now: dt.datetime) -> float:
-        return clock.days_between(now, self.not_after)
+        return clock.days_between(now, self.expires)
 
 
 @dataclass(frozen=True)
@@ -167,6 +183,9 @@ def parse_inventory(raw: Any) -> list[Certificate]:
         if not isinstance(entry, dict):
             raise CliError(f"{where}: expected an object")
         renewal = entry.get("renewal_time")
+        not_after = parse_time(entry.get("not_after"), f"{where}.not_after")
+        chain = entry.get("chain_not_after")
+        subject = entry.get("chain_earliest_subject")
         certs.append(Certificate(
             name=name,
             domains=tuple(str(d) for d in entry.get("domains") or ()),
@@ -174,7 +193,7 @@ def parse_inventory(raw: Any) -> list[Certificate]:
             issuer_dn=str(entry.get("issuer_dn") or ""),
             serial=str(entry.get("serial") or ""),
             not_before=parse_time(entry["not_before"], f"{where}.not_before") if entry.get("not_before") else None,
-            not_after=parse_time(entry.get("not_after"), f"{where}.not_after"),
+            not_after=not_after,
             renewal_time=parse_time(renewal, f"{where}.renewal_time") if renewal else None,
             fingerprint_sha256=str(entry.get("fingerprint_sha256") or ""),
             key_algorithm=str(entry.get("key_algorithm") or ""),
@@ -182,5 +201,7 @@ def parse_inventory(raw: Any) -> list[Certificate]:
             tags={str(k): str(v) for k, v in (entry.get("tags") or {}).items()},
             endpoints=_endpoints(entry.get("endpoints"), f"{where}.endpoints"),
             placements=_placements(entry.get("bindings"), f"{where}.bindings"),
+            chain_not_after=parse_time(chain, f"{where}.chain_not_after") if chain else not_after,
+            chain_earliest_subject=str(subject) if subject else None,
         ))
     return certs

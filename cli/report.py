@@ -1,7 +1,8 @@
 """`certplane report --html PATH`: one self-contained page (inline CSS and SVG, nothing fetched at view time).
 
 Sections: summary cards, an expiry timeline (now -> the furthest expiry, one bar per certificate coloured by
-urgency, its renewal time marked), what needs attention, every certificate, certificates per binding target,
+urgency, its renewal time marked; an expiry is the served chain's earliest, `(chain)` when an intermediate expires
+before the leaf), what needs attention, every certificate, certificates per binding target,
 key algorithms and issuers.
 """
 
@@ -111,39 +112,98 @@ def _days_phrase(days: float) -> str:
     return f"{days:.0f} d" if days >= 1 else f"{days * 24:.0f} h"
 
 
+_UTC_MAX = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
+_YEAR_STEPS = (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000)
+_MAX_TICKS = 10
+LABEL_PX = 11.5  # the bar labels' font size
+
+
+def _later(t: dt.datetime, delta: dt.timedelta) -> dt.datetime:
+    """t + delta, stopping at the last representable instant (an expiry in year 9999 is valid input)."""
+    try:
+        return t + delta
+    except OverflowError:
+        return _UTC_MAX
+
+
 def _ticks(start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime, str]]:
+    """Axis ticks between start and end: days, months, quarters, then years in steps that keep about ten."""
     span = (end - start).days
     out: list[tuple[dt.datetime, str]] = []
     if span <= 45:
-        day = (start + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        day = _later(start, dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
         step = 7 if span > 14 else 2
-        while day <= end:
+        while day <= end and day < _UTC_MAX:
             out.append((day, day.strftime("%b %-d")))
-            day += dt.timedelta(days=step)
+            day = _later(day, dt.timedelta(days=step))
         return out
-    months = 1 if span <= 400 else 3 if span <= 1200 else 12
-    year, month = start.year, start.month
-    while True:
-        month += 1
-        if month > 12:
-            year, month = year + 1, month - 12
-        if (month - 1) % months:
-            continue
-        tick = dt.datetime(year, month, 1, tzinfo=dt.timezone.utc)
+    if span <= 1200:
+        months = 1 if span <= 400 else 3
+        year, month = start.year, start.month
+        while True:
+            month += 1
+            if month > 12:
+                year, month = year + 1, month - 12
+            if (month - 1) % months:
+                continue
+            if year > dt.MAXYEAR:
+                return out
+            tick = dt.datetime(year, month, 1, tzinfo=dt.timezone.utc)
+            if tick > end:
+                return out
+            label = tick.strftime("%b %Y") if month == 1 or not out else tick.strftime("%b")
+            out.append((tick, label))
+    years = end.year - start.year
+    step = next((s for s in _YEAR_STEPS if years / s <= _MAX_TICKS), _YEAR_STEPS[-1])
+    year = (start.year // step + 1) * step
+    while year <= min(end.year, dt.MAXYEAR):
+        tick = dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc)
         if tick > end:
-            return out
-        label = tick.strftime("%b %Y") if month == 1 or not out else tick.strftime("%b")
-        out.append((tick, label))
+            break
+        out.append((tick, str(year)))
+        year += step
+    return out
+
+
+# Advance widths (in em) a little over those of the page's fonts (Inter, Segoe UI, Helvetica, Liberation Sans,
+# DejaVu Sans): enough to keep a label inside the chart without measuring it.
+_NARROW, _WIDE = set(" .,:;·'!|il()[]-"), set("MWmw@%")
+
+
+def _text_width(text: str, size: float = LABEL_PX) -> float:
+    em = 0.0
+    for ch in text:
+        if ch in _NARROW:
+            em += 0.36
+        elif ch in _WIDE:
+            em += 0.92
+        elif ch.isdigit():
+            em += 0.66
+        elif ch.isupper():
+            em += 0.76
+        else:
+            em += 0.64
+    return em * size
+
+
+def _bar_label(cert: Certificate, days: float) -> str:
+    chain = " (chain)" if cert.chain_expires_first else ""
+    return f"{_days_phrase(days)} · {cert.expires:%b %-d, %Y}{chain}"
 
 
 def timeline_svg(certs: list[Certificate], levels: dict[str, str], now: dt.datetime) -> str:
-    """Inline SVG: one row per certificate, a bar from now to its expiry, a diamond at its renewal time."""
-    width, label_w, right_pad = 1134, 210, 118
+    """Inline SVG: one row per certificate, a bar from now to its expiry (the served chain's), a diamond at its
+    renewal time. The right margin fits the longest bar label, so the furthest expiry's is not cut off."""
+    width, label_w = 1134, 210
     row_h, top, bottom = 38, 34, 12
+    labels = {c.name: _bar_label(c, c.days_left(now)) for c in certs}
+    right_pad = max(118, max((_text_width(labels[c.name]) + 10 + 8 for c in certs if c.days_left(now) > 0),
+                             default=0))
+    right_pad = min(right_pad, (width - label_w) / 2)
     x0, x1 = label_w, width - right_pad
-    end = max([c.not_after for c in certs if c.not_after > now] or [now + dt.timedelta(days=30)])
-    end = max(end, now + dt.timedelta(days=14))
-    span = (end - now).total_seconds()
+    end = max([c.expires for c in certs if c.expires > now] or [_later(now, dt.timedelta(days=30))])
+    end = max(end, _later(now, dt.timedelta(days=14)))
+    span = max((end - now).total_seconds(), 1.0)
 
     def x(t: dt.datetime) -> float:
         return x0 + (x1 - x0) * min(max((t - now).total_seconds() / span, 0.0), 1.0)
@@ -152,11 +212,13 @@ def timeline_svg(certs: list[Certificate], levels: dict[str, str], now: dt.datet
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
              f'height="{height}" role="img" aria-label="Certificate expiry timeline" '
              f'font-family="Inter, Segoe UI, Helvetica Neue, Liberation Sans, DejaVu Sans, Arial, sans-serif">']
-    # grid and axis labels
+    # grid and axis labels, never closer than a label's width
+    last_x = float(x0)
     for tick, label in _ticks(now, end):
         tx = x(tick)
-        if tx - x0 < 48:
+        if tx - last_x < max(48.0, _text_width(label, 11) + 12):
             continue
+        last_x = tx
         parts.append(f'<line x1="{tx:.1f}" y1="{top - 6}" x2="{tx:.1f}" y2="{height - bottom}" stroke="{GRID}"/>')
         parts.append(f'<text x="{tx:.1f}" y="{top - 14}" font-size="11" fill="{MUTED}" '
                      f'text-anchor="middle">{_e(label)}</text>')
@@ -173,23 +235,29 @@ def timeline_svg(certs: list[Certificate], levels: dict[str, str], now: dt.datet
         parts.append(f'<text x="12" y="{cy - 2:.1f}" font-size="13" font-weight="600" fill="{INK}">'
                      f'{_e(cert.name)}</text>')
         parts.append(f'<text x="12" y="{cy + 12:.1f}" font-size="11" fill="{MUTED}">{_e(domain[:30])}</text>')
-        parts.append(f'<rect x="{x0}" y="{cy - 4:.1f}" width="{x1 - x0}" height="8" rx="4" fill="#eef1f5"/>')
-        tip = (f"{cert.name}: expires {fmt_time(cert.not_after)} ({fmt_days(days)} days); "
-               f"renewal {fmt_time(cert.renewal_time)}")
+        parts.append(f'<rect x="{x0}" y="{cy - 4:.1f}" width="{x1 - x0:.1f}" height="8" rx="4" fill="#eef1f5"/>')
+        tip = f"{cert.name}: expires {fmt_time(cert.expires)} ({fmt_days(days)} days)"
+        if cert.chain_expires_first:
+            tip += (f", when {cert.chain_earliest_subject or 'a certificate'} in the served chain does "
+                    f"(the leaf: {fmt_time(cert.not_after)})")
+        tip += f"; renewal {fmt_time(cert.renewal_time)}"
         parts.append(f'<g><title>{_e(tip)}</title>')
+        label = labels[cert.name]
+        anchor = ""
         if days > 0:
-            bx = x(cert.not_after)
+            bx = x(cert.expires)
             parts.append(f'<rect x="{x0}" y="{cy - 7:.1f}" width="{max(bx - x0, 6):.1f}" height="14" rx="7" '
                          f'fill="{colour}"/>')
             label_x = max(bx, x0 + 6) + 10
-            label = f"{_days_phrase(days)} · {cert.not_after:%b %-d, %Y}"
+            if label_x + _text_width(label) > width - 4:  # would be cut off: end it at the edge instead
+                label_x, anchor = width - 4, ' text-anchor="end"'
         else:
             parts.append(f'<circle cx="{x0}" cy="{cy:.1f}" r="7" fill="{colour}"/>')
             parts.append(f'<path d="M{x0 - 3} {cy - 3:.1f} l6 6 M{x0 + 3} {cy - 3:.1f} l-6 6" stroke="#fff" '
                          f'stroke-width="1.8" stroke-linecap="round"/>')
             label_x = x0 + 16
-            label = f"{_days_phrase(days)} · {cert.not_after:%b %-d, %Y}"
-        parts.append(f'<text x="{label_x:.1f}" y="{cy + 4:.1f}" font-size="11.5" fill="{INK}">{_e(label)}</text>')
+        parts.append(f'<text x="{label_x:.1f}" y="{cy + 4:.1f}" font-size="{LABEL_PX:g}" fill="{INK}"{anchor}>'
+                     f'{_e(label)}</text>')
         if cert.renewal_time and days > 0:
             rx = x(cert.renewal_time)
             overdue = cert.renewal_time < now
@@ -239,7 +307,7 @@ def render_html(stack: str, certs: list[Certificate], findings: dict[str, list[F
     if upcoming:
         nxt = upcoming[0]
         kpis.append(_kpi("next", "Next expiry", _e(nxt.name),
-                         f"in {fmt_days(nxt.days_left(now))} days · {nxt.not_after:%b %-d, %Y}", small=True))
+                         f"in {fmt_days(nxt.days_left(now))} days · {nxt.expires:%b %-d, %Y}", small=True))
     else:
         kpis.append(_kpi("next", "Next expiry", "-", "nothing valid left", small=True))
 
@@ -267,12 +335,14 @@ def render_html(stack: str, certs: list[Certificate], findings: dict[str, list[F
     for cert in certs:
         level = levels[cert.name]
         days = cert.days_left(now)
+        chain_note = (f'<div class="dn">chain: {_e(cert.chain_earliest_subject or "a certificate")}; '
+                      f'the leaf {cert.not_after:%Y-%m-%d}</div>' if cert.chain_expires_first else "")
         rows.append(
             f'<tr><td><span class="dot {level}"></span><span class="name">{_e(cert.name)}</span></td>'
             f'<td>{"<br>".join(_e(d) for d in cert.domains) or "-"}</td>'
             f'<td>{_e(cert.issuer or "-")}<div class="dn">{_e(cert.issuer_dn)}</div></td>'
             f'<td class="nw">{_e(cert.key_algorithm or "-")}</td>'
-            f'<td class="nw">{cert.not_after:%Y-%m-%d}</td>'
+            f'<td class="nw">{cert.expires:%Y-%m-%d}{chain_note}</td>'
             f'<td class="num">{_pill(level, _days_phrase(days) if days <= 0 else f"{days:.0f} d")}</td>'
             f'<td class="nw">{cert.renewal_time.strftime("%Y-%m-%d") if cert.renewal_time else "-"}</td>'
             f'<td>{_tags(cert.targets)}</td><td class="nw">{_e(cert.owner or "-")}</td></tr>')

@@ -59,11 +59,36 @@ class ManagedCertificate(pulumi.ComponentResource):
         """Plain data for dashboards and other stacks: never a secret. TLS endpoints (targets that terminate TLS
         themselves) and the other bindings (targets to ask through their API) are listed so `certplane check
         --probe` can verify what is served."""
+        from providers.core import certificates as x509util
+
         spec = self.spec
 
+        def earliest_expiry(leaf_not_after: str, cert_pem: str | None,
+                            chain_pem: str | None) -> tuple[str, str | None]:
+            """(RFC 3339 not_after, subject) of the certificate that expires first among the leaf (its
+            `not_after` output) and its served chain; the leaf wins a tie. What does not parse is skipped (the
+            leaf's expiry stands, with no subject when the leaf's PEM does not parse)."""
+            earliest, subject = clock.parse_rfc3339(leaf_not_after), None
+            try:
+                leaf = x509util.load_certificates(cert_pem or "")
+                if leaf:
+                    subject = leaf[0].subject.rfc4514_string() or None
+            except ValueError:
+                pass
+            try:
+                chain = x509util.load_certificates(chain_pem or "")
+            except ValueError:
+                chain = []
+            for cert in chain:
+                if cert.not_valid_after_utc < earliest:
+                    earliest, subject = cert.not_valid_after_utc, cert.subject.rfc4514_string() or None
+            return clock.rfc3339(earliest), subject
+
         def build(values: list[Any]) -> dict[str, Any]:
-            fields = dict(zip(PUBLIC_FIELDS, values[:-1]))
-            days = clock.days_between(clock.now(), clock.parse_rfc3339(fields["not_after"]))
+            fields = dict(zip(PUBLIC_FIELDS, values[:-3]))
+            cert_pem, chain_pem, placements = values[-3:]
+            chain_not_after, chain_subject = earliest_expiry(fields["not_after"], cert_pem, chain_pem)
+            days = clock.days_between(clock.now(), clock.parse_rfc3339(chain_not_after))
             domains = list(spec.domains or fields["dns_names"] or [])
             return {
                 "domains": domains,
@@ -78,14 +103,19 @@ class ManagedCertificate(pulumi.ComponentResource):
                 "key_algorithm": fields["key_algorithm"],
                 "targets": [b.target for b in spec.bindings],
                 "endpoints": endpoints(spec.bindings, targets, domains),
-                "bindings": values[-1],
+                "bindings": placements,
                 "tags": dict(spec.tags),
+                # the served chain stops working when its first certificate expires (an intermediate may
+                # expire before the leaf): days_remaining counts to it
+                "chain_not_after": chain_not_after,
+                "chain_earliest_subject": chain_subject,
             }
 
         domains = list(spec.domains) or self.certificate.dns_names
         placed = pulumi.Output.from_input(domains).apply(
             lambda names: observed_by_api(self.cert_name, spec.bindings, self.bindings, targets, list(names or [])))
-        return pulumi.Output.all(*[getattr(self.certificate, f) for f in PUBLIC_FIELDS], placed).apply(build)
+        return pulumi.Output.all(*[getattr(self.certificate, f) for f in PUBLIC_FIELDS], self.certificate.cert_pem,
+                                 self.certificate.chain_pem, placed).apply(build)
 
     def download(self) -> dict[str, Any]:
         cert = self.certificate
