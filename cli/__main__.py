@@ -12,7 +12,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # providers.core (the shared clock) lives at the repo root
 
 from cli import EXIT_UNKNOWN, CliError  # noqa: E402
-from cli import audit, check, inventory, plan, report  # noqa: E402
+from cli import audit, check, inventory, metrics, plan, report  # noqa: E402
 from cli.stack import Source  # noqa: E402
 
 EPILOG = """\
@@ -68,6 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--grace-days", type=float, default=1.0, metavar="DAYS",
                      help="renewal-overdue grace, as for check (default: 1)")
 
+    met = sub.add_parser("metrics", parents=[common],
+                         help="Prometheus metrics: a node_exporter textfile, stdout, or serve /metrics",
+                         description=metrics.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                         epilog="exit codes: 0 written (or served until stopped), 3 could not read the inventory "
+                                "(a bad option, a missing stack...; an existing --textfile is left as it was).\n"
+                                "environment: CERTPLANE_NOW (RFC 3339) time-travels x509_cert_expired and "
+                                "certplane_renewal_overdue; the stack and backend as for the other commands.")
+    metrics.add_arguments(met)
+
     pln = sub.add_parser("plan", help="what the next `pulumi up` would do, per certificate (for pull requests)",
                          description=plan.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                          epilog="exit codes: 0 no changes, 2 changes, 1 cannot plan (an error, or a mandatory "
@@ -98,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"certplane: error: {err}", file=sys.stderr)
             return EXIT_UNKNOWN
     source = Source(stack=args.stack, project_dir=args.cwd, inventory_file=args.inventory_file)
-    commands = {"inventory": inventory.run, "check": check.run, "report": report.run}
+    commands = {"inventory": inventory.run, "check": check.run, "report": report.run, "metrics": metrics.run}
     try:
         return commands[args.command](args, source)
     except CliError as err:

@@ -36,12 +36,13 @@ command -v keytool >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || need_apt+=(bind9 bind9-utils)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)   # renders `certplane report` in tests
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)   # the postgres:// state backend in tests
+[ -x /usr/bin/prometheus ] || need_apt+=(prometheus)   # promtool and a real Prometheus for the metrics tests
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   $SUDO apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >&2
   # Debian starts the system services on install; certplane runs its own unprivileged instances.
-  for svc in nginx haproxy named bind9; do $SUDO service "$svc" stop >/dev/null 2>&1 || true; done
+  for svc in nginx haproxy named bind9 prometheus postgresql; do $SUDO service "$svc" stop >/dev/null 2>&1 || true; done
 fi
 
 # 2. Python venv from the pinned requirements (re-installed only when they change).
