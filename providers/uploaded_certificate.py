@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from pulumi.dynamic import DiffResult
 
 from . import _issued
-from ._dynamic import CertplaneProvider, PlannedDiff, Stored
+from ._dynamic import CertplaneProvider, PlannedDiff, Stored, note
 from .core import bundles, clock
 from .core import certificates as x509util
 from .core.audit import AuditContext, Event
@@ -22,6 +22,8 @@ from .core.validation import SECRET, Model
 
 Secret = Annotated[str | None, SECRET]
 BUNDLE_FIELDS = ("certificate_pem", "chain_pem", "private_key_pem", "passphrase")
+# A problem in one input is named as the `upload:` config block names it.
+CONFIG_FIELDS = {"certificate_pem": "certificate_file", "chain_pem": "chain_file", "private_key_pem": "private_key"}
 
 
 class UploadInputs(Model):
@@ -58,9 +60,14 @@ class UploadedCertificateProvider(CertplaneProvider[UploadInputs, UploadOutputs]
         so); a new or changed one must be valid now."""
         unchanged = bool(olds) and all(olds.get(f) == getattr(inputs, f) for f in BUNDLE_FIELDS)
         try:
-            inputs.bundle(_validity_tolerant_now(inputs) if unchanged else clock.now())
+            bundle = inputs.bundle(_validity_tolerant_now(inputs) if unchanged else clock.now())
+        except bundles.BundleFieldError as err:
+            raise BundleError(f"upload.{CONFIG_FIELDS.get(err.field, err.field)}: {err.reason}") from None
         except BundleError as err:
             raise BundleError(f"upload: {err}") from None
+        early = bundle.early_expiry()  # valid today, but the chain stops working before the leaf does
+        if early:
+            note(f"{inputs.name}: upload: {early}")
 
     def create_typed(self, inputs: UploadInputs) -> tuple[str, UploadOutputs]:
         return f"upload-{uuid.uuid4().hex[:12]}", _outputs(inputs, None)

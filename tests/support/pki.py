@@ -30,6 +30,28 @@ def make_ca(name: str = "Test Root", *, issuer: Issued | None = None, spec: keys
     return Issued(key, cert)
 
 
+def reissue(ca: Issued, by: Issued, *, days: int = 3650, now: dt.datetime = NOW,
+            path_length: int | None = None) -> Issued:
+    """`ca`'s name and key certified again, by `by`: a cross-signed root (`by` another root), another copy of an
+    intermediate (another validity), or one half of a loop (two CAs certifying each other)."""
+    cns = ca.cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    cert = x509util.sign_certificate(
+        x509util.CertificateTemplate(common_name=str(cns[0].value), is_ca=True, validity_days=days,
+                                     path_length=path_length),
+        subject_public_key=ca.key.public_key(), signing_key=by.key, issuer=by.cert, now=now)
+    return Issued(ca.key, cert)
+
+
+def make_chain(depth: int, *, name: str = "Deep CA") -> tuple[Issued, list[Issued]]:
+    """A root and `depth` intermediates, each issued by the one before: [first below the root, ..., last]."""
+    root = make_ca(f"{name} Root")
+    cas, parent = [], root
+    for i in range(depth):
+        parent = make_ca(f"{name} {i + 1}", issuer=parent)
+        cas.append(parent)
+    return root, cas
+
+
 def make_leaf(issuer: Issued, names: tuple[str, ...] = ("www.example.test",), *, spec: keys.KeySpec | None = None,
               days: int = 90, now: dt.datetime = NOW) -> Issued:
     key = keys.generate_private_key(spec or keys.KeySpec("ecdsa", curve="P-256"))
