@@ -22,6 +22,7 @@ from .core.keys import KeySpec, KeySpecField
 from .core.validation import SECRET, Model, State
 
 REPLACE_FIELDS = ("directory_url", "key")
+GONE = frozenset({"deactivated", "revoked", "unknown"})  # what account_status says only when the CA is definite
 
 
 class AccountInputs(Model):
@@ -93,17 +94,19 @@ class AcmeAccountProvider(CertplaneProvider[AccountInputs, AccountOutputs]):
         return olds.outputs
 
     def read_typed(self, _id: str, olds: Olds) -> AccountOutputs | None:
-        """`pulumi refresh`: an account the CA no longer knows (deactivated, or a CA whose data was reset) is
-        dropped from state, so the next `up` registers a new one; a CA that cannot be reached changes nothing."""
+        """`pulumi refresh`: an account the CA definitively no longer knows (accountDoesNotExist: a CA whose data
+        was reset) or has deactivated is dropped from state, so the next `up` registers a new one. Any other
+        answer (malformed, 5xx, a CA that cannot be reached, a directory URL today's rule refuses) changes
+        nothing: one line says the account was not checked, and the state is kept as it is."""
         url = olds.outputs.account_url
         if not url or not olds.outputs.account_key_pem:
             return olds.outputs
         try:
             status = acme_client.account_status(olds.outputs.client(olds.inputs), url)
         except CertplaneError as err:
-            note(f"ACME account {url}: not checked ({err})")
+            note(f"ACME account {url}: not checked ({err}); state kept")
             return olds.outputs
-        if status == "valid":
+        if status not in GONE:
             return olds.outputs
         note(f"ACME account {url} is {status} at the CA; the next `pulumi up` registers a new one")
         return None

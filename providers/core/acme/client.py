@@ -80,21 +80,31 @@ def check_key_spec(spec: KeySpec) -> KeySpec:
     return spec
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+"""The only hosts a plain http:// directory may name: a CA on this machine (Pebble, a test step-ca)."""
+
+
 def check_directory_url(url: str) -> str:
-    """The directory is fetched with its TLS verified; plain http:// only reaches a CA on this machine."""
-    parsed = urllib.parse.urlsplit(url) if isinstance(url, str) else None
-    loopback = parsed is not None and parsed.scheme == "http" and _is_loopback(parsed.hostname or "")
-    if parsed is None or not parsed.hostname or not (parsed.scheme == "https" or loopback):
+    """The directory is fetched with its TLS verified; plain http:// only reaches a CA on this machine
+    (127.0.0.1, ::1 or localhost). The one rule for a directory URL: settings check it (so a preview says it),
+    and `connect` checks it again, so a URL an earlier release stored never reaches the network either."""
+    try:
+        parsed = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+        host = parsed.hostname if parsed is not None else None
+    except ValueError:  # a malformed [IPv6] literal
+        parsed, host = None, None
+    loopback = parsed is not None and parsed.scheme == "http" and _is_loopback(host or "")
+    if parsed is None or not host or not (parsed.scheme == "https" or loopback):
         raise InvalidInputError("", "must be the https:// URL of an ACME directory, e.g. "
                                     "https://acme-v02.api.letsencrypt.org/directory (http:// only on loopback)")
     return url
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost":
+    if host in LOOPBACK_HOSTS:
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host) == ipaddress.ip_address("::1")  # ::1 however it is written
     except ValueError:
         return False
 
@@ -135,6 +145,10 @@ class Connection:
 
 def connect(conn: Connection, account_key: PrivateKey, account_url: str | None = None) -> acme_client.ClientV2:
     """A `ClientV2` for the directory, signing with `account_key` (as `account_url`'s account, when given)."""
+    try:
+        check_directory_url(conn.directory_url)
+    except InvalidInputError as err:
+        raise err.within("directory_url") from None
     jwk, alg = jwk_for(account_key)
     net = CertplaneNetwork(jwk, alg=alg, verify_ssl=conn.ca_bundle or True, retry=conn.retry,
                            timeout=conn.timeout)
@@ -203,13 +217,20 @@ def find_account(client: acme_client.ClientV2, *, directory_url: str = "") -> Ac
 
 def account_status(client: acme_client.ClientV2, account_url: str) -> str:
     """"valid", "deactivated", "revoked", or "unknown" when the CA has no such account (e.g. its data was
-    reset); a CA that cannot be reached raises."""
+    reset). Only a definitive answer says so: the CA's accountDoesNotExist, or an unauthorized problem saying
+    the account is deactivated (or revoked). Anything else (malformed, 5xx, a CA that cannot be reached) raises
+    one line: the account may well be fine."""
     regr = messages.RegistrationResource(uri=account_url, body=messages.Registration())
     try:
         return str(client.query_registration(regr).body.status or "valid")
     except messages.Error as err:
-        if err.code in ("accountDoesNotExist", "unauthorized", "malformed"):
+        if err.code == "accountDoesNotExist":
             return "unknown"
+        if err.code == "unauthorized":
+            said = f"{err.detail or ''} {err.title or ''}".lower()
+            for status in ("deactivated", "revoked"):
+                if status in said:
+                    return status
         raise translate(err, "looking up the ACME account") from None
     except Exception as err:  # noqa: BLE001
         raise translate(err, "looking up the ACME account") from None
@@ -223,6 +244,6 @@ def deactivate_account(client: acme_client.ClientV2, account_url: str) -> None:
         raise translate(err, "account deactivation") from None
 
 
-__all__ = ["Account", "CertplaneNetwork", "Connection", "USER_AGENT", "account_status", "check_directory_url",
-           "check_eab", "check_email", "check_key_spec", "connect", "deactivate_account", "find_account", "jwk_for", "profiles",
-           "register_account"]
+__all__ = ["Account", "CertplaneNetwork", "Connection", "LOOPBACK_HOSTS", "USER_AGENT", "account_status",
+           "check_directory_url", "check_eab", "check_email", "check_key_spec", "connect", "deactivate_account",
+           "find_account", "jwk_for", "profiles", "register_account"]

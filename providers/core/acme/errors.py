@@ -121,7 +121,7 @@ def translate(err: BaseException, action: str, *, directory_url: str | None = No
     if isinstance(err, acme_errors.ValidationError):
         return AcmeError(f"{head}: challenge validation failed: {_validation_failures(err)}")
     if isinstance(err, acme_errors.TimeoutError):
-        return RetryableError(f"{head}: timed out waiting for the CA (order still pending); retry later")
+        return RetryableError(f"{head}: timed out waiting for the CA to validate or issue; retry later")
     if isinstance(err, acme_errors.ConflictError):
         return AcmeError(f"{head}: conflict with an existing resource at {getattr(err, 'location', '?')}")
     if isinstance(err, requests.exceptions.SSLError):

@@ -2,6 +2,8 @@
 
 Authorizations the CA already considers valid are skipped (authz reuse). Every presented challenge is cleaned
 up in `finally`, whatever happened; waits are bounded by `timeout`. Failures become one certplane error line.
+A failed order deactivates the authorizations it left pending (RFC 8555 §7.5.2), and the certificate the CA
+returns is accepted only for the CSR's public key and exactly the names asked for.
 """
 
 from __future__ import annotations
@@ -18,15 +20,16 @@ from cryptography.x509.oid import NameOID
 
 from .. import certificates as x509util
 from ..errors import CertplaneError, InvalidInputError, RetryableError
-from ..keys import PrivateKey, signature_hash, spec_of
-from .client import check_key_spec
-from .errors import AcmeError, translate
+from ..keys import PrivateKey, same_public_key, signature_hash, spec_of
+from .client import CertplaneNetwork, check_key_spec
+from .errors import AcmeError, RetryPolicy, is_transient, translate
 from .solver import Challenge, Solver
 
 CHALLENGE_TYPES: dict[str, type[challenges.KeyAuthorizationChallenge]] = {
     "dns-01": challenges.DNS01,
     "http-01": challenges.HTTP01,
 }
+RELINQUISH_RETRY = RetryPolicy(attempts=2, max_total=5.0)  # tidying up after a failure: never a long wait
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,45 @@ def _pick(authzr: messages.AuthorizationResource, challenge_type: str) -> messag
                     f"(offered: {offered})")
 
 
+def _name(domain: str) -> str:
+    return domain.rstrip(".").lower()
+
+
+def check_issued(leaf: x509.Certificate, key: PrivateKey, domains: Sequence[str]) -> None:
+    """The certificate is for the CSR's key and exactly its names; AcmeError (one line) otherwise."""
+    if not same_public_key(leaf.public_key(), key):  # type: ignore[arg-type]
+        raise AcmeError("the CA returned a certificate for another public key than the CSR's; refusing it")
+    got, asked = sorted({_name(n) for n in x509util.dns_names_of(leaf)}), sorted({_name(d) for d in domains})
+    if got != asked:
+        raise AcmeError(f"the CA returned a certificate for {', '.join(got) or 'no names'} instead of "
+                        f"{', '.join(asked)}; refusing it")
+
+
+def relinquish(client: ClientV2, authorizations: Sequence[messages.AuthorizationResource]) -> int:
+    """Deactivate those of `authorizations` still pending (RFC 8555 §7.5.2), so a failed order leaves no
+    authorization behind for anyone to complete. Best effort and quickly bounded (the order's own failure is
+    what is reported); stops at the first CA that does not answer. Returns how many were deactivated."""
+    net = client.net
+    saved = net.retry if isinstance(net, CertplaneNetwork) else None
+    if isinstance(net, CertplaneNetwork):
+        net.retry = RELINQUISH_RETRY
+    done = 0
+    try:
+        for authzr in authorizations:
+            try:
+                current, _response = client.poll(authzr)
+                if current.body.status == messages.STATUS_PENDING:
+                    client.deactivate_authorization(current)
+                    done += 1
+            except Exception as err:  # noqa: BLE001 - tidying up must not mask the order's failure
+                if is_transient(err) or not isinstance(err, messages.Error):
+                    break  # the CA is not answering: do not spend the whole retry budget per authorization
+    finally:
+        if isinstance(net, CertplaneNetwork) and saved is not None:
+            net.retry = saved
+    return done
+
+
 def issue(client: ClientV2, domains: Sequence[str], solver: Solver, *, key: PrivateKey,
           profile: str | None = None, timeout: float = 120.0) -> IssuedCertificate:
     """Order a certificate for `domains` (wildcards allowed), prove control with `solver`, return it."""
@@ -78,8 +120,11 @@ def issue(client: ClientV2, domains: Sequence[str], solver: Solver, *, key: Priv
     csr_pem = build_csr(key, domains)
     presented: list[Challenge] = []
     cleanup_errors: list[str] = []
+    pending: list[messages.AuthorizationResource] = []  # what the order asked us to prove: unfinished on failure
+    finished = False
     try:
         order = client.new_order(csr_pem, profile=profile or None)
+        pending = [a for a in order.authorizations if a.body.status != messages.STATUS_VALID]
         answers: list[tuple[messages.ChallengeBody, challenges.ChallengeResponse]] = []
         for authzr in order.authorizations:
             if authzr.body.status == messages.STATUS_VALID:
@@ -98,6 +143,7 @@ def issue(client: ClientV2, domains: Sequence[str], solver: Solver, *, key: Priv
         # `acme` compares against naive local time (datetime.now()).
         deadline = dt.datetime.now() + dt.timedelta(seconds=timeout)
         order = client.poll_and_finalize(order, deadline)
+        finished = True
     except InvalidInputError:
         raise
     except RetryableError as err:
@@ -116,11 +162,18 @@ def issue(client: ClientV2, domains: Sequence[str], solver: Solver, *, key: Priv
             solver.close()
         except Exception as err:  # noqa: BLE001
             cleanup_errors.append(f"closing the {solver.challenge_type} solver failed: {err}")
+        if not finished and pending:
+            relinquish(client, pending)
     certs = x509util.load_certificates(order.fullchain_pem or "")
     if not certs:
         raise AcmeError(f"acme: {action} failed: the CA returned no certificate")
+    try:
+        check_issued(certs[0], key, domains)
+    except AcmeError as err:
+        raise AcmeError(f"acme: {action} failed: {err}") from None
     return IssuedCertificate(leaf=certs[0], chain=certs[1:], key=key, order_url=order.uri,
                              cleanup_errors=cleanup_errors)
 
 
-__all__ = ["CHALLENGE_TYPES", "IssuedCertificate", "build_csr", "issue", "order_label"]
+__all__ = ["CHALLENGE_TYPES", "IssuedCertificate", "build_csr", "check_issued", "issue", "order_label",
+           "relinquish"]

@@ -1,7 +1,17 @@
-"""AWS Route 53 (or moto via endpoint_url). TXT values are merged so a wildcard + apex pair can coexist."""
+"""AWS Route 53 (or moto via endpoint_url). TXT values are merged so a wildcard + apex pair can coexist.
+
+A record set is replaced as a whole (read, merge, write), so parallel orders writing one name must not lose each
+other's values. Within a process a lock per (zone, name) serializes them. Across processes every write is
+conditional on the values it read: CREATE when there were none, DELETE of the exact old set + CREATE of the new
+one in one (atomic) change batch, DELETE of the exact set when the last value goes. Route 53 refuses a stale
+batch with InvalidChangeBatch; the set is then read again and the change retried, a bounded number of times.
+"""
 
 from __future__ import annotations
 
+import random
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -14,6 +24,21 @@ from ..validation import SECRET
 from .base import DnsError, DnsPlugin, DnsSettings, Ttl, normalize
 
 NAME = "route53"
+ATTEMPTS = 8  # conditional writes of one change before giving up on a name other writers keep changing
+CONFLICT_CODES = frozenset({"InvalidChangeBatch", "PriorRequestNotComplete"})
+
+_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(zone_id: str, fqdn: str) -> threading.Lock:
+    """The process-wide lock of one record set (a name's TXT values in one hosted zone)."""
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault((zone_id, normalize(fqdn)), threading.Lock())
+
+
+class _Rejected(DnsError):
+    """Route 53 refused a conditional change batch with a code that re-reading the set may resolve."""
 
 
 class Route53Settings(DnsSettings, AwsAccess):
@@ -55,14 +80,17 @@ class Route53Provider:
         except Exception as err:  # noqa: BLE001 - a profile that does not exist, a broken credentials file
             raise DnsError(f"{NAME}: {aws.describe_error(err)}") from None
 
-    def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
+    def _call(self, what: str, fn: Any, *, conflicts: bool = False, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             return fn(**kwargs)
         except ClientError as err:
             info = err.response.get("Error", {})
-            raise DnsError(f"{NAME}: {what} failed: {info.get('Code')}: {info.get('Message')}") from None
+            message = f"{NAME}: {what} failed: {info.get('Code')}: {info.get('Message')}"
+            if conflicts and info.get("Code") in CONFLICT_CODES:
+                raise _Rejected(message) from None
+            raise DnsError(message) from None
         except BotoCoreError as err:
             raise DnsError(f"{NAME}: {what} failed: {aws.describe_error(err)}") from None
 
@@ -85,34 +113,62 @@ class Route53Provider:
                 return [r["Value"] for r in rrset.get("ResourceRecords", [])], int(rrset.get("TTL", self.ttl))
         return [], self.ttl
 
-    def _change(self, client: Any, zone_id: str, fqdn: str, action: str, values: list[str], ttl: int) -> None:
-        change = {"Action": action, "ResourceRecordSet": {  # DELETE must match the stored set, TTL included
+    def _change(self, client: Any, zone_id: str, fqdn: str, changes: list[tuple[str, list[str], int]], *,
+                conflicts: bool) -> None:
+        """One change batch (atomic: all of it or nothing). DELETE must match the stored set, TTL included."""
+        batch = [{"Action": action, "ResourceRecordSet": {
             "Name": fqdn.rstrip(".") + ".", "Type": "TXT", "TTL": ttl,
-            "ResourceRecords": [{"Value": v} for v in values]}}
-        self._call(f"{action} TXT {fqdn}", client.change_resource_record_sets, HostedZoneId=zone_id,
-                   ChangeBatch={"Comment": "certplane ACME DNS-01", "Changes": [change]})
+            "ResourceRecords": [{"Value": v} for v in values]}} for action, values, ttl in changes]
+        what = "+".join(action for action, _values, _ttl in changes)
+        self._call(f"{what} TXT {fqdn}", client.change_resource_record_sets, conflicts=conflicts,
+                   HostedZoneId=zone_id, ChangeBatch={"Comment": "certplane ACME DNS-01", "Changes": batch})
 
-    def _record(self, fqdn: str) -> tuple[Any, str, list[str], int]:
-        """(client, zone id, the TXT values now at `fqdn`, their TTL): a record set is replaced as a whole."""
+    def _replace(self, client: Any, zone_id: str, fqdn: str, old: list[str], old_ttl: int, new: list[str], *,
+                 conditional: bool) -> None:
+        """Write `new` in place of `old`: conditionally (refused if the set is no longer `old`), or plainly."""
+        if not conditional:
+            plain = ("UPSERT", new, self.ttl) if new else ("DELETE", old, old_ttl)
+            self._change(client, zone_id, fqdn, [plain], conflicts=False)
+            return
+        changes: list[tuple[str, list[str], int]] = []
+        if old:
+            changes.append(("DELETE", old, old_ttl))
+        if new:
+            changes.append(("CREATE", new, self.ttl))
+        self._change(client, zone_id, fqdn, changes, conflicts=True)
+
+    def _update(self, fqdn: str, value: str, *, add: bool) -> None:
+        quoted = f'"{value}"'
         client = self._client()
         zone_id = self._zone_id(client)
-        values, ttl = self._values(client, zone_id, fqdn)
-        return client, zone_id, values, ttl
+        with _lock_for(zone_id, fqdn):  # this process's other orders for the name wait their turn
+            values, ttl = self._values(client, zone_id, fqdn)
+            conditional = True
+            for attempt in range(1, ATTEMPTS + 1):
+                wanted = ([*values, quoted] if quoted not in values else values) if add \
+                    else [v for v in values if v != quoted]
+                if wanted == values:
+                    return  # already as asked: presenting twice, cleaning up a missing value
+                try:
+                    self._replace(client, zone_id, fqdn, values, ttl, wanted, conditional=conditional)
+                    return
+                except _Rejected:
+                    now, now_ttl = self._values(client, zone_id, fqdn)
+                    if (now, now_ttl) == (values, ttl):
+                        # Nothing changed under us: not a conflict that re-reading resolves (or an emulator that
+                        # refuses what Route 53 accepts). Write it plainly once; what Route 53 says then is the
+                        # error to report.
+                        conditional = False
+                    values, ttl = now, now_ttl
+                    time.sleep(random.uniform(0.02, 0.1) * attempt)  # other processes: do not move in lockstep
+        raise DnsError(f"{NAME}: TXT {fqdn} kept changing under concurrent writers; gave up after {ATTEMPTS} "
+                       "conditional writes")
 
     def present(self, fqdn: str, value: str) -> None:
-        client, zone_id, values, _ttl = self._record(fqdn)
-        if f'"{value}"' not in values:
-            self._change(client, zone_id, fqdn, "UPSERT", [*values, f'"{value}"'], self.ttl)
+        self._update(fqdn, value, add=True)
 
     def cleanup(self, fqdn: str, value: str) -> None:
-        client, zone_id, values, ttl = self._record(fqdn)
-        remaining = [v for v in values if v != f'"{value}"']
-        if remaining == values:
-            return
-        if remaining:
-            self._change(client, zone_id, fqdn, "UPSERT", remaining, ttl)
-        else:
-            self._change(client, zone_id, fqdn, "DELETE", values, ttl)
+        self._update(fqdn, value, add=False)
 
 
 def _build(settings: Route53Settings) -> Route53Provider:

@@ -7,7 +7,7 @@ short socket timeout so a stuck client cannot hold the order.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Annotated
 
 from josepy.b64 import b64decode
@@ -27,12 +27,47 @@ class StandaloneSettings(Model):
     timeout: Annotated[int, whole_number(1, 60)] = 5
 
 
+Resource = standalone.HTTP01RequestHandler.HTTP01Resource
+
+
+class _Resources(set[Resource]):
+    """The tokens a responder serves, shared by its server thread (which iterates them on every request) and
+    every order's thread (which adds and removes them). Every change and every iteration holds one lock, and
+    iteration walks a snapshot, so a request never sees the set change under it. Reference-counted: two orders
+    presenting the same token do not withdraw it from each other."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._counts: dict[Resource, int] = {}
+
+    def present(self, resource: Resource) -> None:
+        with self._lock:
+            self._counts[resource] = self._counts.get(resource, 0) + 1
+            set.add(self, resource)
+
+    def withdraw(self, resource: Resource) -> None:
+        with self._lock:
+            left = self._counts.get(resource, 0) - 1
+            if left > 0:
+                self._counts[resource] = left
+                return
+            self._counts.pop(resource, None)
+            set.discard(self, resource)
+
+    def __iter__(self) -> Iterator[Resource]:
+        with self._lock:
+            snapshot = list(set.__iter__(self))
+        return iter(snapshot)
+
+
 class _Responder:
     """One listening socket per address, shared by every order in this process that uses it: Pulumi issues
-    certificates concurrently, and two responders cannot bind the same port. Reference-counted."""
+    certificates concurrently, and two responders cannot bind the same port. Reference-counted by `users`;
+    `users` and the registry of responders change only under `_LOCK`, the tokens under their own lock."""
 
     def __init__(self, host: str, port: int, request_timeout: int) -> None:
-        self.resources: set[standalone.HTTP01RequestHandler.HTTP01Resource] = set()
+        self.resources = _Resources()
         try:
             self.server = standalone.HTTP01Server((host, port), self.resources, ipv6=":" in host,
                                                   timeout=request_timeout)
@@ -55,30 +90,34 @@ _LOCK = threading.Lock()
 
 
 class StandaloneSolver:
+    """Safe to share between threads: its own state (`_mine`, `_responder`) changes only under `_LOCK`."""
+
     challenge_type = "http-01"
 
     def __init__(self, host: str, port: int, request_timeout: int = 5) -> None:
         self.host, self.port, self.request_timeout = host, port, request_timeout
-        self._mine: set[standalone.HTTP01RequestHandler.HTTP01Resource] = set()
+        self._mine: set[Resource] = set()  # what this solver presented (once each, however often asked)
         self._responder: _Responder | None = None
 
-    def _resource(self, challenge: Challenge) -> standalone.HTTP01RequestHandler.HTTP01Resource:
+    def _resource(self, challenge: Challenge) -> Resource:
         chall = challenges.HTTP01(token=b64decode(challenge.token))
         response = challenges.HTTP01Response(key_authorization=challenge.validation)
-        return standalone.HTTP01RequestHandler.HTTP01Resource(chall=chall, response=response,
-                                                              validation=challenge.validation)
+        return Resource(chall=chall, response=response, validation=challenge.validation)
 
     def present(self, challenge: Challenge) -> None:
         resource = self._resource(challenge)
         with _LOCK:
             if self._responder is None:
                 key = (self.host, self.port)
-                responder = _RESPONDERS.get(key) or _Responder(self.host, self.port, self.request_timeout)
-                _RESPONDERS[key] = responder
+                responder = _RESPONDERS.get(key)
+                if responder is None:
+                    responder = _RESPONDERS[key] = _Responder(self.host, self.port, self.request_timeout)
                 responder.users += 1
                 self._responder = responder
+            if resource in self._mine:
+                return  # idempotent: presenting twice serves it once, and one cleanup withdraws it
             self._mine.add(resource)
-            self._responder.resources.add(resource)  # the handler reads this set on every request
+            self._responder.resources.present(resource)
 
     def wait_ready(self, challenges: Sequence[Challenge]) -> None:
         """Nothing to wait for: the socket is listening before the CA is told to look."""
@@ -86,21 +125,23 @@ class StandaloneSolver:
     def cleanup(self, challenge: Challenge) -> None:
         resource = self._resource(challenge)
         with _LOCK:
-            self._mine.discard(resource)
-            if self._responder is not None:
-                self._responder.resources.discard(resource)
+            if resource in self._mine and self._responder is not None:
+                self._mine.discard(resource)
+                self._responder.resources.withdraw(resource)
 
     def close(self) -> None:
         with _LOCK:  # stopping inside the lock: an order starting now must not bind before the port is free
             responder, self._responder = self._responder, None
             if responder is None:
                 return
-            responder.resources.difference_update(self._mine)
+            for resource in self._mine:
+                responder.resources.withdraw(resource)
             self._mine.clear()
             responder.users -= 1
             if responder.users > 0:
                 return
-            _RESPONDERS.pop((self.host, self.port), None)
+            if _RESPONDERS.get((self.host, self.port)) is responder:
+                del _RESPONDERS[(self.host, self.port)]
             responder.stop()
 
 
