@@ -1,13 +1,14 @@
-# certplane: `make demo` runs the main job, `make test` the whole test suite (see README).
+# certplane: `make demo` runs the main job, `make test` the test suite, `make test-slow` the fault suite (see README).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap demo demo-down test test-core lint
+.PHONY: help bootstrap demo demo-down test test-slow test-core lint
 help:
 	@echo "make demo       issue, deploy and verify the local stack's certificates (installs what is missing)"
 	@echo "make demo-down  destroy the local stack and stop the local servers"
-	@echo "make test       the whole test suite, real engine and servers included"
+	@echo "make test       the test suite, real engine and servers included (not the slow fault suite)"
+	@echo "make test-slow  the fault suite (tests/reliability: a real up killed mid-way, then recovered; ~5 min)"
 
 bootstrap:
 	@tools/bootstrap.sh
@@ -19,7 +20,10 @@ demo-down: bootstrap
 	@tools/demo.sh down
 
 test: bootstrap
-	@. tools/env.sh && python -m pytest $(PYTEST_ARGS) tests
+	@. tools/env.sh && python -m pytest -m "not slow" $(PYTEST_ARGS) tests
+
+test-slow: bootstrap
+	@. tools/env.sh && python -m pytest -m slow $(PYTEST_ARGS) tests/reliability
 
 test-core: bootstrap
 	@. tools/env.sh && python -m pytest -q tests/core tests/providers tests/components

@@ -18,6 +18,7 @@ import dataclasses
 import os
 import sys
 import threading
+import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,6 +233,7 @@ class CertplaneProvider(ResourceProvider, Generic[I, O]):
         return {**kept, **outputs.model_dump(mode="json")}
 
     def _errors(self, verb: str, raw: Mapping[str, Any]) -> Any:
+        _watch_engine()
         return _OneLine(self.action(verb), self.subject(raw), AFTERWARDS.get(verb, ""))
 
     def subject(self, raw: Mapping[str, Any]) -> str:
@@ -277,15 +279,20 @@ AFTERWARDS = {  # what a user can do when a verb fails, beyond fixing the cause
 
 
 class _OneLine:
-    """Certplane's errors become one line naming the action, raised to the engine as that line alone."""
+    """Certplane's errors become one line naming the action, raised to the engine as that line alone. While one
+    is open, a verb is in flight (see _watch_engine)."""
 
     def __init__(self, action: str, subject: str = "", afterwards: str = "") -> None:
         self.action, self.subject, self.afterwards = action, subject, afterwards
 
     def __enter__(self) -> None:
+        with _engine_watch.lock:
+            _engine_watch.in_flight += 1
         return None
 
     def __exit__(self, kind: Any, err: BaseException | None, _tb: Any) -> bool:
+        with _engine_watch.lock:
+            _engine_watch.in_flight -= 1
         if isinstance(err, InputProblems):
             err = err.problems[0]
         if isinstance(err, CertplaneError):
@@ -293,6 +300,56 @@ class _OneLine:
             doing = f"{self.action} ({self.subject})" if self.subject else self.action
             raise CertplaneError(f"{doing}: {err}{self.afterwards}") from None
         return False
+
+
+@dataclass
+class _EngineWatch:
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    in_flight: int = 0
+    started: bool = False
+
+
+_engine_watch = _EngineWatch()
+ORPHAN_GRACE_SECONDS = 600.0  # a deploy still running when the engine died may finish; never longer than this
+
+
+def _watch_engine() -> None:
+    """In the provider process (`python -m pulumi.dynamic`): when the engine that started it is killed, exit
+    once no verb is in flight, so a deploy under way finishes (and verifies) instead of being cut, and the process
+    does not live on forever (the SDK's server never notices). Started on first use, like the patches below."""
+    server = sys.modules.get("__main__")
+    if not hasattr(server, "DynamicResourceProviderServicer"):
+        return
+    with _engine_watch.lock:
+        if _engine_watch.started:
+            return
+        _engine_watch.started = True
+    ancestry = _ancestry()
+
+    def watch() -> None:
+        orphaned_at: float | None = None
+        while True:
+            time.sleep(1.0)
+            if orphaned_at is None and _ancestry() != ancestry:
+                orphaned_at = time.monotonic()
+            if orphaned_at is not None:
+                with _engine_watch.lock:
+                    idle = _engine_watch.in_flight == 0
+                if idle or time.monotonic() - orphaned_at > ORPHAN_GRACE_SECONDS:
+                    os._exit(1)
+
+    threading.Thread(target=watch, name="certplane-engine-watch", daemon=True).start()
+
+
+def _ancestry() -> tuple[int, int | None]:
+    """(parent, grandparent) pids: the SDK starts this process through a shell script that waits for it, so the
+    engine is the grandparent, and its death shows there."""
+    parent = os.getppid()
+    try:
+        stat = Path(f"/proc/{parent}/stat").read_text()
+        return parent, int(stat.rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return parent, None
 
 
 class _TracebackOfCertplaneErrors:

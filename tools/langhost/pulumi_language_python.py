@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from concurrent import futures
 from importlib import metadata
 from pathlib import Path
@@ -221,12 +222,29 @@ class PythonLanguageRuntime(language_pb2_grpc.LanguageRuntimeServicer):  # type:
         return empty_pb2.Empty()
 
 
-def _watch_parent(server: grpc.Server) -> None:
-    """Stop when the engine that spawned us is gone (the Go host does a health check instead)."""
+    def stop_children(self, grace: float = 5.0) -> None:
+        """End the programs and policy packs this host started: SIGTERM, then SIGKILL after `grace` seconds."""
+        with self._lock:
+            children = list(self._children)
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        deadline = time.monotonic() + grace
+        for child in children:
+            try:
+                child.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def _watch_parent(server: grpc.Server, runtime: PythonLanguageRuntime) -> None:
+    """When the engine that spawned us is gone (killed: it never said goodbye), end the program it asked us to
+    run and stop; otherwise the program and this host would run on forever (the Go host health-checks instead)."""
     parent = os.getppid()
     while True:
         threading.Event().wait(1.0)
         if os.getppid() != parent:
+            runtime.stop_children()
             server.stop(grace=None)
             return
 
@@ -250,16 +268,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"missing executor {exec_script}", file=sys.stderr)
         return 1
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-    language_pb2_grpc.add_LanguageRuntimeServicer_to_server(
-        PythonLanguageRuntime(opts.engine_address, exec_script), server
-    )
+    runtime = PythonLanguageRuntime(opts.engine_address, exec_script)
+    language_pb2_grpc.add_LanguageRuntimeServicer_to_server(runtime, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     print(port, flush=True)
     # The engine stops plugins with SIGINT/SIGTERM: shut down quietly, never with a traceback.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: server.stop(grace=None))
-    threading.Thread(target=_watch_parent, args=(server,), daemon=True).start()
+    threading.Thread(target=_watch_parent, args=(server, runtime), daemon=True).start()
     server.wait_for_termination()
     return 0
 
