@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import time
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 S = TypeVar("S", bound="ManagedServer")
@@ -30,6 +35,33 @@ class ManagedServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def end_process(proc: subprocess.Popen[Any] | None, *, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+    """Signal a server we started, wait for it (bounded), then kill it; its stderr pipe is closed."""
+    if proc is None:
+        return
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    if proc.stderr:
+        proc.stderr.close()
+
+
+def end_pid(pid: int | None, running: Callable[[], bool], *, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+    """The same for a daemon known only by its pid file (started by another process, e.g. `make demo`)."""
+    if pid is None or not running():
+        return
+    os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if running():
+        os.kill(pid, signal.SIGKILL)
 
 
 def free_port() -> int:

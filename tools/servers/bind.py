@@ -15,7 +15,7 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
-from . import ManagedServer
+from . import ManagedServer, end_process
 from . import free_port
 
 NAMED = shutil.which("named") or "/usr/sbin/named"
@@ -101,13 +101,7 @@ zone "{self.zone}" {{
         raise RuntimeError(f"named did not answer on {self.address} within {self.start_timeout:g}s: {last}")
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=5)
+        end_process(self._proc, timeout=10)
         self._proc = None
         shutil.rmtree(self.workdir, ignore_errors=True)
 

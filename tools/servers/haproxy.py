@@ -22,6 +22,7 @@ from providers.core import certificates as x509util
 from providers.core import keys
 from providers.core.deploy._support import atomic_write, ensure_dir
 from providers.core.net import parse_address
+from tools.servers import end_pid, end_process
 
 HAPROXY_BIN = "/usr/sbin/haproxy"
 
@@ -170,26 +171,10 @@ class HaproxyServer:
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM to the master (it stops its workers), then SIGKILL, each bounded."""
         if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(5)
-            if self.proc.stderr:
-                self.proc.stderr.close()
+            end_process(self.proc, timeout=timeout)
             self.proc = None
             return
-        pid = self.pid()
-        if pid is None or not self.running():
-            return
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while self.running() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if self.running():
-            os.kill(pid, signal.SIGKILL)
+        end_pid(self.pid(), self.running, timeout=timeout)
 
 
 def main(argv: list[str] | None = None) -> int:

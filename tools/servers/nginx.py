@@ -28,6 +28,7 @@ from providers.core import keys
 from providers.core.deploy._support import atomic_write, ensure_dir
 from providers.core.deploy.nginx import Layout
 from providers.core.net import parse_address
+from tools.servers import end_pid, end_process
 
 NGINX_BIN = "/usr/sbin/nginx"
 
@@ -196,26 +197,10 @@ class NginxServer:
     def stop(self, timeout: float = 10.0) -> None:
         """Graceful quit, then terminate/kill, each bounded."""
         if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGQUIT)
-                try:
-                    self.proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(5)
-            if self.proc.stderr:
-                self.proc.stderr.close()
+            end_process(self.proc, sig=signal.SIGQUIT, timeout=timeout)
             self.proc = None
             return
-        pid = self.pid()
-        if pid is None or not self.running():
-            return
-        os.kill(pid, signal.SIGQUIT)
-        deadline = time.monotonic() + timeout
-        while self.running() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if self.running():
-            os.kill(pid, signal.SIGKILL)
+        end_pid(self.pid(), self.running, sig=signal.SIGQUIT, timeout=timeout)
 
 
 def main(argv: list[str] | None = None) -> int:

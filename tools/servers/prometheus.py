@@ -23,7 +23,7 @@ from typing import Any
 
 from providers.core.net import parse_address
 
-from . import ManagedServer, free_port
+from . import ManagedServer, end_process, free_port
 
 PROMETHEUS_BIN = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL_BIN = shutil.which("promtool") or "/usr/bin/promtool"
@@ -135,15 +135,8 @@ class PrometheusServer(ManagedServer):
             time.sleep(0.25)
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(5)
-            self.proc = None
+        end_process(self.proc, timeout=timeout)
+        self.proc = None
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

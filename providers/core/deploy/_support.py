@@ -9,10 +9,11 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from ..errors import DeployError, InvalidInputError
+from ..tls import await_served
 
 _SECRET_MARKERS = ("PRIVATE KEY",)
 MAX_FILE_STEM = 128  # bytes: `<stem>.fullchain.pem` and its temporary `.<name>.XXXXXXXX.tmp` stay within NAME_MAX
@@ -35,6 +36,25 @@ def safe_file_stem(name: str, field: str) -> str:
     if size > MAX_FILE_STEM:
         raise InvalidInputError(field, f"a name of {size} bytes {unusable}: at most {MAX_FILE_STEM}")
     return name
+
+
+def require_served(kind: str, host: str, port: int, listen: str, names: Sequence[str], fingerprint: str, *,
+                   present: bool = True, tries: int, interval: float, confirmations: int,
+                   hint: Callable[[str], str] = lambda _name: "") -> None:
+    """The verification of every target that terminates TLS: poll real handshakes (tls.await_served) until each
+    name serves `fingerprint` (present=False: none does any more), else one DeployError line naming the first
+    name that did not settle, what it served, and `hint(name)` (what to check in the user's config)."""
+    served = await_served(host, port, names, fingerprint, present=present, tries=tries, interval=interval,
+                          confirmations=confirmations)
+    if not served.pending:
+        return
+    name = served.pending[0]
+    if not present:
+        raise DeployError(f"{kind}: {name} on {listen} still serves {fingerprint} after its binding was removed "
+                          f"(checked {tries} times)")
+    got = served.seen.get(name) or "no certificate (handshake failed)"
+    raise DeployError(f"{kind}: {name} on {listen} serves {got}, expected {fingerprint} (checked {tries} times over "
+                      f"{tries * interval:g} s){hint(name)}")
 
 
 def atomic_write(path: Path, data: bytes, mode: int, *, uid: int = -1, gid: int = -1) -> None:

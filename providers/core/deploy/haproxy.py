@@ -27,10 +27,10 @@ from pydantic import AfterValidator, ValidationInfo
 from ..certificates import check_dns_name, fingerprint_of_pem
 from ..errors import DeployError, InvalidInputError
 from ..net import HostPort, parse_address
-from ..tls import await_served, probe_name, served_fingerprint
+from ..tls import probe_name, served_fingerprint
 from ..validation import LOCATION, Argv, ProjectPath, number, project_path, whole_number
 from . import base
-from ._support import FileSet, atomic_write, ensure_dir, locked, read_or_none, run, server_lock
+from ._support import FileSet, atomic_write, ensure_dir, locked, read_or_none, require_served, run, server_lock
 from .base import Binding, Bundle, Endpoint, TargetPlugin, TargetSettings
 
 KIND = "haproxy"
@@ -290,17 +290,9 @@ class HaproxyTarget(base.RedeployRollback):
 
     def _wait_served(self, binding: Binding, fingerprint: str, *, present: bool = True) -> None:
         s = self.settings
-        served = await_served(self.host, self.port, binding.server_names, fingerprint, present=present,
-                              tries=s.poll_tries, interval=s.poll_interval, confirmations=s.confirmations)
-        if not served.pending:
-            return
-        name = served.pending[0]
-        if not present:
-            raise DeployError(f"haproxy: {name} on {self.listen} still serves {fingerprint} after its binding was "
-                              f"removed (checked {s.poll_tries} times)")
-        got = served.seen.get(name) or "no certificate (handshake failed)"
-        raise DeployError(f"haproxy: {name} on {self.listen} serves {got}, expected {fingerprint} (checked "
-                          f"{s.poll_tries} times); is {self.crt_list} on the bind line for {self.listen}?")
+        require_served("haproxy", self.host, self.port, self.listen, binding.server_names, fingerprint,
+                       present=present, tries=s.poll_tries, interval=s.poll_interval, confirmations=s.confirmations,
+                       hint=lambda _name: f"; is {self.crt_list} on the bind line for {self.listen}?")
 
 
 PLUGIN = TargetPlugin(KIND, HaproxySettings, HaproxyTarget)

@@ -29,10 +29,10 @@ from typing import Annotated, Any, Literal
 from ..certificates import check_dns_name, fingerprint_of_pem
 from ..errors import DeployError, InvalidInputError
 from ..net import HostPort, parse_address
-from ..tls import await_served, probe_name, served_fingerprint
+from ..tls import probe_name, served_fingerprint
 from ..validation import LOCATION, Argv, ProjectPath, number, whole_number
 from . import base
-from ._support import FileSet, atomic_write, ensure_dir, locked, read_or_none, run, run_capturing, scrub, server_lock
+from ._support import FileSet, atomic_write, ensure_dir, locked, read_or_none, require_served, run, run_capturing, scrub, server_lock
 from .base import Binding, Bundle, Endpoint, TargetPlugin, TargetSettings
 
 KIND = "nginx"
@@ -287,19 +287,13 @@ class NginxTarget(base.RedeployRollback):
 
     def _wait_served(self, binding: Binding, fingerprint: str, *, present: bool = True) -> None:
         """Reload is asynchronous: poll real handshakes until every name settles (see tls.await_served)."""
-        served = await_served(self.host, self.port, binding.server_names, fingerprint, present=present,
-                              tries=self.poll_tries, interval=self.poll_interval, confirmations=self.confirmations)
-        if not served.pending:
-            return
-        name = served.pending[0]
-        if not present:
-            raise DeployError(f"nginx: {name} on {self.listen} still serves {fingerprint} after its binding was "
-                              f"removed (checked {self.poll_tries} times)")
-        got = served.seen.get(name) or "no certificate (handshake failed)"
-        hint = (f"; is `include {self.layout.conf_file(binding.binding_id)};` in the server {{}} for {name}?"
-                if self.snippet else "")
-        raise DeployError(f"nginx: {name} on {self.listen} serves {got}, expected {fingerprint} "
-                          f"(checked {self.poll_tries} times over {self.poll_tries * self.poll_interval:g} s){hint}")
+        def hint(name: str) -> str:
+            return (f"; is `include {self.layout.conf_file(binding.binding_id)};` in the server {{}} for {name}?"
+                    if self.snippet else "")
+
+        require_served("nginx", self.host, self.port, self.listen, binding.server_names, fingerprint,
+                       present=present, tries=self.poll_tries, interval=self.poll_interval,
+                       confirmations=self.confirmations, hint=hint)
 
 
 PLUGIN = TargetPlugin(KIND, NginxSettings, NginxTarget)
