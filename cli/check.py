@@ -195,15 +195,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grace-days", type=float, default=1.0, metavar="DAYS",
                         help="how long past its renewal time a certificate may go before it is critical "
                              "(default: 1)")
-    parser.add_argument("--probe", action="store_true",
-                        help="TLS-handshake every endpoint in the inventory (served certificate, chain, hostname), "
-                             "and ask every other target (load balancer, CDN, directory) what it holds")
-    parser.add_argument("--endpoint", action="append", metavar="NAME=HOST:PORT[/SNI]",
-                        help="also probe this endpoint for certificate NAME (repeatable; implies --probe)")
-    parser.add_argument("--probe-timeout", type=float, default=probe.DEFAULT_TIMEOUT, metavar="SECONDS",
-                        help=f"connect and handshake timeout per endpoint (default: {probe.DEFAULT_TIMEOUT:g})")
-    parser.add_argument("--probe-workers", type=int, default=probe.MAX_WORKERS, metavar="N",
-                        help=f"concurrent probes (default: {probe.MAX_WORKERS})")
+    probe.add_probe_arguments(
+        parser, probe_help="TLS-handshake every endpoint in the inventory (served certificate, chain, hostname), "
+                           "and ask every other target (load balancer, CDN, directory) what it holds",
+        endpoint_help="also probe this endpoint for certificate NAME (repeatable; implies --probe)")
     parser.add_argument("--json", action="store_true", help="machine-readable result on stdout")
     group = parser.add_argument_group("notifications (each alert once per threshold crossing)")
     group.add_argument("--state-file", metavar="PATH",

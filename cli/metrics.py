@@ -484,13 +484,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grace-days", type=float, default=DEFAULT_GRACE_DAYS, metavar="DAYS",
                         help="how long past its renewal time a certificate may go before certplane_renewal_overdue "
                              f"is 1 (default: {DEFAULT_GRACE_DAYS:g}, as for check)")
-    parser.add_argument("--probe", action="store_true",
-                        help="TLS-handshake every endpoint in the inventory (probe_success, "
-                             "probe_ssl_earliest_cert_expiry, certplane_binding_serves_managed) and ask every other "
-                             "target what it holds")
-    parser.add_argument("--endpoint", action="append", metavar="NAME=HOST:PORT[/SNI]",
-                        help="also probe this endpoint for certificate NAME (repeatable; implies probing endpoints)")
-    parser.add_argument("--probe-timeout", type=float, default=probe.DEFAULT_TIMEOUT, metavar="SECONDS",
-                        help=f"connect and handshake timeout per endpoint (default: {probe.DEFAULT_TIMEOUT:g})")
-    parser.add_argument("--probe-workers", type=int, default=probe.MAX_WORKERS, metavar="N",
-                        help=f"concurrent probes (default: {probe.MAX_WORKERS})")
+    probe.add_probe_arguments(
+        parser, probe_help="TLS-handshake every endpoint in the inventory (probe_success, "
+                           "probe_ssl_earliest_cert_expiry, certplane_binding_serves_managed) and ask every other "
+                           "target what it holds",
+        endpoint_help="also probe this endpoint for certificate NAME (repeatable; implies probing endpoints)")

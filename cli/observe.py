@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from providers.core import deploy
@@ -17,6 +16,7 @@ from providers.core.deploy import Binding
 from providers.core.errors import CertplaneError
 
 from .model import Certificate, Finding, Placement
+from .probe import concurrently
 
 MAX_WORKERS = 8
 
@@ -46,17 +46,7 @@ def observe(certificate: str, placement: Placement) -> Observation:
 def observe_all(jobs: Sequence[tuple[str, Placement]], *, workers: int = MAX_WORKERS,
                 on_done: Callable[[Observation], None] | None = None) -> list[Observation]:
     """Concurrently on a small thread pool; results in the order of `jobs`."""
-    if not jobs:
-        return []
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs))), thread_name_prefix="observe") as pool:
-        futures = [pool.submit(observe, name, placement) for name, placement in jobs]
-        results = []
-        for future in futures:
-            result = future.result()
-            if on_done:
-                on_done(result)
-            results.append(result)
-    return results
+    return concurrently(observe, jobs, workers=workers, prefix="observe", on_done=on_done)
 
 
 def assess(cert: Certificate, result: Observation) -> list[Finding]:

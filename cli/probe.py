@@ -7,10 +7,12 @@ leaf -> issuer with real signature verification, and its SANs must cover the pro
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from cryptography import x509
 
@@ -18,6 +20,9 @@ from providers.core import tls
 from providers.core.certificates import covers, fingerprint_sha256, same_fingerprint, signed_by, subject_alt_names
 
 from .model import Certificate, Endpoint, Finding
+
+J = TypeVar("J")
+R = TypeVar("R")
 
 DEFAULT_TIMEOUT = 5.0
 MAX_WORKERS = 8
@@ -50,13 +55,24 @@ def probe(certificate: str, endpoint: Endpoint, timeout: float = DEFAULT_TIMEOUT
     return ProbeResult(certificate, endpoint, chain=chain, seconds=time.monotonic() - start)
 
 
-def probe_all(jobs: Sequence[tuple[str, Endpoint]], *, timeout: float = DEFAULT_TIMEOUT,
-              workers: int = MAX_WORKERS, on_done: Callable[[ProbeResult], None] | None = None) -> list[ProbeResult]:
-    """Probe concurrently on a small thread pool; results in the order of `jobs`."""
+def add_probe_arguments(parser: argparse.ArgumentParser, *, probe_help: str, endpoint_help: str) -> None:
+    """--probe, --endpoint, --probe-timeout, --probe-workers: the same options wherever the CLI probes."""
+    parser.add_argument("--probe", action="store_true", help=probe_help)
+    parser.add_argument("--endpoint", action="append", metavar="NAME=HOST:PORT[/SNI]", help=endpoint_help)
+    parser.add_argument("--probe-timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help=f"connect and handshake timeout per endpoint (default: {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--probe-workers", type=int, default=MAX_WORKERS, metavar="N",
+                        help=f"concurrent probes (default: {MAX_WORKERS})")
+
+
+def concurrently(task: Callable[[str, J], R], jobs: Sequence[tuple[str, J]], *, workers: int, prefix: str,
+                 on_done: Callable[[R], None] | None = None) -> list[R]:
+    """`task(certificate, job)` for every job on a small thread pool; results in the order of `jobs`, each
+    passed to `on_done` as it is collected (a progress line)."""
     if not jobs:
         return []
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs))), thread_name_prefix="probe") as pool:
-        futures = [pool.submit(probe, name, endpoint, timeout) for name, endpoint in jobs]
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs))), thread_name_prefix=prefix) as pool:
+        futures = [pool.submit(task, name, job) for name, job in jobs]
         results = []
         for future in futures:
             result = future.result()
@@ -64,6 +80,13 @@ def probe_all(jobs: Sequence[tuple[str, Endpoint]], *, timeout: float = DEFAULT_
                 on_done(result)
             results.append(result)
     return results
+
+
+def probe_all(jobs: Sequence[tuple[str, Endpoint]], *, timeout: float = DEFAULT_TIMEOUT,
+              workers: int = MAX_WORKERS, on_done: Callable[[ProbeResult], None] | None = None) -> list[ProbeResult]:
+    """Probe concurrently; results in the order of `jobs`."""
+    return concurrently(lambda name, endpoint: probe(name, endpoint, timeout), jobs, workers=workers,
+                        prefix="probe", on_done=on_done)
 
 
 def chain_problem(chain: Sequence[x509.Certificate]) -> str | None:
