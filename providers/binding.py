@@ -26,7 +26,7 @@ from .core import certificates as x509util
 from .core import clock, deploy, keys
 from .core.audit import AuditContext, Event
 from .core.deploy import Binding, Bundle, DeployTarget, RetiresReplaced, TargetSettings
-from .core.errors import DeployError, InvalidInputError
+from .core.errors import DeployError, DeployFailed, InvalidInputError
 from .core.validation import SECRET, Model, State
 
 Pending = Annotated[str | Unknown | None, SECRET]
@@ -133,7 +133,7 @@ class CertificateBindingProvider(CertplaneProvider[BindingInputs, BindingOutputs
         binding = inputs.binding()
         live = _deploy_verified(target, binding, bundle, None)
         return f"{binding.binding_id}-{uuid.uuid4().hex[:8]}", _outputs(inputs, bundle, live,
-                                                                          target.observe(binding.with_live(live)))
+                                                                          _observed(target, binding.with_live(live)))
 
     def diff_typed(self, _id: str, olds: Olds, news: BindingInputs) -> DiffResult:
         replaces = [f for f in REPLACE_FIELDS if getattr(olds.inputs, f) != getattr(news, f)]
@@ -167,7 +167,7 @@ class CertificateBindingProvider(CertplaneProvider[BindingInputs, BindingOutputs
         target, bundle = deploy.build(news.settings), _required_bundle(news)
         binding = news.binding(olds.outputs.live)
         live = _deploy_verified(target, binding, bundle, olds.inputs.bundle())
-        return _outputs(news, bundle, live, target.observe(binding.with_live(live)))
+        return _outputs(news, bundle, live, _observed(target, binding.with_live(live)))
 
     def read_typed(self, _id: str, olds: Olds) -> BindingOutputs:
         observed = deploy.build(olds.inputs.settings).observe(olds.inputs.binding(olds.outputs.live))
@@ -217,13 +217,33 @@ def _short(fingerprint: Any) -> str:
     return text[:23] + "…" if len(text) > 23 else text
 
 
+def _observed(target: DeployTarget, binding: Binding) -> dict[str, str | None]:
+    """What is live right after a verified deploy, for drift. A target that cannot be read now must not fail the
+    deploy: state would then keep the ids of what the deploy already replaced. `refresh` reads it again."""
+    try:
+        return target.observe(binding)
+    except DeployError as err:
+        note(f"binding {binding.binding_id}: deployed and verified, but reading it back failed ({err}); "
+             "`pulumi refresh` reads it again")
+        return {}
+
+
 def _deploy_verified(target: DeployTarget, binding: Binding, bundle: Bundle, previous: Bundle | None) -> dict[str, Any]:
-    """Deploy and verify; on any failure put `previous` back (or remove a new binding) and say so in one line."""
+    """Deploy and verify; on any failure put `previous` back (or remove a new binding) and say so in one line.
+
+    A failed deploy may say what it left, as attributes of its DeployError (core/errors.py DeployFailed):
+    `nothing_changed` (it failed before changing anything, or undid what it did: nothing is rolled back, and the
+    message says so), or `live` (the live facts of what it did change, so the rollback undoes that too). A
+    target's rollback raises when it cannot confirm what it put back, so "restored" is only said when it did."""
     live: dict[str, Any] = dict(binding.live)
     try:
         live = target.deploy(binding, bundle)
         target.verify(binding.with_live(live), bundle)
     except DeployError as err:
+        if isinstance(err, DeployFailed) and err.nothing_changed:
+            raise DeployError(f"{err} (nothing was changed)") from None
+        if isinstance(err, DeployFailed) and err.live is not None:
+            live = dict(err.live)
         try:
             target.rollback(binding.with_live(live), previous)
         except DeployError as again:

@@ -5,12 +5,16 @@ Credentials come from the standard AWS chain (environment, shared files, instanc
 name a `profile` (and, for a stack that keeps its own, a `credentials_file`): a named profile wins over the
 environment, so a stack's own credentials never borrow, or override, the operator's. Keys never come from
 settings or state here (route53 alone may take keys, as secrets, for a zone in another account).
+
+Every client retries throttled and transient failures itself, bounded, with jittered exponential backoff
+(botocore's `standard` retry mode, MAX_ATTEMPTS attempts): a throttled request was not carried out, so retrying
+it is safe for reads and writes alike.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from pydantic import field_validator
@@ -23,6 +27,7 @@ if TYPE_CHECKING:
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 T = TypeVar("T")
+MAX_ATTEMPTS = 6  # per call, the first included: backoff of at most 1+2+4+8+16 s (jittered) when throttled
 
 
 class AwsAccess(Model):
@@ -61,8 +66,12 @@ def session(access: AwsAccess) -> boto3.Session:
 
 
 def client(access: AwsAccess, service: str, *, region: str | None = None, **credentials: Any) -> Any:
+    """A client that retries throttling (`Throttling`, `ThrottlingException`, ...) and transient errors, bounded."""
+    from botocore.config import Config
+
     made: Any = session(access)  # boto3's overloads name every service literally; ours is a parameter
-    return made.client(service, region_name=region or access.region, endpoint_url=access.endpoint_url, **credentials)
+    return made.client(service, region_name=region or access.region, endpoint_url=access.endpoint_url,
+                       config=Config(retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}), **credentials)
 
 
 def call(what: str, operation: str, fn: Callable[[], T]) -> T:
@@ -90,4 +99,4 @@ def describe_error(err: Exception) -> str:
     return f"{name}: {str(err).splitlines()[0] if str(err) else ''}".strip()
 
 
-__all__ = ["AwsAccess", "call", "client", "describe_error", "session"]
+__all__ = ["MAX_ATTEMPTS", "AwsAccess", "DeployFailed", "call", "client", "describe_error", "session"]

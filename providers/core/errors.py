@@ -6,7 +6,8 @@ Retryable failures (a CA briefly down, rate limited) are kept apart from permane
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 class CertplaneError(Exception):
@@ -60,6 +61,18 @@ class RetryableError(CertplaneError):
 class DeployError(CertplaneError):
     """Deploying, verifying or removing a certificate at a target (nginx, a load balancer) failed; the message
     starts with the target kind and never contains key material."""
+
+
+class DeployFailed(DeployError):
+    """A deploy that failed, saying what it left for the binding provider (providers/binding.py _deploy_verified) (which reads these two attributes):
+    `nothing_changed` (it failed before changing anything, or undid what it did: there is nothing to roll back),
+    or `live` (the live facts of what it did change, as a successful deploy returns them, so rollback can undo
+    it all, the certificate it imported included)."""
+
+    def __init__(self, message: str, *, nothing_changed: bool = False, live: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.nothing_changed = nothing_changed
+        self.live = dict(live) if live is not None else None
 
 
 def join_field(*parts: str) -> str:

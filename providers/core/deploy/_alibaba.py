@@ -8,11 +8,12 @@ documented RPC API (tests/support/alibaba_stub.py), not against Alibaba Cloud it
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
 from ..errors import DeployError, InvalidInputError
 from ..validation import LOCATION, Model, whole_number
@@ -21,7 +22,11 @@ _REGION = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+$")
 
 
 class AlibabaAccess(Model):
-    """region; protocol (https; http only for a local stub), timeout_ms."""
+    """region; protocol (https; http only for a local stub on a loopback endpoint), timeout_ms.
+
+    RPC parameters travel in the URL's query string, the private key among them (UploadUserCertificate): over
+    http that is the key in clear text on the network, so http is refused unless every endpoint the target
+    calls is on loopback (127.0.0.0/8, ::1, localhost)."""
 
     region: Annotated[str, LOCATION]
     protocol: Literal["https", "http"] = "https"
@@ -33,6 +38,40 @@ class AlibabaAccess(Model):
         if not _REGION.match(value):
             raise InvalidInputError("", f"{value!r} is not a region id like cn-hangzhou")
         return value
+
+    def endpoints(self) -> dict[str, str | None]:
+        """The endpoint settings the target calls (setting name -> value, None for the SDK's own default): the
+        `endpoint` setting where the target has one. Targets with more override this."""
+        return {"endpoint": getattr(self, "endpoint", None)}
+
+    @model_validator(mode="after")
+    def _http_only_on_loopback(self) -> AlibabaAccess:
+        if self.protocol == "http":
+            off_host = [f"{name} {value} is not on this machine" if value else
+                        f"{name} is not set, so Alibaba Cloud's own is called"
+                        for name, value in self.endpoints().items() if not _loopback(value)]
+            if off_host:
+                raise InvalidInputError("protocol", f"http sends every parameter, the private key among them, in "
+                                        f"clear text in the URL, and {off_host[0]}: use https (http is only for a "
+                                        "local stub on 127.0.0.1)")
+        return self
+
+
+def _loopback(endpoint: str | None) -> bool:
+    """`127.0.0.1:8080`, `[::1]:8080`, `localhost`: an endpoint on this machine's loopback interface."""
+    if not endpoint:
+        return False
+    host = re.sub(r"^[a-z]+://", "", endpoint.strip().lower()).split("/")[0]
+    if host.startswith("["):
+        host = host[1:].split("]")[0]
+    elif host.count(":") == 1:
+        host = host.split(":")[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def config(access: AlibabaAccess, endpoint: str | None) -> Any:

@@ -3,9 +3,15 @@ CloudFront reads).
 
 The bundle is imported into ACM, then the distribution's config is read with its ETag and written back with
 `ViewerCertificate` pointing at it (If-Match: a change made by someone else in between is read again, never
-overwritten). A renewal re-imports into the same ARN, which CloudFront follows without a config change. The
-viewer certificate found before the first deploy is kept in state and put back on removal; a distribution with
-aliases is never left on CloudFront's default certificate, which would not cover them.
+overwritten). A renewal re-imports into the same ARN, which CloudFront follows without a config change; one that
+changes the key's type or size (which ACM refuses to re-import) is imported as a new certificate, and the old one
+stays in ACM, `superseded_arn`, until the new one is verified (retire deletes it once CloudFront lets go of it),
+so a rollback points the distribution back at it. The viewer certificate found before the first deploy is kept
+in state and put back on removal; a distribution with aliases is never left on CloudFront's default
+certificate, which would not cover them.
+
+A deploy that fails says what it left (DeployFailed): nothing changed, or the live facts of what it did,
+for the rollback; a rollback reads the distribution back and raises unless the previous certificate is confirmed.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from pydantic import field_validator, model_validator
 from .. import aws
 from ..aws import AwsAccess
 from ..certificates import check_dns_name, covers, load_certificates
-from ..errors import DeployError, InvalidInputError
+from ..errors import DeployError, DeployFailed, InvalidInputError
 from ..validation import LOCATION, number
 from . import base
 from ._acm import Acm
@@ -121,24 +127,42 @@ class AwsCloudFrontTarget(base.RedeployRollback):
 
     def deploy(self, binding: Binding, bundle: Bundle) -> dict[str, Any]:
         self.check_binding(binding)
-        config, _ = self._config()  # an unknown distribution fails before anything is imported
-        aliases = _aliases(config)
-        self._check_covers(bundle, aliases)
         previous_arn = str(binding.live.get("certificate_arn") or "") or None
-        arn = self.acm.import_bundle(binding, bundle, previous_arn)
+        try:  # nothing here changes what the distribution serves (a re-import into the same ARN is one call)
+            config, _ = self._config()  # an unknown distribution fails before anything is imported
+            aliases = _aliases(config)
+            self._check_covers(bundle, aliases)
+            into, superseded = self.acm.reimport_into(previous_arn, bundle)
+            arn = self.acm.import_bundle(binding, bundle, into)
+        except DeployError as err:
+            raise DeployFailed(str(err), nothing_changed=True) from None
+        before = binding.live.get("previous_viewer_certificate")
+        if before is None:
+            current = _viewer(config)
+            before = None if current.get("ACMCertificateArn") in {a for a in (arn, previous_arn) if a} else current
+        stale = [a for a in [*(binding.live.get("stale_arns") or []), binding.live.get("superseded_arn")]
+                 if a and a != arn]
+        live = {"certificate_arn": arn, "distribution_id": self.distribution_id, "aliases": aliases,
+                "previous_viewer_certificate": before, "superseded_arn": superseded,
+                "stale_arns": sorted(set(stale))}
         try:
-            before = binding.live.get("previous_viewer_certificate")
-            if before is None:
-                current = _viewer(config)
-                before = None if current.get("ACMCertificateArn") == arn else current
             self._set_viewer(self._ours(arn))
+        except DeployError as err:
+            if arn == into:
+                raise  # re-imported in place: the rollback re-imports the previous bundle
+            raise self._failed_set(arn, live, err) from None
+        return live
+
+    def _failed_set(self, arn: str, live: dict[str, Any], err: DeployError) -> DeployFailed:
+        """After a fresh import: read the distribution back. Not on it -> delete the import, nothing changed;
+        else (or unreadable) -> the live facts, for the rollback."""
+        try:
+            if _viewer(self._config()[0]).get("ACMCertificateArn") == arn:
+                return DeployFailed(str(err), live=live)
+            self.acm.delete(arn)  # a fresh import the distribution never used: do not leave it in ACM
         except DeployError:
-            if arn != previous_arn:  # a fresh import the distribution never used: do not leave it in ACM
-                with contextlib.suppress(DeployError):
-                    self.acm.delete(arn)
-            raise
-        return {"certificate_arn": arn, "distribution_id": self.distribution_id, "aliases": aliases,
-                "previous_viewer_certificate": before}
+            return DeployFailed(str(err), live=live)
+        return DeployFailed(str(err), nothing_changed=True)
 
     def verify(self, binding: Binding, bundle: Bundle) -> None:
         arn = str(binding.live.get("certificate_arn") or "")
@@ -150,6 +174,85 @@ class AwsCloudFrontTarget(base.RedeployRollback):
         if got != bundle.fingerprint_sha256:
             raise DeployError(f"aws_cloudfront: ACM {arn} holds {got or 'no certificate'}, "
                               f"expected {bundle.fingerprint_sha256}")
+
+    def rollback(self, binding: Binding, previous: Bundle | None) -> None:
+        """Put back what the distribution served before: remove a new binding; point it back at the
+        certificate a re-keyed deploy superseded (still in ACM); or re-import the previous bundle into the same
+        ARN. Then read it back: unless the previous certificate is confirmed, raise, saying what is live."""
+        arn = str(binding.live.get("certificate_arn") or "")
+        superseded = binding.live.get("superseded_arn")
+        if previous is None:
+            self.remove(binding)
+            return
+        if superseded:
+            try:
+                self._set_viewer(self._ours(str(superseded)))
+            except DeployError as err:
+                raise DeployError(f"{err}; {self._left(str(superseded), arn, err)}") from None
+            self._confirm(str(superseded), previous, arn)
+            with contextlib.suppress(DeployError):  # CloudFront may hold on to it for a while: clutter in ACM
+                self.acm.delete(arn, tries=1)
+            return
+        try:
+            restored = self.deploy(binding, previous)
+        except DeployError as err:
+            raise DeployError(f"{err}; {self._left(arn, arn, err)}") from None
+        self._confirm(str(restored["certificate_arn"]), previous, arn)
+
+    def retire(self, binding: Binding) -> dict[str, Any]:
+        """Delete what the verified deploy superseded (and what was left from before) where ACM lets us: it
+        refuses while CloudFront still deploys the change away from it, so those stay in `stale_arns`, for the
+        next deploy or the removal."""
+        live = dict(binding.live)
+        candidates = [a for a in [*(live.get("stale_arns") or []), live.get("superseded_arn")]
+                      if a and a != live.get("certificate_arn")]
+        left = []
+        try:
+            viewer_arn = _viewer(self._config()[0]).get("ACMCertificateArn")
+        except DeployError:
+            viewer_arn, left = None, candidates  # cannot tell what the distribution uses: try again next time
+        for old in candidates:
+            if old in left:
+                continue
+            try:
+                if old == viewer_arn:
+                    raise DeployError(f"aws_cloudfront: distribution {self.distribution_id} still serves {old}")
+                self.acm.delete(str(old), tries=1)
+            except DeployError:
+                left.append(old)
+        return {**live, "superseded_arn": None, "stale_arns": sorted(set(left))}
+
+    def _confirm(self, old: str, previous: Bundle, new: str) -> None:
+        """Read back that the distribution serves `old` and ACM holds the previous certificate there."""
+        try:
+            viewer = _viewer(self._config()[0])
+            got = self.acm.fingerprint(old) if viewer.get("ACMCertificateArn") == old else None
+        except DeployError as err:
+            raise DeployError(self._unconfirmed(None, old, new, err)) from None
+        if viewer.get("ACMCertificateArn") != old:
+            raise DeployError(self._unconfirmed(viewer, old, new))
+        if got != previous.fingerprint_sha256:
+            raise DeployError(f"aws_cloudfront: after the rollback, ACM {old} holds {got or 'no certificate'}, not "
+                              f"the previous certificate {previous.fingerprint_sha256}; run `pulumi up` again")
+
+    def _left(self, old: str, new: str, failure: DeployError) -> str:
+        """What the distribution serves now, for a rollback that failed (`failure`) before it could confirm."""
+        try:
+            return self._unconfirmed(_viewer(self._config()[0]), old, new)
+        except DeployError as err:
+            return self._unconfirmed(None, old, new, None if str(err) == str(failure) else err)
+
+    def _unconfirmed(self, viewer: dict[str, Any] | None, old: str, new: str, err: DeployError | None = None) -> str:
+        """What the distribution serves and what to do, for a rollback that could not confirm `old` is back."""
+        if viewer is None:
+            why = f" ({err})" if err else ""
+            return (f"aws_cloudfront: what distribution {self.distribution_id} serves after the rollback could not "
+                    f"be read back{why}: check that it serves {old}, then run `pulumi up` again")
+        held = _describe(viewer)
+        if viewer.get("ACMCertificateArn") == new and new != old:
+            held += " (certplane's new certificate)"
+        return (f"aws_cloudfront: after the rollback, distribution {self.distribution_id} serves {held}, not the "
+                f"previous certificate {old}: set its viewer certificate back by hand, or run `pulumi up` again")
 
     def observe(self, binding: Binding) -> dict[str, str | None]:
         viewer = _viewer(self._config()[0])
@@ -171,6 +274,8 @@ class AwsCloudFrontTarget(base.RedeployRollback):
             self._set_viewer(dict(before))
             self._wait_deployed()  # ACM refuses to delete a certificate a distribution is still moving off
         self.acm.delete(arn)
+        with contextlib.suppress(DeployError):
+            self.retire(binding)  # whatever an unverified or interrupted deploy left in ACM
 
     # --- mechanics ------------------------------------------------------------------------------------------
 

@@ -175,3 +175,60 @@ def test_sni_means_nothing_to_a_distribution() -> None:
     with pytest.raises(InvalidInputError) as err:
         t.check_binding(Binding("x--cdn", sni=True))
     assert str(err.value) == "sni: a CloudFront distribution serves one viewer certificate: leave sni unset"
+
+
+# --- re-keyed renewals (ACM refuses a re-import that changes the key type or size; moto does not: the hook in
+# test_aws_elbv2 puts AWS's rule back) -------------------------------------------------------------------------
+
+from providers.binding import _deploy_verified  # noqa: E402
+from providers.core.deploy import Bundle  # noqa: E402
+from tests.core.deploy.test_aws_elbv2 import EC_P256, RSA_2048, acm_as_aws, hooks, keyed  # noqa: E402, F401
+
+
+def test_a_renewal_that_changes_the_key_type_is_a_new_certificate(moto: MotoServer, distribution: dict[str, Any],
+                                                                    ca: LocalCa, acm_as_aws: list[str]) -> None:
+    t = target(moto, distribution["id"])
+    cdn = Binding("cdn--cdn")
+    v1 = keyed(ca, ["cdn.example.test"], RSA_2048, "cdn")
+    live = _deploy_verified(t, cdn, v1, None)
+    v2 = keyed(ca, ["cdn.example.test"], RSA_2048, "cdn")
+    live2 = _deploy_verified(t, cdn.with_live(live), v2, v1)
+    assert live2["certificate_arn"] == live["certificate_arn"]  # same key type and size: in place
+
+    v3 = keyed(ca, ["cdn.example.test"], EC_P256, "cdn")
+    live3 = _deploy_verified(t, cdn.with_live(live2), v3, v2)
+    assert live3["certificate_arn"] != live2["certificate_arn"]
+    assert viewer(moto, distribution["id"])["ACMCertificateArn"] == live3["certificate_arn"]
+    assert live2["certificate_arn"] not in our_certificates(moto)  # retired once the new one was verified
+    assert live3["previous_viewer_certificate"] == live["previous_viewer_certificate"]  # the original, for removal
+    assert not live3["superseded_arn"] and live3["stale_arns"] == [] and acm_as_aws == []
+
+    # A re-keyed renewal whose verification fails points the distribution back at the ARN it superseded.
+    v4 = keyed(ca, ["cdn.example.test"], RSA_2048, "cdn")
+    verify = t.verify
+
+    def fails_for_v4(binding: Binding, bundle: Bundle) -> None:
+        if bundle == v4:
+            raise DeployError("aws_cloudfront: the new certificate is not served (simulated)")
+        verify(binding, bundle)
+
+    t.verify = fails_for_v4
+    before = our_certificates(moto)
+    with pytest.raises(DeployError) as err:
+        _deploy_verified(t, cdn.with_live(live3), v4, v3)
+    assert str(err.value) == ("aws_cloudfront: the new certificate is not served (simulated) "
+                              "(previous certificate restored)")
+    assert viewer(moto, distribution["id"])["ACMCertificateArn"] == live3["certificate_arn"]
+    assert our_certificates(moto) == before
+    t.verify = verify
+    t.verify(cdn.with_live(live3), v3)
+
+    t.remove(cdn.with_live(live3))
+    assert viewer(moto, distribution["id"])["ACMCertificateArn"] == distribution["original_arn"]
+    assert our_certificates(moto) == {distribution["original_arn"]}
+
+
+def test_a_failure_before_anything_changed_says_so(moto: MotoServer, ca: LocalCa) -> None:
+    with pytest.raises(DeployError) as err:
+        _deploy_verified(target(moto, "E0000000000000"), Binding("x--cdn"), ca.bundle(["x.example.test"]), None)
+    assert str(err.value) == "aws_cloudfront: no distribution E0000000000000 in this account (nothing was changed)"
