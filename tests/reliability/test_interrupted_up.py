@@ -90,14 +90,6 @@ def recover(checkout: Checkout) -> dict[str, str]:
     return outputs
 
 
-def known_bug(present: bool, evidence: str) -> None:
-    """A defect found by this suite, in code it does not own: once every convergence check above it has
-    passed, the test is reported as xfailed with the evidence (`-ra` prints it) while the bug is there, and
-    passes once it is fixed."""
-    if present:
-        pytest.xfail(f"known bug: {evidence}")
-
-
 def assert_recovered(checkout: Checkout, outputs: dict[str, str]) -> None:
     """Nothing of the killed run is left in the backend, and the `up` of the recovery no longer warns."""
     assert checkout.locks() == []
@@ -263,23 +255,17 @@ def test_elbv2_deploy_killed_after_the_listener_changed_then_recovered(new_check
         served = x509util.load_certificates(acm.get_certificate(CertificateArn=default_arn())["Certificate"])[0]
         assert x509util.fingerprint_sha256(served) == inventory["fingerprint_sha256"]
         x509util.check_key_pair(keys.load_private_key(state["certificates"]["app"]["private_key_pem"]), served)
-        # Converged. What the killed run imported and attached is not in the state, though: the recovery's `up`
-        # imported another certificate and took the orphan for the listener's earlier default.
-        leftovers = sorted(set(certplane_imports()) - {live["certificate_arn"]})
-        replaced = live.get("replaced_default_arn")
+        # Converged, and what the killed run imported and attached (tagged with this binding and the default it
+        # replaced) was recognised: deleted once the recovery's deploy was verified, never taken for the
+        # listener's own default.
+        assert sorted(set(certplane_imports()) - {live["certificate_arn"]}) == [], orphan
+        assert live.get("replaced_default_arn") == placeholder
 
         start = time.monotonic()
         destroy = checkout.sh(f"tools/pulumi destroy --yes --skip-preview --stack {STACK}")
         print(f"{time.monotonic() - start:5.1f} s  destroy")
         assert destroy.returncode == 0, destroy.stdout + destroy.stderr
-        assert default_arn() != live["certificate_arn"]  # the binding's own certificate is detached
-        after_destroy = {"default": default_arn(), "imports": certplane_imports()}
-        known_bug((leftovers, replaced, after_destroy) != ([], placeholder, {"default": placeholder, "imports": []}),
-                  "aws_elbv2: the ACM certificate a killed deploy imported and made the listener's default is "
-                  "orphaned: the recovery's deploy imports another and records the orphan as replaced_default_arn, "
-                  "so removal makes the orphan the listener's default again (not the listener's own certificate) "
-                  f"and leaves it in ACM. Listener's own default {placeholder}; orphan {orphan}; after recovery: "
-                  f"leftovers {leftovers}, replaced_default_arn {replaced}; after destroy: {after_destroy}")
+        assert {"default": default_arn(), "imports": certplane_imports()} == {"default": placeholder, "imports": []}
     finally:
         proxy.close()
 

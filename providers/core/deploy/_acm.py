@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from mypy_boto3_acm import ACMClient
 
 
+REPLACES_TAG = "certplane:replaces"  # on an import: the certificate it took the place of as a default
+
 class Acm:
     def __init__(self, access: AwsAccess, what: str, *, region: str | None = None) -> None:
         self.access, self.what, self.region = access, what, region
@@ -59,9 +61,10 @@ class Acm:
             return None, arn
         return arn, None
 
-    def import_bundle(self, binding: Binding, bundle: Bundle, arn: str | None) -> str:
+    def import_bundle(self, binding: Binding, bundle: Bundle, arn: str | None, *, replaces: str | None = None) -> str:
         """Into `arn` when given (a renewal: see reimport_into), else a new certificate tagged with the
-        certificate and binding."""
+        certificate, the binding and (`replaces`) the certificate it is about to take the place of, so a deploy
+        killed after attaching it can be recognised and undone later (see binding_tags)."""
         acm = self.client()
         args: dict[str, Any] = {"Certificate": bundle.cert_pem.encode(), "PrivateKey": bundle.key_pem.encode()}
         if bundle.chain_pem.strip():
@@ -74,9 +77,21 @@ class Acm:
             except Exception as err:  # noqa: BLE001
                 raise DeployError(f"{self.what}: import_certificate: {aws.describe_error(err)}") from None
         tags = [{"Key": "certplane:certificate", "Value": bundle.name},
-                {"Key": "certplane:binding", "Value": binding.binding_id}]
+                {"Key": "certplane:binding", "Value": binding.binding_id},
+                *([{"Key": REPLACES_TAG, "Value": replaces}] if replaces else [])]
         return aws.call(self.what, "import_certificate",
                         lambda: acm.import_certificate(Tags=tags, **args))["CertificateArn"]  # type: ignore[arg-type]
+
+    def binding_tags(self, arn: str) -> dict[str, str]:
+        """The certplane tags of an ACM certificate (empty when it has none, is gone, or is not ACM's)."""
+        acm = self.client()
+        try:
+            tags = acm.list_tags_for_certificate(CertificateArn=arn).get("Tags") or []
+        except (acm.exceptions.ResourceNotFoundException, acm.exceptions.InvalidArnException):
+            return {}
+        except Exception as err:  # noqa: BLE001
+            raise DeployError(f"{self.what}: list_tags_for_certificate: {aws.describe_error(err)}") from None
+        return {t["Key"]: t.get("Value", "") for t in tags if t["Key"].startswith("certplane:")}
 
     def fingerprint(self, arn: str | None) -> str | None:
         """The leaf fingerprint ACM holds at `arn`; None when it is gone or not an ACM certificate."""

@@ -29,7 +29,7 @@ from ..aws import AwsAccess
 from ..errors import DeployError, DeployFailed, InvalidInputError
 from ..validation import LOCATION, whole_number
 from . import base
-from ._acm import Acm
+from ._acm import REPLACES_TAG, Acm
 from .base import DEFAULT, Binding, Bundle, TargetPlugin, TargetSettings
 
 if TYPE_CHECKING:
@@ -131,7 +131,13 @@ class AwsElbv2Target(base.RedeployRollback):
             self._resolve_listener()
             into, superseded = self.acm.reimport_into(previous, bundle)
             before = self._listener_certificates()
-            arn = self.acm.import_bundle(binding, bundle, into)
+            ours = {a for a in (previous, into, superseded) if a}
+            if previous is None:  # a first deploy: what a killed one attached goes once this one is verified
+                orphans = self._orphans(binding, before, ours)
+                if orphans:
+                    binding = binding.with_live({**binding.live, "stale_arns": orphans})
+            replaces = None if binding.sni else self._replaced_default(binding, before, ours)
+            arn = self.acm.import_bundle(binding, bundle, into, replaces=replaces)
         except DeployError as err:
             raise DeployFailed(str(err), nothing_changed=True) from None
         if arn == into:  # renewed in place: the listener already follows, unless it drifted
@@ -396,12 +402,24 @@ class AwsElbv2Target(base.RedeployRollback):
 
     def _replaced_default(self, binding: Binding, before: dict[str, bool], ours: set[str]) -> str | None:
         """The default certificate a default binding replaced (kept for removal): from state, else the one the
-        listener had before, unless that was certplane's own."""
+        listener had before, unless that was certplane's own. A default this binding imported in a deploy that
+        was killed before state recorded it (tagged with this binding) is not the listener's own: the one it
+        replaced (its `certplane:replaces` tag) is."""
         replaced = binding.live.get("replaced_default_arn")
         if replaced:
             return str(replaced)
         default = next((a for a, d in before.items() if d), None)
-        return default if default and default not in ours else None
+        if not default or default in ours:
+            return None
+        tags = self.acm.binding_tags(default)
+        if tags.get("certplane:binding") == binding.binding_id:
+            return tags.get(REPLACES_TAG) or None
+        return default
+
+    def _orphans(self, binding: Binding, before: dict[str, bool], ours: set[str]) -> list[str]:
+        """Imports of this binding attached to the listener that state does not know (a killed deploy's)."""
+        return [a for a in before if a not in ours and a not in (binding.live.get("stale_arns") or [])
+                and self.acm.binding_tags(a).get("certplane:binding") == binding.binding_id]
 
     def _live(self, binding: Binding, arn: str, replaced: Any, superseded: dict[str, Any] | None) -> dict[str, Any]:
         left = [a for a in [*(binding.live.get("stale_arns") or []),
