@@ -15,6 +15,9 @@ def read_config() -> dict[str, object]:
             raw[key] = config.get_object(key) or {}
         except (ValueError, pulumi.ConfigTypeError):  # a plain string, not a YAML mapping
             bad.append(f"{NAMESPACE}:{key}: must be a mapping of names to settings")
+    reissue_before = config.get("reissue_before")  # an RFC 3339 instant (docs/RENEWAL.md)
+    if reissue_before:
+        raw["reissue_before"] = reissue_before
     if bad:
         raise ConfigProblems(bad)
     return raw

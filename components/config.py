@@ -1,4 +1,5 @@
-"""The stack config contract (`certplane:issuers`, `certplane:certificates`, `certplane:targets`) as models.
+"""The stack config contract (`certplane:issuers`, `certplane:certificates`, `certplane:targets`,
+`certplane:audit`, `certplane:reissue_before`) as models.
 
 Issuer and target blocks are validated by the model of the plug-in their `type` names (the registries in
 providers/core), certificates by the same request rules every certificate provider applies. Bad config becomes
@@ -15,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, model_validator
 
 from providers.core import certificates as x509util
-from providers.core import issuers, renewal
+from providers.core import clock, issuers, renewal
 from providers.core.certificates import CertificateRequest, DnsNames, IpAddresses, ValidityDays
 from providers.core.deploy import TargetSettingsField
 from providers.core.deploy._support import safe_file_stem
@@ -69,6 +70,9 @@ class CertificateConfig(Model):
     validity_days: ValidityDays | None = None
     client_auth: bool = False
     renew: RenewalPolicy | None = None
+    # Re-issue (new key) if issued before this instant. After parse_fleet: the one that applies (its own, else
+    # its issuer's, else the stack's certplane:reissue_before).
+    reissue_before: renewal.Instant | None = None
     tags: dict[str, str] = {}
     formats: Formats = ("pem",)
     keystore_password: SecretText | None = None
@@ -81,6 +85,9 @@ class CertificateConfig(Model):
             if self.issuer or self.domains:
                 raise InvalidInputError("", "an uploaded certificate takes no issuer or domains: they come from "
                                             "the file")
+            if self.reissue_before:
+                raise InvalidInputError("reissue_before", "an uploaded certificate is not issued by certplane: "
+                                                          "upload a new bundle instead")
         elif not self.issuer:
             raise InvalidInputError("issuer", f"name an issuer from certplane:issuers, or '{SELF_SIGNED}'")
         else:
@@ -108,6 +115,7 @@ class FleetConfig(Model):
     certificates: dict[str, CertificateConfig] = {}
     targets: dict[str, TargetSettingsField] = {}
     audit: AuditSettings = AuditSettings()
+    reissue_before: renewal.Instant | None = None  # every issued certificate's fallback (see docs/RENEWAL.md)
 
     def issuer(self, name: str) -> IssuerSettings | None:
         """An issuer's settings by config name; `self_signed` needs no block."""
@@ -123,13 +131,42 @@ def parse_fleet(raw: dict[str, Any], base_dir: Path | None = None) -> FleetConfi
     try:
         fleet = parse(FleetConfig, raw, context={"base_dir": base_dir or Path.cwd()})
         problems += _references(fleet)
+        problems += _reissue_times(fleet)
     except InputProblems as invalid:
         problems += invalid.problems
     # Every problem at once: a certificate's files are checked unless its own block already has a problem.
     problems += _upload_files(raw, base_dir or Path("."), problems)
     if problems or fleet is None:
         raise ConfigProblems(_lines(problems))
-    return fleet
+    return _with_reissue_before(fleet)
+
+
+def _reissue_times(fleet: FleetConfig) -> list[InvalidInputError]:
+    """A `reissue_before` in the future is refused (every `up` until then would re-issue again)."""
+    now = clock.real_now()
+    given = [("reissue_before", fleet.reissue_before),
+             *((f"issuers.{n}.reissue_before", s.reissue_before) for n, s in fleet.issuers.items()),
+             *((f"certificates.{n}.reissue_before", c.reissue_before) for n, c in fleet.certificates.items())]
+    out = []
+    for field, value in given:
+        if value is not None:
+            try:
+                renewal.parse_reissue_before(value, now)
+            except InvalidInputError as err:
+                out.append(err.within(field))
+    return out
+
+
+def _with_reissue_before(fleet: FleetConfig) -> FleetConfig:
+    """Each issued certificate's `reissue_before`: the most specific one given (certificate, issuer, stack)."""
+    certificates = {}
+    for name, cert in fleet.certificates.items():
+        settings = fleet.issuer(cert.issuer) if cert.issuer and not cert.upload else None
+        chosen = cert.reissue_before or (settings.reissue_before if settings else None) or (
+            fleet.reissue_before if not cert.upload else None)
+        certificates[name] = cert if chosen == cert.reissue_before else cert.model_copy(
+            update={"reissue_before": chosen})
+    return fleet.model_copy(update={"certificates": certificates})
 
 
 def _lines(problems: Any) -> list[str]:

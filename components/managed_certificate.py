@@ -145,7 +145,7 @@ def _issued(name: str, spec: CertificateConfig, issuer: IssuerHandle, common: di
     secret = set(marked(plugin.order, SECRET))
     return Certificate(
         name, **request.wire(), key=spec.key.as_dict(), reuse_key=spec.reuse_key,
-        **{**common, "renew": renew.wire() if renew else None},
+        **{**common, "renew": renew.wire() if renew else None}, reissue_before=spec.reissue_before,
         issuer_type=plugin.kind,
         issuer_settings={k: v for k, v in order.items() if k not in secret},
         issuer_secrets={k: v for k, v in order.items() if k in secret} or None,

@@ -3,6 +3,7 @@ outputs, rendered the same way, so components and bindings never care where a ce
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -28,6 +29,7 @@ class IssuedOutputs(State):
     serial: str | None = None
     not_before: str | None = None
     not_after: str | None = None
+    issued_at: str | None = None  # when certplane issued it (not_before is backdated by the CA); None: older state
     renewal_time: str | None = None
     renewal_source: str | None = None
     ari_window_start: str | None = None
@@ -51,11 +53,13 @@ class IssuedOutputs(State):
             return renewal.AriWindow(parse_rfc3339(self.ari_window_start), parse_rfc3339(self.ari_window_end))
         return None
 
-    def lifetime(self, name: str, policy: renewal.RenewalPolicy,
-                 window: renewal.AriWindow | None = None) -> renewal.Lifetime | None:
+    def lifetime(self, name: str, policy: renewal.RenewalPolicy, window: renewal.AriWindow | None = None, *,
+                 reissue_before: dt.datetime | None = None) -> renewal.Lifetime | None:
         if not (self.not_before and self.not_after):
             return None
-        return renewal.Lifetime(name, parse_rfc3339(self.not_before), parse_rfc3339(self.not_after), policy, window)
+        return renewal.Lifetime(name, parse_rfc3339(self.not_before), parse_rfc3339(self.not_after), policy, window,
+                                reissue_before=reissue_before,
+                                issued_at=parse_rfc3339(self.issued_at) if self.issued_at else None)
 
     def leaf(self) -> x509.Certificate:
         return x509util.load_certificates(self.cert_pem or "")[0]
@@ -69,15 +73,18 @@ class IssuedOutputs(State):
 
 def render(key: keys.PrivateKey, leaf: x509.Certificate, chain: Sequence[x509.Certificate], *,
            formats_wanted: Sequence[str], password: str, policy: renewal.RenewalPolicy,
-           window: renewal.AriWindow | None = None) -> dict[str, Any]:
-    """Every IssuedOutputs field for a certificate and its key."""
-    renew_at = renewal.renewal_time(leaf.not_valid_before_utc, leaf.not_valid_after_utc, policy, window)
+           window: renewal.AriWindow | None = None, name: str | None = None,
+           issued_at: dt.datetime | None = None) -> dict[str, Any]:
+    """Every IssuedOutputs field for a certificate and its key. `name`: the certificate's, whose jitter moves
+    its renewal time (None: no jitter, e.g. an upload certplane never renews); `issued_at`: when it was issued."""
+    renew_at = renewal.renewal_time(leaf.not_valid_before_utc, leaf.not_valid_after_utc, policy, window, name=name)
     return {
         "pkcs12_base64": None, "jks_base64": None, "cert_der_base64": None,
         **formats.render(formats_wanted, key=key, leaf=leaf, chain=list(chain), password=password),
         "serial": x509util.serial_hex(leaf),
         "not_before": rfc3339(leaf.not_valid_before_utc),
         "not_after": rfc3339(leaf.not_valid_after_utc),
+        "issued_at": rfc3339(issued_at) if issued_at else None,
         "renewal_time": rfc3339(renew_at),
         "renewal_source": "ari" if window else "policy",
         "ari_window_start": rfc3339(window.start) if window else None,

@@ -1,9 +1,11 @@
 """Certificate: one certificate from any issuer plug-in (a private CA, the certificate's own key, an ACME CA),
 renewed in place.
 
-`diff` runs a chain of named checks (the request changed, the key changed, the issuer changed, expired, the
-ARI window or the renewal window is open); any reason re-issues, shown in `pulumi preview`. `update` re-issues
-in place (same resource id) with a new key unless `reuse_key`, and never revokes: the old certificate stays
+`diff` runs a chain of named checks (the request changed, the key changed, the issuer changed, expired, issued
+before `reissue_before`, the ARI window or the renewal window is open); any reason re-issues, shown in `pulumi
+preview`. `update` re-issues
+in place (same resource id) with a new key unless `reuse_key` (a `reissue_before` re-issue always makes a new
+key), and never revokes: the old certificate stays
 valid until its replacement is deployed. Only a rendering change (formats, password, settings the issuer reads
 but that do not shape the certificate) re-renders the same certificate. `delete` revokes only when the issuer
 can and the certificate's order asks for it.
@@ -11,6 +13,7 @@ can and the certificate's order asks for it.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable, Collection, Mapping
 from typing import Annotated, Any
@@ -44,6 +47,7 @@ class CertificateInputs(CertificateRequest):
     key_pem: Pending = None  # a key made elsewhere (a CA's key from a PrivateKey resource)
     reuse_key: bool = False
     renew: RenewalPolicy | None = None
+    reissue_before: renewal.Instant | None = None  # re-issue (with a new key) what was issued before it
     formats: Formats = ()
     keystore_password: Pending = None
     issuer_type: str
@@ -92,6 +96,10 @@ class CertificateInputs(CertificateRequest):
     def policy(self) -> RenewalPolicy:
         return self.renew or RenewalPolicy()
 
+    @property
+    def reissue_before_time(self) -> dt.datetime | None:
+        return clock.parse_rfc3339(self.reissue_before) if self.reissue_before else None
+
 
 def _validated(field: str, build: Callable[[], Any]) -> Any:
     try:
@@ -134,6 +142,14 @@ class CertificateProvider(CertplaneProvider[CertificateInputs, CertificateOutput
             _given_key(inputs.key_pem)
         elif inputs.key is None and inputs.key_pem is None:
             raise InvalidInputError("key", "give a key specification (or key_pem)")
+        if inputs.reissue_before is not None:
+            if inputs.key_pem is not None:
+                raise InvalidInputError("reissue_before", "re-issues with a new key, and this certificate's key is "
+                                                          "given (key_pem): replace the key instead")
+            try:
+                renewal.parse_reissue_before(inputs.reissue_before, clock.real_now())
+            except InvalidInputError as err:
+                raise err.within("reissue_before") from None
 
     # --- verbs --------------------------------------------------------------------------------------------
 
@@ -146,14 +162,15 @@ class CertificateProvider(CertplaneProvider[CertificateInputs, CertificateOutput
         changed = self.changed(olds, news)
         if news.keystore_password and news.keystore_password != olds.outputs.keystore_password:
             changed.append("keystore_password")
-        return _issued.in_place_diff(reasons, rerender_needed(olds, news), changed,
-                                     rekey=bool(reasons) and news.key_pem is None and not news.reuse_key,
+        rekey = bool(reasons) and news.key_pem is None and (not news.reuse_key or reissue_due(olds, news))
+        return _issued.in_place_diff(reasons, rerender_needed(olds, news), changed, rekey=rekey,
                                      same_chain=news.plugin.chain_stable and not issuer_changed(olds, news))
 
     def update_typed(self, _id: str, olds: Stored[CertificateInputs, CertificateOutputs],
                      news: CertificateInputs) -> CertificateOutputs:
         if not olds.outputs.issued or reissue_reasons(olds, news, quick=False):
-            return _issue(news, olds.outputs)  # the old certificate is NOT revoked: it may still be live
+            # The old certificate is NOT revoked: it may still be live. A reissue_before drill always re-keys.
+            return _issue(news, olds.outputs, new_key=reissue_due(olds, news))
         return _rerender(news, olds.outputs)
 
     def delete_typed(self, _id: str, olds: Stored[CertificateInputs, CertificateOutputs]) -> str | None:
@@ -176,7 +193,8 @@ class CertificateProvider(CertplaneProvider[CertificateInputs, CertificateOutput
         elif outputs is not None and before is not None and outputs.serial == before.serial:
             action = "rerender"  # new formats or password, the same certificate
         else:
-            action = "reissue" if olds and request_changed(olds, inputs) else "renew"
+            action = "reissue" if olds and (request_changed(olds, inputs) or reissue_due(olds, inputs)) \
+                else "renew"
         shown = outputs or before
         return Event(f"certificate {inputs.name}", action, serial=shown.serial if shown else None,
                      fingerprint=shown.fingerprint_sha256 if shown else None,
@@ -235,10 +253,16 @@ def renewal_due(olds: Olds, news: CertificateInputs, *, quick: bool) -> list[str
     if not olds.outputs.issued:
         return []
     window = _fresh_window(olds, quick=quick)
-    life = olds.outputs.lifetime(news.name, news.policy, window)
+    life = olds.outputs.lifetime(news.name, news.policy, window, reissue_before=news.reissue_before_time)
     assert life is not None
     reason = renewal.first_reason(renewal.CHECKS, life, clock.now())
     return [reason] if reason else []
+
+
+def reissue_due(olds: Olds, news: CertificateInputs) -> bool:
+    """Whether `reissue_before` asks for this certificate (it then gets a new key even with reuse_key)."""
+    life = olds.outputs.lifetime(news.name, news.policy, reissue_before=news.reissue_before_time)
+    return life is not None and renewal.reissue_requested(life, clock.now()) is not None
 
 
 def reissue_reasons(olds: Olds, news: CertificateInputs, *, quick: bool) -> list[str]:
@@ -287,29 +311,32 @@ def _given_key(pem: str) -> keys.PrivateKey:
         raise InvalidInputError("key_pem", err.reason) from None
 
 
-def _key(news: CertificateInputs, old: CertificateOutputs | None) -> keys.PrivateKey:
+def _key(news: CertificateInputs, old: CertificateOutputs | None, *, new_key: bool = False) -> keys.PrivateKey:
     if isinstance(news.key_pem, str):
         return _given_key(news.key_pem)
     if news.key is None:
         raise InvalidInputError("key", "give a key specification (or key_pem)")
-    return _issued.key_for_renewal(news.key, old.private_key_pem if old else None, news.reuse_key)
+    return _issued.key_for_renewal(news.key, old.private_key_pem if old else None, news.reuse_key and not new_key)
 
 
-def _issue(news: CertificateInputs, old: CertificateOutputs | None) -> CertificateOutputs:
-    key = _key(news, old)
+def _issue(news: CertificateInputs, old: CertificateOutputs | None, *, new_key: bool = False) -> CertificateOutputs:
+    key = _key(news, old, new_key=new_key)
     credentials = None if news.credentials is UNKNOWN else news.credentials
     issuer = news.plugin.build(news.order, credentials)
     # Signed at the real time, whatever $CERTPLANE_NOW says: time travel decides *whether* to renew (a preview,
     # or an `up` that renews early what would be due by then), never what a certificate's validity is.
-    issued: Issued = issuer.issue(IssueRequest(news.name, news, key, clock.real_now()))
+    signed_at = clock.real_now()
+    issued: Issued = issuer.issue(IssueRequest(news.name, news, key, signed_at))
     for line in issued.notes:
         note(f"{news.name}: {line}")
-    return _outputs(news, key, issued.leaf, issued.chain, _password(news, old), issued.renewal_window, credentials)
+    return _outputs(news, key, issued.leaf, issued.chain, _password(news, old), issued.renewal_window, credentials,
+                    issued_at=signed_at)
 
 
 def _rerender(news: CertificateInputs, old: CertificateOutputs) -> CertificateOutputs:
     return _outputs(news, old.key(), old.leaf(), old.chain(), _password(news, old), old.window(), news.credentials,
-                    key_pem_fingerprint=old.key_pem_fingerprint)
+                    key_pem_fingerprint=old.key_pem_fingerprint,
+                    issued_at=clock.parse_rfc3339(old.issued_at) if old.issued_at else None)
 
 
 def _password(news: CertificateInputs, old: CertificateOutputs | None) -> str:
@@ -318,10 +345,10 @@ def _password(news: CertificateInputs, old: CertificateOutputs | None) -> str:
 
 
 def _outputs(news: CertificateInputs, key: keys.PrivateKey, leaf: Any, chain: Any, password: str,
-             window: renewal.AriWindow | None, credentials: Any, *,
-             key_pem_fingerprint: str | None = None) -> CertificateOutputs:
+             window: renewal.AriWindow | None, credentials: Any, *, key_pem_fingerprint: str | None = None,
+             issued_at: dt.datetime | None = None) -> CertificateOutputs:
     rendered = _issued.render(key, leaf, chain, formats_wanted=news.formats, password=password, policy=news.policy,
-                              window=window)
+                              window=window, name=news.name, issued_at=issued_at)
     if isinstance(news.key_pem, str):
         key_pem_fingerprint = keys.public_key_fingerprint_sha256(key)
     return CertificateOutputs(**rendered, issuer_identity=news.plugin.identity(news.order, credentials),

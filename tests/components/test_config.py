@@ -40,7 +40,8 @@ def cert(**over):
          ["certplane:certificates.www.domains: 'A.example.test' is listed twice"]),
         ({"issuers": {"ca": CA}, "certificates": {"www": cert(colour="blue")}},
          ["certplane:certificates.www.colour: unknown setting (known: domains, ip_addresses, issuer, challenge, key, "
-          "reuse_key, validity_days, client_auth, renew, tags, formats, keystore_password, upload, bindings)"]),
+          "reuse_key, validity_days, client_auth, renew, reissue_before, tags, formats, keystore_password, upload, "
+          "bindings)"]),
         ({"issuers": {"ca": CA}, "certificates": {"www": cert(formats=["pem", "p7b"])}},
          ["certplane:certificates.www.formats: unknown format 'p7b': use pem, pkcs12, jks, der"]),
         ({"issuers": {"ca": CA}, "certificates": {"www": cert(renew={"before_days": 30, "at_fraction": 0.5})}},
@@ -121,3 +122,26 @@ def test_binary_upload_files_and_odd_yaml_types_get_one_line(tmp_path):
     assert problems({"issuers": {"acme": acme}}) == [
         f"certplane:issuers.acme.dns.provider: unrecognized DNS provider: {{'name': 'route53'}} (known: "
         f"{dns.REGISTRY.known()})"]
+
+
+def test_reissue_before_the_most_specific_wins_and_a_future_time_is_one_line(tmp_path):
+    (tmp_path / "x.pem").write_text("")  # an upload is never re-issued: the stack's setting passes it by
+    raw = {"reissue_before": "2026-01-01T00:00:00Z",
+           "issuers": {"ca": {**CA, "reissue_before": "2026-02-01T00:00:00Z"}, "other": CA},
+           "certificates": {"own": cert(reissue_before="2026-03-01T00:00:00Z"), "by_issuer": cert(),
+                            "by_stack": cert(issuer="other"), "self": cert(issuer="self_signed")}}
+    fleet = parse_fleet(raw)
+    assert {n: c.reissue_before for n, c in fleet.certificates.items()} == {
+        "own": "2026-03-01T00:00:00Z", "by_issuer": "2026-02-01T00:00:00Z", "by_stack": "2026-01-01T00:00:00Z",
+        "self": "2026-01-01T00:00:00Z"}
+    assert problems({**raw, "reissue_before": "2999-01-01T00:00:00Z"}) == [
+        "certplane:reissue_before: 2999-01-01T00:00:00Z is in the future: every `pulumi up` until then would "
+        "re-issue again; give a time that has passed"]
+    bad = {"issuers": {"ca": CA}, "certificates": {
+        "own": cert(reissue_before="yesterday"),
+        "legacy": {"upload": {"certificate_file": "x.pem", "private_key_file": "x.pem"},
+                   "reissue_before": "2026-01-01T00:00:00Z"}}}
+    assert problems(bad, base_dir=tmp_path) == [
+        "certplane:certificates.own.reissue_before: 'yesterday' is not an RFC 3339 time, e.g. 2026-12-01T00:00:00Z",
+        "certplane:certificates.legacy.reissue_before: an uploaded certificate is not issued by certplane: upload a "
+        "new bundle instead"]

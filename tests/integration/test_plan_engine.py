@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -71,8 +72,9 @@ def test_a_plan_a_reviewer_reads(tmp_path: Path) -> None:
         assert f"| `www` | renew, re-key, redeploy | {www_expires[:10]} (6.0 d) | disk | ok |" in md
         assert f"| `api` | unchanged | {api_expires[:10]} (66.0 d) | — | ok |" in md
         since = minute(parse_rfc3339(issued["www"]["renewal_time"]))
-        assert f"- renewal due since {since} (10 days before expiry); expires {minute(parse_rfc3339(www_expires))}, " \
-               "6.0 days left" in md
+        assert re.search(rf"- renewal due since {re.escape(since)} \(10 days before expiry, [0-9.]+ (days|hours) "
+                         rf"earlier by jitter\); expires {re.escape(minute(parse_rfc3339(www_expires)))}, 6\.0 days "
+                         "left", md), md
         assert "- www--disk: deploying www's new certificate to disk (files)" in md
         assert md.index("`www`") < md.index("`api`")  # what changes first, then by name
         assert "PRIVATE KEY" not in md and "[secret]" not in md

@@ -16,8 +16,10 @@ from providers.uploaded_certificate import UploadedCertificateProvider
 from tests.support.pki import make_ca, make_leaf
 
 def leaf_inputs(**over):
+    """A leaf's inputs; its renewal un-jittered (`jitter: 0`) so the times below are the policy's own."""
     props = {"name": "www", "key": {"algorithm": "ecdsa", "curve": "P-256"}, "domains": ["www.example.test"],
-             "validity_days": 90, "formats": ["pem"], "renew": None, "reuse_key": False, "issuer_type": "self_signed"}
+             "validity_days": 90, "formats": ["pem"], "renew": {"jitter": 0}, "reuse_key": False,
+             "issuer_type": "self_signed"}
     props.update(over)
     return props
 
@@ -211,3 +213,98 @@ def test_reuse_key_still_changes_the_key_when_its_algorithm_changes(provider, cr
     new = provider.update(rid, outs, news).outs
     assert new["key_algorithm"] == "RSA-2048"
     assert provider.diff(rid, new, news).changes is False
+
+
+# --- jitter ---------------------------------------------------------------------------------------------------
+
+def test_the_default_jitter_moves_renewal_earlier_and_the_preview_says_when(provider, monkeypatch, capfd):
+    at(monkeypatch, "2026-11-27T12:00:00Z")
+    outs = provider.create(leaf_inputs(renew=None)).outs
+    # Two thirds of (90 days + 5 min backdate) is 2027-01-26T11:58:20Z; www's hash places it 20 hours earlier.
+    assert outs["renewal_time"] == "2027-01-25T15:58:13Z" and outs["renewal_source"] == "policy"
+    at(monkeypatch, "2027-01-25T15:50:00Z")
+    assert provider.diff("id", outs, leaf_inputs(renew=None)).changes is False
+    at(monkeypatch, "2027-01-25T16:00:00Z")
+    assert provider.diff("id", outs, leaf_inputs(renew=None)).changes is True
+    assert "certplane: www: renewal due since 2027-01-25 15:58 UTC (at two thirds of the lifetime, 20.0 hours " \
+           "earlier by jitter); expires 2027-02-25 12:00 UTC, 30.8 days left" in capfd.readouterr().err
+
+
+def test_state_from_before_jitter_shows_no_diff_and_keeps_its_renewal_time(provider, created, monkeypatch):
+    """A certificate issued before jitter existed: state has no `jitter` in `renew` and no `issued_at`. The first
+    preview after the upgrade finds nothing to do; its renewal_time output stays the un-jittered one until it
+    is next issued (the decision itself uses the jittered time)."""
+    rid, outs = created
+    old = {**outs, "renew": None, "issued_at": None}
+    old.pop("reissue_before", None)
+    assert provider.diff(rid, old, leaf_inputs(renew=None)).changes is False
+    assert provider.diff(rid, {**old, "renew": {"before_days": 30}},
+                         leaf_inputs(renew={"before_days": 30})).changes is False
+    assert provider.diff(rid, old, leaf_inputs(renew=None, reissue_before=None)).changes is False
+
+
+def test_turning_jitter_off_rerenders_the_renewal_time_without_reissuing(provider, monkeypatch):
+    at(monkeypatch, "2026-11-27T12:00:00Z")
+    outs = provider.create(leaf_inputs(renew=None)).outs
+    off = leaf_inputs(renew={"jitter": 0})
+    assert provider.diff("id", outs, off).changes is True
+    new = provider.update("id", outs, off).outs
+    assert new["serial"] == outs["serial"] and new["renewal_time"] == "2027-01-26T11:58:20Z"
+
+
+# --- reissue_before -------------------------------------------------------------------------------------------
+
+def test_reissue_before_reissues_what_was_issued_before_it_with_a_new_key(provider, created, monkeypatch, capfd):
+    rid, outs = created  # issued 2026-11-27 12:00 (not_before 11:55)
+    assert outs["issued_at"] == "2026-11-27T12:00:00Z"
+    at(monkeypatch, "2026-12-02T00:00:00Z")
+    drill = leaf_inputs(reuse_key=True, reissue_before="2026-12-01T00:00:00Z")
+    assert provider.check(outs, drill).failures == []
+    diff = provider.diff(rid, outs, drill)
+    assert diff.changes is True and diff.details["private_key_pem"] == "update"
+    assert diff.details["reissue_before"] == "update"
+    assert "certplane: www: reissue_before 2026-12-01T00:00:00Z: issued 2026-11-27 12:00 UTC before it; " \
+           "re-issuing with a new key" in capfd.readouterr().err
+    new = provider.update(rid, outs, drill).outs
+    assert new["serial"] != outs["serial"]
+    assert new["public_key_fingerprint_sha256"] != outs["public_key_fingerprint_sha256"]  # even with reuse_key
+    assert new["issued_at"] == "2026-12-02T00:00:00Z"
+    # Issued after the instant: nothing to do, with the setting kept or removed.
+    assert provider.diff(rid, new, drill).changes is False
+    assert provider.diff(rid, new, leaf_inputs(reuse_key=True)).changes is False
+    # A certificate issued after the instant is left alone.
+    fresh = provider.create(drill).outs
+    assert provider.diff("other", fresh, drill).changes is False
+
+
+def test_reissue_before_counts_from_the_issue_time_not_the_backdated_not_before(provider, monkeypatch):
+    at(monkeypatch, "2026-12-01T00:02:00Z")  # issued two minutes after the instant: not_before is 23:57 the day before
+    drill = leaf_inputs(reissue_before="2026-12-01T00:00:00Z")
+    outs = provider.create(drill).outs
+    assert outs["not_before"] < drill["reissue_before"] < outs["issued_at"]
+    assert provider.diff("id", outs, drill).changes is False
+    older = {**outs, "issued_at": None}  # state from before issued_at was kept: not_before stands in
+    assert provider.diff("id", older, drill).changes is True
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"reissue_before": "2026-12-01T00:00:00Z"},
+         "reissue_before: 2026-12-01T00:00:00Z is in the future: every `pulumi up` until then would re-issue again; "
+         "give a time that has passed"),
+        ({"reissue_before": "soon"}, "reissue_before: 'soon' is not an RFC 3339 time, e.g. 2026-12-01T00:00:00Z"),
+    ],
+)
+def test_a_reissue_before_that_has_not_passed_is_refused(provider, monkeypatch, over, message):
+    at(monkeypatch, "2026-11-27T12:00:00Z")
+    assert [f.reason for f in provider.check({}, leaf_inputs(**over)).failures] == [message]
+
+
+def test_reissue_before_needs_a_key_certplane_makes(provider, monkeypatch):
+    at(monkeypatch, "2026-11-27T12:00:00Z")
+    key = keys.private_key_to_pem(keys.generate_private_key(keys.KeySpec("ecdsa", curve="P-256")))
+    result = provider.check({}, leaf_inputs(key=None, key_pem=key, reissue_before="2026-11-01T00:00:00Z"))
+    assert [f.reason for f in result.failures] == [
+        "reissue_before: re-issues with a new key, and this certificate's key is given (key_pem): replace the key "
+        "instead"]

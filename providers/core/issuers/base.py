@@ -24,12 +24,16 @@ from cryptography import x509
 from ..certificates import CertificateRequest
 from ..errors import InvalidInputError
 from ..keys import KeySpec, PrivateKey
-from ..renewal import AriWindow, RenewalPolicy
+from ..renewal import AriWindow, Instant, RenewalPolicy
 from ..validation import Model, parse
 
 
 class IssuerSettings(Model):
-    """Base of an issuer's `certplane:issuers.<name>` block."""
+    """Base of an issuer's `certplane:issuers.<name>` block. Every kind takes `reissue_before` (an RFC 3339
+    instant): re-issue this issuer's certificates issued before it (a certificate's own setting wins; the stack's
+    `certplane:reissue_before` is the fallback)."""
+
+    reissue_before: Instant | None = None
 
 
 class OrderSettings(Model):
