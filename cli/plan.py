@@ -8,11 +8,17 @@ own notes (`certplane: <resource>: <why>`, the lines `pulumi preview` prints) an
 Nothing secret is read or printed: the engine masks secrets in its events, and the plan shows names, dates and
 targets only. Exit 0 when nothing would change, 2 when something would, 1 when the plan cannot be made (the
 program or a mandatory policy stops the preview).
+
+It also forecasts the CA's rate limits (docs/RATE-LIMITS.md): the ACME orders the `up` would place, with the
+certificates already issued inside each window, per registered domain, per account and per exact set of names,
+against each issuer's `rate_limits:` (Let's Encrypt's by default). Going over is a warning (the exit code stays
+2) unless `--fail-on-rate-limit` makes it 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import subprocess
@@ -22,7 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from providers.core import clock
+from providers.core.acme import ratelimits
+from providers.core.acme.ratelimits import Forecast, RateLimits
+from providers.core.errors import InputProblems
+from providers.core.validation import parse
 
 from . import CliError
 from .stack import ROOT, project_dir
@@ -84,6 +96,8 @@ class Plan:
     general: list[str]  # notes about no certificate in particular (ACME accounts, CAs)
     errors: list[str]
     changes: dict[str, int]
+    rate_limits: Forecast = field(default_factory=Forecast)
+    fail_on_rate_limit: bool = False
 
     @property
     def changed(self) -> bool:
@@ -94,8 +108,14 @@ class Plan:
         return bool(self.errors) or any(v.level == "mandatory" for e in self.entries.values() for v in e.violations)
 
     @property
+    def over_rate_limit(self) -> bool:
+        return self.rate_limits.exceeded
+
+    @property
     def exit_code(self) -> int:
-        return EXIT_ERROR if self.blocked else EXIT_CHANGES if self.changed else EXIT_NO_CHANGES
+        if self.blocked or (self.fail_on_rate_limit and self.over_rate_limit):
+            return EXIT_ERROR
+        return EXIT_CHANGES if self.changed else EXIT_NO_CHANGES
 
 
 # --- running the preview ----------------------------------------------------------------------------------------
@@ -135,7 +155,8 @@ def preview_events(stack: str, work_dir: Path, *, refresh: bool, policy_pack: Pa
 
 # --- reading the events -----------------------------------------------------------------------------------------
 
-def read_events(stack: str, events: Iterable[Mapping[str, Any]]) -> Plan:
+def read_events(stack: str, events: Iterable[Mapping[str, Any]],
+                limits: Mapping[str, RateLimits] | None = None) -> Plan:
     steps: list[Step] = []
     notes: list[str] = []
     violations: list[Violation] = []
@@ -170,11 +191,11 @@ def read_events(stack: str, events: Iterable[Mapping[str, Any]]) -> Plan:
                                         kind=type_token.removeprefix(KIND_PREFIX)))
         elif "summaryEvent" in event:
             changes = {str(k): int(v) for k, v in (event["summaryEvent"].get("resourceChanges") or {}).items()}
-    return explain(stack, steps, notes, violations, errors, changes)
+    return explain(stack, steps, notes, violations, errors, changes, limits)
 
 
 def explain(stack: str, steps: list[Step], notes: list[str], violations: list[Violation], errors: list[str],
-            changes: dict[str, int]) -> Plan:
+            changes: dict[str, int], limits: Mapping[str, RateLimits] | None = None) -> Plan:
     certificates = {s.name for s in steps if s.kind in ("Certificate", "UploadedCertificate")
                     and (s.value("policy_facts") or s.kind == "UploadedCertificate")}
     entries = {name: Entry(name) for name in sorted(certificates)}
@@ -204,7 +225,91 @@ def explain(stack: str, steps: list[Step], notes: list[str], violations: list[Vi
             owner.violations.append(violation)
             if violation.level == "mandatory":
                 owner.actions.insert(0, "blocked")
-    return Plan(stack, entries, general, errors, changes)
+    return Plan(stack, entries, general, errors, changes, rate_forecast(steps, entries, now, limits))
+
+
+# --- the rate-limit forecast ------------------------------------------------------------------------------------
+
+ORDERS = ("issue", "renew", "re-issue")  # what places an ACME order (re-key comes with one of them)
+
+
+def _time(value: Any) -> dt.datetime | None:
+    try:
+        return clock.parse_rfc3339(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _issuance(step: Step) -> ratelimits.Issuance | None:
+    """The certificate in state (what the CA already issued), if it is an ACME one."""
+    old = step.old
+    not_before = _time(old.get("not_before"))
+    settings = _mapping(old.get("issuer_settings"))
+    if old.get("issuer_type") != "acme" or not_before is None or not settings.get("directory_url"):
+        return None
+    facts = _mapping(old.get("policy_facts"))
+    names = old.get("domains") or old.get("dns_names") or ()
+    return ratelimits.Issuance(step.name, str(facts.get("issuer") or ""), str(settings["directory_url"]),
+                               tuple(str(n) for n in names), not_before)
+
+
+def rate_forecast(steps: Iterable[Step], entries: Mapping[str, Entry], now: dt.datetime,
+                  limits: Mapping[str, RateLimits] | None) -> Forecast:
+    """The ACME orders the plan places (new, renewed and re-issued certificates), and the ACME certificates in
+    state (issued at their not_before), against each issuer's limits."""
+    history: list[ratelimits.Issuance] = []
+    orders: list[ratelimits.Order] = []
+    for step in steps:
+        if step.kind != "Certificate":
+            continue
+        current = _issuance(step)
+        if current is not None and current not in history:  # a replacement's two steps share the old state
+            history.append(current)
+        entry = entries.get(step.name)
+        settings = _mapping(step.value("issuer_settings"))
+        if (entry is None or step.value("issuer_type") != "acme" or not settings.get("directory_url")
+                or not any(a in entry.actions for a in ORDERS)):
+            continue
+        facts = _mapping(step.value("policy_facts"))
+        orders.append(ratelimits.Order(
+            step.name, str(facts.get("issuer") or ""), str(settings["directory_url"]),
+            tuple(str(n) for n in step.value("domains") or ()), current=current,
+            renewal_source=str(step.old.get("renewal_source") or "") or None,
+            ari_window_start=_time(step.old.get("ari_window_start"))))
+    return ratelimits.forecast(orders, history, now, limits)
+
+
+def stack_rate_limits(work_dir: Path, stack: str) -> tuple[dict[str, RateLimits], list[str]]:
+    """Each issuer's `rate_limits:` block from the stack file (`certplane:issuers.<name>.rate_limits`), and the
+    problems found in them (the issuer keeps Let's Encrypt's limits then; the preview reports the same
+    problem)."""
+    name = stack.rsplit("/", 1)[-1]
+    path = next((p for p in (work_dir / f"Pulumi.{name}.yaml", work_dir / f"Pulumi.{name}.yml") if p.is_file()),
+                None)
+    if path is None:
+        return {}, []
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        return {}, [f"rate limits: cannot read {path.name}: {err}"]
+    config = doc.get("config") if isinstance(doc, Mapping) else None
+    issuers = config.get("certplane:issuers") if isinstance(config, Mapping) else None
+    out: dict[str, RateLimits] = {}
+    problems: list[str] = []
+    for issuer, block in (issuers or {}).items() if isinstance(issuers, Mapping) else ():
+        raw = block.get("rate_limits") if isinstance(block, Mapping) else None
+        if raw is None:
+            continue
+        at = f"certplane:issuers.{issuer}.rate_limits"
+        try:
+            out[str(issuer)] = parse(RateLimits, raw, field=at)
+        except InputProblems as err:
+            problems.append(f"rate limits: {err}; using Let's Encrypt's limits for {issuer}")
+    return out, problems
 
 
 def _certificate(entry: Entry, step: Step, now: Any) -> None:
@@ -274,6 +379,44 @@ def _sorted(plan: Plan) -> list[Entry]:
     return sorted(plan.entries.values(), key=lambda e: (ORDER.index(e.headline), e.name))
 
 
+LIMIT_NAMES = {"registered_domain": "certificates per registered domain", "account": "new orders per account",
+               "duplicate": "duplicate certificates (same names)"}
+EXEMPT_NAMES = {"ari": "ARI renewal", "renewal": "renewal"}
+
+
+def _shown_checks(plan: Plan) -> list[ratelimits.Check]:
+    """Every registered domain and account an order touches; a set of names only when it repeats."""
+    return [c for c in plan.rate_limits.checks if c.kind != "duplicate" or c.count > 1 or c.exceeded]
+
+
+def _scope(check: ratelimits.Check) -> str:
+    return {"registered_domain": f"registered domain {check.scope}", "account": f"account of issuer {check.scope}",
+            "duplicate": f"names {check.scope}"}[check.kind]
+
+
+def _counts(check: ratelimits.Check) -> str:
+    parts = [f"{len(check.history)} issued in the window", f"{len(check.planned)} to order"]
+    if check.exempt:
+        exempt = ", ".join(f"{n} ({EXEMPT_NAMES[why]})" for n, why in check.exempt)
+        parts.append(f"{len(check.exempt)} exempt: {exempt}")
+    return "; ".join(parts)
+
+
+def _limit_line(check: ratelimits.Check, with_ca: bool) -> str:
+    ca = f" at {check.directory_url}" if with_ca else ""
+    line = (f"{'OVER' if check.exceeded else 'ok  '}  {_scope(check)}{ca}: {check.count} of {check.limit} "
+            f"{LIMIT_NAMES[check.kind]} per {check.window_text} ({_counts(check)})")
+    return line + (f"; over the limit: {', '.join(check.over)}" if check.over else "")
+
+
+def _rate_warning(plan: Plan) -> str:
+    over = plan.rate_limits.over
+    if not plan.over_rate_limit:
+        return ""
+    return (f" Rate limits: {len(over)} certificate(s) would go over the CA's limits ({', '.join(over)})"
+            + (": the plan fails (--fail-on-rate-limit)." if plan.fail_on_rate_limit else "."))
+
+
 def render_text(plan: Plan) -> str:
     out = [f"certplane plan for stack {plan.stack}"]
     for line in plan.errors:
@@ -287,6 +430,11 @@ def render_text(plan: Plan) -> str:
             out.append(f"  {'':{width}}    policy [{v.level}] {v.rule}: {v.message}")
     for note in plan.general:
         out.append(f"  note: {note}")
+    checks = _shown_checks(plan)
+    if checks:
+        with_ca = len({c.directory_url for c in checks}) > 1
+        out.append("  Rate limits (the ACME orders this up places, with what the CA already counts):")
+        out += [f"    {_limit_line(c, with_ca)}" for c in checks]
     out.append(_verdict(plan))
     return "\n".join(out) + "\n"
 
@@ -308,6 +456,16 @@ def render_markdown(plan: Plan) -> str:
         out += [f"- {_md(d)}" for d in entry.details]
         out += [f"- policy **{v.level}** `{v.rule}`: {_md(v.message)}" for v in entry.violations]
         out += ["", "</details>", ""]
+    checks = _shown_checks(plan)
+    if checks:
+        out += ["#### Rate limits", "", "| limit | for | CA | count / limit | window | counted | over the limit |",
+                "|---|---|---|---|---|---|---|"]
+        for c in checks:
+            over = ", ".join(f"`{n}`" for n in c.over) or "—"
+            count = f"**{c.count} / {c.limit}**" if c.exceeded else f"{c.count} / {c.limit}"
+            out.append(f"| {LIMIT_NAMES[c.kind]} | `{_md(c.scope)}` | {_md(c.directory_url)} | {count} | "
+                       f"{c.window_text} | {_md(_counts(c))} | {over} |")
+        out.append("")
     if plan.general:
         out += ["<details><summary>other notes</summary>", "", *[f"- {_md(n)}" for n in plan.general], "",
                 "</details>", ""]
@@ -320,7 +478,15 @@ def render_json(plan: Plan) -> str:
                              "expires": e.expires or None, "targets": sorted(set(e.targets)), "details": e.details,
                              "policy": [{"level": v.level, "rule": v.rule, "message": v.message}
                                         for v in e.violations]} for e in _sorted(plan)],
-           "notes": plan.general}
+           "notes": plan.general,
+           "rate_limits": {"exceeded": plan.over_rate_limit, "over": list(plan.rate_limits.over),
+                           "checks": [{"limit": c.kind, "scope": c.scope, "directory_url": c.directory_url,
+                                       "count": c.count, "max": c.limit,
+                                       "window_hours": int(c.window.total_seconds() // 3600),
+                                       "issued": list(c.history), "planned": list(c.planned),
+                                       "exempt": [{"certificate": n, "why": why} for n, why in c.exempt],
+                                       "over": list(c.over), "exceeded": c.exceeded}
+                                      for c in _shown_checks(plan)]}}
     return json.dumps(doc, indent=2) + "\n"
 
 
@@ -328,10 +494,11 @@ def _verdict(plan: Plan) -> str:
     counts = ", ".join(f"{n} to {op}" for op, n in sorted(plan.changes.items()) if op != "same" and n)
     if plan.blocked:
         why = "a mandatory policy" if not plan.errors else "an error"
-        return f"Blocked by {why}: `pulumi up` would not run." + (f" ({counts})" if counts else "")
+        return f"Blocked by {why}: `pulumi up` would not run." + (f" ({counts})" if counts else "") + \
+            _rate_warning(plan)
     if plan.changed:
-        return f"Changes: {counts}."
-    return "No changes."
+        return f"Changes: {counts}." + _rate_warning(plan)
+    return "No changes." + _rate_warning(plan)
 
 
 def _md(text: str) -> str:
@@ -349,6 +516,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="policy pack to run (default: the project's policy/, if it has one)")
     parser.add_argument("--policy-pack-config", metavar="FILE", help="its config (default: the pack's config.json)")
     parser.add_argument("--no-policy", action="store_true", help="run no policy pack")
+    parser.add_argument("--fail-on-rate-limit", action="store_true",
+                        help="exit 1 when the ACME orders would go over a CA rate limit (default: a warning)")
     parser.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
                         help="how long the preview may take (default: 1800)")
 
@@ -361,7 +530,10 @@ def run(args: argparse.Namespace, stack: str | None, cwd: str | None) -> int:
     config = Path(args.policy_pack_config).resolve() if args.policy_pack_config else None
     events = preview_events(stack, work_dir, refresh=args.refresh, policy_pack=pack, policy_config=config,
                             timeout=args.timeout)
-    plan = read_events(stack, events)
+    limits, problems = stack_rate_limits(work_dir, stack)
+    plan = read_events(stack, events, limits)
+    plan.general.extend(problems)
+    plan.fail_on_rate_limit = args.fail_on_rate_limit
     render = render_markdown if args.markdown else render_json if args.json else render_text
     sys.stdout.write(render(plan))
     return plan.exit_code

@@ -4,6 +4,7 @@ uploaded certificates, bound to nginx (SNI), an ALB on moto and a directory; eve
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -19,6 +20,8 @@ from tools.servers.demo import CDN_ALIAS
 from tools.servers.nginx import sites_dir
 from tools.demo_upload import main as make_demo_upload
 from tools.servers.moto import DUMMY_ENV, write_credentials
+from tools.servers.prometheus import PrometheusServer
+from tests.cli.test_metrics import MetricsListener
 
 from .harness import ROOT, EngineProject, changed_steps
 
@@ -57,6 +60,21 @@ def test_the_demo_stack_issues_deploys_and_verifies(tmp_path, demo_servers):
             env={**os.environ, **project.env, **aws}, capture_output=True, text=True, timeout=120)
         assert check.returncode == 0, check.stdout + check.stderr
         assert f"probed {expected['endpoints']} endpoints, asked {expected['targets']} targets" in check.stdout
+
+        # A real Prometheus scrapes the demo's metrics: every certificate, every probed endpoint served right.
+        inventory_file = tmp_path / "inventory.json"
+        inventory_file.write_text(json.dumps(inventory))
+        exporter = MetricsListener(inventory_file, "--stack", project.stack_name, "--probe", "--cache-seconds", "5")
+        try:
+            with PrometheusServer([f"127.0.0.1:{exporter.port}"], workdir=tmp_path / "prometheus",
+                                  scrape_interval="1s") as prometheus:
+                expiries = prometheus.wait_for("x509_cert_not_after", lambda r: len(r) == len(inventory),
+                                               timeout=60)
+                assert {r["metric"]["certificate"] for r in expiries} == set(inventory)
+                probes = prometheus.wait_for("probe_success", lambda r: len(r) == expected["endpoints"], timeout=60)
+                assert {r["value"][1] for r in probes} == {"1"}, probes
+        finally:
+            assert exporter.stop() == 0
 
         # The demo's own sites (snippet mode) proxy to their apps under the managed certificates.
         for name, host in (("www", "www.example.test"), ("www", "example.test"), ("blog", "blog.example.test")):

@@ -17,6 +17,7 @@ from ..http01 import Http01SettingsField
 from ..acme import ari, orders, revoke
 from ..acme import client as acme_client
 from ..acme.errors import RetryPolicy
+from ..acme.ratelimits import RateLimits
 from ..certificates import CertificateRequest
 from ..clock import real_now
 from ..errors import CertplaneError, InvalidInputError
@@ -70,6 +71,7 @@ class AcmeSettings(IssuerSettings):
     account_key: Annotated[KeySpecField, AfterValidator(_account_key)] = KeySpec("ecdsa", curve="P-256")
     revoke_on_destroy: bool = False
     renew: RenewalPolicy | None = None  # of its certificates, when they set none (the CA's ARI window wins)
+    rate_limits: RateLimits | None = None  # read by `certplane plan` only (docs/RATE-LIMITS.md)
 
     def account(self) -> AccountRequest:
         return AccountRequest(directory_url=self.directory_url, email=self.email, ca_bundle=self.ca_bundle,
