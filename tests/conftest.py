@@ -176,3 +176,14 @@ def demo_servers(tmp_path: Path, moto: MotoServer) -> Iterator[DemoServers]:
         finally:
             haproxy.stop(timeout=10)
             nginx.stop(timeout=10)
+
+
+from tools.servers.stepca import StepCaServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def stepca() -> Iterator[StepCaServer]:
+    """step-ca, the second, independent ACME server (docs/ACME-SERVERS.md): its own root, its own challtestsrv
+    for DNS-01, HTTP-01 on `stepca.http01_port`, 90-day certificates, revocations visible in its CRL."""
+    with StepCaServer() as server:
+        yield server

@@ -109,6 +109,28 @@ fi
 ln -sfn "$pebble/bin/pebble" "$BIN/pebble"
 ln -sfn "$pebble/bin/pebble-challtestsrv" "$BIN/pebble-challtestsrv"
 
+# 4b. step-ca (smallstep's CA with an ACME provisioner): the second, independent ACME server the engine test
+#     runs against (tools/servers/stepca.py, docs/ACME-SERVERS.md). Pure Go (bbolt database), no `step` CLI.
+STEPCA_VERSION=v0.30.2
+stepca="$CACHE_ROOT/step-ca-$STEPCA_VERSION"
+if [ ! -f "$stepca/.complete" ]; then
+  log "installing step-ca $STEPCA_VERSION from the Go module proxy (first run only, ~5 min)"
+  mkdir -p "$stepca/bin"
+  gocache=$(mktemp -d)
+  ok=
+  for attempt in 1 2 3; do
+    if GOTOOLCHAIN=${GOTOOLCHAIN:-local} CGO_ENABLED=0 GOCACHE="$gocache" GOBIN="$stepca/bin" go install \
+        "github.com/smallstep/certificates/cmd/step-ca@$STEPCA_VERSION" >&2; then
+      ok=1; break
+    fi
+    log "building step-ca failed (attempt $attempt of 3)"; sleep $((attempt * 5))
+  done
+  [ -n "$ok" ] || { rm -rf "$gocache"; die "cannot build step-ca $STEPCA_VERSION from the Go module proxy (see above); the second-CA ACME tests need it"; }
+  rm -rf "$gocache"
+  touch "$stepca/.complete"
+fi
+ln -sfn "$stepca/bin/step-ca" "$BIN/step-ca"
+
 # 5. Keep each machine's stack `encryptionsalt:` line out of commits (it belongs to this machine's passphrase).
 if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1 && [ -z "$(git -C "$ROOT" config filter.stacksalt.clean)" ]; then
   git -C "$ROOT" config filter.stacksalt.clean "sed '/^encryptionsalt:/d'"

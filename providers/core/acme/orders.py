@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from acme import challenges, messages
+from acme import errors as acme_errors
 from acme.client import ClientV2
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -21,8 +22,8 @@ from cryptography.x509.oid import NameOID
 from .. import certificates as x509util
 from ..errors import CertplaneError, InvalidInputError, RetryableError
 from ..keys import PrivateKey, same_public_key, signature_hash, spec_of
-from .client import CertplaneNetwork, check_key_spec
-from .errors import AcmeError, RetryPolicy, is_transient, translate
+from .client import CertplaneNetwork, check_key_spec, profiles
+from .errors import AcmeError, RetryPolicy, describe_problem, is_transient, translate
 from .solver import Challenge, Solver
 
 CHALLENGE_TYPES: dict[str, type[challenges.KeyAuthorizationChallenge]] = {
@@ -105,6 +106,32 @@ def relinquish(client: ClientV2, authorizations: Sequence[messages.Authorization
     return done
 
 
+def stalled_problems(client: ClientV2, authorizations: Sequence[messages.AuthorizationResource]) -> str:
+    """Why the CA is still holding `authorizations` pending, from the errors on their challenges: step-ca (unlike
+    Pebble and Boulder) keeps a challenge whose validation failed `pending` with the `error` attached, so an
+    order otherwise just times out (docs/ACME-SERVERS.md). Best effort, quickly bounded; "" when none is known."""
+    net = client.net
+    saved = net.retry if isinstance(net, CertplaneNetwork) else None
+    if isinstance(net, CertplaneNetwork):
+        net.retry = RELINQUISH_RETRY
+    parts: list[str] = []
+    try:
+        for authzr in authorizations:
+            try:
+                current, _response = client.poll(authzr)
+            except Exception:  # noqa: BLE001 - a diagnosis only: the timeout is what is reported
+                break
+            if current.body.status != messages.STATUS_PENDING:
+                continue
+            problems = [describe_problem(c.error) for c in current.body.challenges if c.error is not None]
+            if problems:
+                parts.append(f"{current.body.identifier.value}: {'; '.join(problems)}")
+    finally:
+        if isinstance(net, CertplaneNetwork) and saved is not None:
+            net.retry = saved
+    return "; ".join(parts)
+
+
 def issue(client: ClientV2, domains: Sequence[str], solver: Solver, *, key: PrivateKey,
           profile: str | None = None, timeout: float = 120.0) -> IssuedCertificate:
     """Order a certificate for `domains` (wildcards allowed), prove control with `solver`, return it."""
@@ -116,6 +143,9 @@ def issue(client: ClientV2, domains: Sequence[str], solver: Solver, *, key: Priv
         check_key_spec(spec_of(key))
     except InvalidInputError as err:
         raise err.within("key") from None
+    if profile and not profiles(client):  # a CA without profiles ignores the field: say so, not a silent lifetime
+        raise InvalidInputError("profile", f"the CA advertises no ACME profiles, so {profile!r} cannot be chosen: "
+                                           "remove profile from the issuer")
     action = order_label(domains)
     csr_pem = build_csr(key, domains)
     presented: list[Challenge] = []
@@ -150,6 +180,12 @@ def issue(client: ClientV2, domains: Sequence[str], solver: Solver, *, key: Priv
         raise RetryableError(f"acme: {action} failed: {err}", retry_after=err.retry_after) from None
     except CertplaneError as err:  # a solver's own error (DNS update refused, port in use, ...)
         raise AcmeError(f"acme: {action} failed: {err}") from None
+    except acme_errors.TimeoutError as err:
+        stalled = stalled_problems(client, pending)
+        if not stalled:
+            raise translate(err, action) from None
+        raise RetryableError(f"acme: {action} failed: timed out waiting for the CA to validate; it holds the "
+                             f"challenge pending after a failed validation: {stalled}") from None
     except Exception as err:  # noqa: BLE001 - one line for the user
         raise translate(err, action) from None
     finally:
@@ -176,4 +212,4 @@ def issue(client: ClientV2, domains: Sequence[str], solver: Solver, *, key: Priv
 
 
 __all__ = ["CHALLENGE_TYPES", "IssuedCertificate", "build_csr", "check_issued", "issue", "order_label",
-           "relinquish"]
+           "relinquish", "stalled_problems"]
