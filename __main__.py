@@ -35,3 +35,4 @@ secret_keys = {f"{NAMESPACE}:{k}" for k in ("issuers", "certificates", "targets"
 fleet = Fleet("certplane", fleet_config, base_dir=Path.cwd(), plain_secrets=plain_secrets(fleet_config, secret_keys))
 pulumi.export("inventory", fleet.inventory)
 pulumi.export("certificates", fleet.certificates)
+pulumi.export("issuers", fleet.issuers_trust)

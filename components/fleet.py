@@ -42,6 +42,8 @@ class Fleet(pulumi.ComponentResource):
             entries[cert_name] = managed.inventory_entry(issuer_name, config.targets)
         self.inventory = pulumi.Output.from_input(entries)
         self.certificates = {n: m.download() for n, m in self.managed.items()}
+        # Trust anchors out: other stacks and client trust stores consume the private CAs (no key, plain data).
+        self.issuers_trust = {n: h.ca.trust for n, h in self.issuers.items() if h.ca is not None}
         self.register_outputs({})
 
     def _issuer(self, config: FleetConfig, name: str | None) -> IssuerHandle | None:

@@ -15,15 +15,18 @@ from providers.private_key import PrivateKey
 
 class PrivateCa(pulumi.ComponentResource):
     """`credentials`: the signing CA's certificate, key (secret) and chain above it, as the private_ca issuer
-    plug-in reads them. `root_cert_pem` for trust stores."""
+    plug-in reads them. `root_cert_pem` for trust stores; `trust` (plain data, no key): every level's PEM,
+    fingerprint and expiry, for the stack's `issuers` output."""
 
     credentials: pulumi.Output[dict[str, Any]]
     root_cert_pem: pulumi.Output[str]
+    trust: pulumi.Output[dict[str, Any]]
 
     def __init__(self, name: str, levels: Sequence[CaLevel], *, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("certplane:index:PrivateCa", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         above: dict[str, Any] | None = None
+        published: list[pulumi.Output[dict[str, Any]]] = []
         for level in levels:
             key = PrivateKey(f"{name}-{level.suffix}-key", **level.key.as_dict(), opts=child)  # type: ignore[arg-type]
             cert = Certificate(
@@ -35,6 +38,21 @@ class PrivateCa(pulumi.ComponentResource):
                      "ca_chain_pem": cert.chain_pem}
             if level is levels[0]:
                 self.root_cert_pem = cert.cert_pem
+            published.append(pulumi.Output.all(cert.cert_pem, cert.fingerprint_sha256, cert.not_after,
+                                               cert.issuer).apply(
+                lambda v, suffix=level.suffix: {"level": suffix, "cert_pem": v[0], "fingerprint_sha256": v[1],
+                                                "not_after": v[2], "issuer": v[3]}))
         assert above is not None, "a CA hierarchy has at least a root"
         self.credentials = pulumi.Output.secret(above)
+        self.trust = pulumi.Output.all(*published).apply(_trust)
         self.register_outputs({"root_cert_pem": self.root_cert_pem})
+
+
+def _trust(levels: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """What clients and other stacks need to trust this CA: the root for trust stores, the chain a leaf is served
+    with (the levels below the root), and each level's fingerprint and expiry (a CA that expires takes every
+    certificate under it down)."""
+    return {"type": private_ca.KIND, "root_pem": levels[0]["cert_pem"],
+            "chain_pem": "".join(level["cert_pem"] for level in reversed(levels[1:])),
+            "levels": [{k: v for k, v in level.items()} for level in levels],
+            "not_after": min(level["not_after"] for level in levels)}
