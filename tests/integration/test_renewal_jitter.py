@@ -16,7 +16,7 @@ from .harness import EngineProject, changed_steps
 
 pytestmark = pytest.mark.integration
 
-FLEET = [f"svc{i:02d}" for i in range(24)]  # issued in the first `up`
+FLEET = [f"svc{i:02d}" for i in range(50)]  # issued in the first `up`
 BOUND = FLEET[:4]                            # ... deployed to disk
 LATE = [f"late{i:02d}" for i in range(4)]    # issued in a later `up`, after the drill's instant
 LATE_BOUND = LATE[:2]
@@ -50,7 +50,7 @@ def test_a_fleet_issued_together_renews_spread_over_the_jitter_window(fleet):
     for name, (nb, na) in lifetime.items():  # two thirds of the lifetime, up to 10% of it earlier, never later
         configured = nb + (na - nb) * 2 / 3
         assert configured - (na - nb) * 0.1 <= renew[name] <= configured, name
-    assert len({t.replace(minute=0, second=0) for t in renew.values()}) >= 20  # 24 names over 9 days
+    assert len({t.replace(minute=0, second=0) for t in renew.values()}) >= 40  # 50 names over 9 days
 
     ordered = sorted(FLEET, key=renew.__getitem__)
     middle = len(ordered) // 2
