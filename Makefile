@@ -9,6 +9,7 @@ help:
 	@echo "make demo-down  destroy the local stack and stop the local servers"
 	@echo "make test       the test suite, real engine and servers included (not the slow fault suite)"
 	@echo "make test-slow  the fault suite (tests/reliability: a real up killed mid-way, then recovered; ~5 min)"
+	@echo "make bench      certplane vs a floor of trivial dynamic resources at N=100 and 500 (BENCH_N='100 500 2000'), then bench_core; see bench/README.md"
 
 bootstrap:
 	@tools/bootstrap.sh
@@ -30,3 +31,8 @@ test-core: bootstrap
 
 lint: bootstrap
 	@. tools/env.sh && python -m mypy --strict providers/core
+
+BENCH_N ?= 100 500
+.PHONY: bench
+bench: bootstrap
+	@. tools/env.sh && python bench/bench_fleet.py $(foreach n,$(BENCH_N),--n $(n)) && python bench/bench_core.py
