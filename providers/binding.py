@@ -171,7 +171,7 @@ class CertificateBindingProvider(CertplaneProvider[BindingInputs, BindingOutputs
 
     def read_typed(self, _id: str, olds: Olds) -> BindingOutputs:
         observed = deploy.build(olds.inputs.settings).observe(olds.inputs.binding(olds.outputs.live))
-        outputs = olds.outputs.model_copy(update={"live_fingerprints": observed})
+        outputs = olds.outputs.model_copy(update={"live_fingerprints": _kept(observed)})
         for line in drift(olds.inputs.binding_id, outputs):
             note(line.replace("; redeploying", "; the next `pulumi up` redeploys it"))
         return outputs
@@ -200,7 +200,17 @@ def _required_bundle(inputs: BindingInputs) -> Bundle:
 def _outputs(inputs: BindingInputs, bundle: Bundle, live: dict[str, Any],
              fingerprints: dict[str, str | None]) -> BindingOutputs:
     return BindingOutputs(binding_id=inputs.binding_id, live=live, verified_at=clock.rfc3339(clock.real_now()),
-                          live_fingerprints=fingerprints, fingerprint_sha256=bundle.fingerprint_sha256)
+                          live_fingerprints=_kept(fingerprints), fingerprint_sha256=bundle.fingerprint_sha256)
+
+
+SERVES_NOTHING = ""  # what state records where no certificate is served
+
+
+def _kept(observed: Mapping[str, str | None]) -> dict[str, str | None]:
+    """What state keeps of an observation. The engine drops null values inside maps before it sends state back
+    to the provider, so "nothing is served here" (None) would vanish and no drift would ever be seen: it is
+    kept as SERVES_NOTHING."""
+    return {name: SERVES_NOTHING if got is None else got for name, got in observed.items()}
 
 
 def drift(binding: str, outputs: BindingOutputs) -> list[str]:

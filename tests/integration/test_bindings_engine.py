@@ -86,3 +86,27 @@ def test_deploy_rotate_on_renewal_and_repair_drift(tmp_path, nginx):
     finally:
         project.destroy()
     assert not (nginx.conf_dir / "certplane" / "www--edge.conf").exists()
+
+
+def test_a_target_that_serves_nothing_any_more_is_redeployed(tmp_path):
+    """Drift to *nothing served* (a file deleted by hand, a listener emptied): the engine drops null values inside
+    maps before state reaches the provider again, so it must not be recorded as null, or no `up` would see it."""
+    certs = tmp_path / "certs"
+    project = EngineProject(tmp_path, {
+        "issuers": {"ca": {"type": "private_ca", "common_name": "Drift Root"}},
+        "certificates": {"app": {"domains": ["app.example.test"], "issuer": "ca", "bindings": [{"target": "disk"}]}},
+        "targets": {"disk": {"type": "files", "directory": str(certs), "formats": ["pem"]}},
+    })
+    try:
+        project.up()
+        fullchain = certs / "app.fullchain.pem"
+        expected = fullchain.read_text()
+        fullchain.unlink()
+        refresh = project.stack.refresh(color="never")
+        assert "serves no certificate" in refresh.stdout, refresh.stdout
+        assert changed_steps(project.preview()) == {"update": 1}
+        project.up()
+        assert fullchain.read_text() == expected
+        assert changed_steps(project.preview()) == {}
+    finally:
+        project.destroy()
