@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
+import urllib.error
+import urllib.request
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -35,6 +39,50 @@ class ManagedServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+class SpawnedProcesses:
+    """Servers made of child processes in their own sessions (a Ctrl-C meant for `make demo` does not take the
+    demo's CA down with it), each logging to `<workdir>/<name>.log`, waited for over HTTP(S). Subclasses set
+    `workdir`, `start_timeout`, `ca_bundle_path` and `_procs`."""
+
+    workdir: Path
+    start_timeout: float
+    ca_bundle_path: Path
+    _procs: list[subprocess.Popen[bytes]]
+
+    def _spawn(self, argv: list[str], name: str, env: dict[str, str] | None = None) -> None:
+        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - owned by the process
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                cwd=self.workdir, start_new_session=True)
+        log.close()
+        self._procs.append(proc)
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_bundle_path))
+
+    def _wait_http(self, url: str, *, what: str, any_status: bool = False) -> None:
+        """Until `url` answers (any HTTP status with `any_status`), bounded by start_timeout; a child that
+        exits first fails at once."""
+        deadline = time.monotonic() + self.start_timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            for proc in self._procs:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{what} exited early (code {proc.returncode}); see {self.workdir}")
+            try:
+                ctx = self._ssl_context() if url.startswith("https") else None
+                with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:
+                    resp.read()
+                return
+            except urllib.error.HTTPError as err:
+                if any_status:
+                    return
+                last = err
+            except (OSError, ssl.SSLError) as err:
+                last = err
+            time.sleep(0.05)
+        raise RuntimeError(f"{what} did not answer {url} within {self.start_timeout:g}s: {last}")
 
 
 def end_process(proc: subprocess.Popen[Any] | None, *, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from . import ManagedServer, free_port
+from . import ManagedServer, SpawnedProcesses, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".tools" / "bin"
@@ -61,7 +61,7 @@ def _tls_pair(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-class PebbleServer(ManagedServer):
+class PebbleServer(SpawnedProcesses, ManagedServer):
     """Pebble + challtestsrv. Use as a context manager, or call `start()` / `stop()`.
 
     - `http01_port`: the port Pebble's VA connects to for HTTP-01 (default: a free port).
@@ -159,38 +159,6 @@ class PebbleServer(ManagedServer):
         self._wait_http(self.directory_url, what="pebble")
         self.root_pem = self.get_management("/roots/0").decode()
         self.root_path.write_text(self.root_pem)
-
-    def _spawn(self, argv: list[str], name: str, env: dict[str, str] | None = None) -> None:
-        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - owned by the process
-        # Its own session: a Ctrl-C meant for `make demo` does not take the demo's CA down with it.
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir,
-                                start_new_session=True)
-        log.close()
-        self._procs.append(proc)
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.ca_bundle_path))
-
-    def _wait_http(self, url: str, *, what: str, any_status: bool = False) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            for proc in self._procs:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{what} exited early (code {proc.returncode}); see {self.workdir}")
-            try:
-                ctx = self._ssl_context() if url.startswith("https") else None
-                with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:
-                    resp.read()
-                return
-            except urllib.error.HTTPError as err:
-                if any_status:
-                    return
-                last = err
-            except (OSError, ssl.SSLError) as err:
-                last = err
-            time.sleep(0.05)
-        raise RuntimeError(f"{what} did not answer {url} within {self.start_timeout:g}s: {last}")
 
     def stop(self) -> None:
         for proc in self._procs:

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from . import ManagedServer, end_process, free_port
+from . import ManagedServer, SpawnedProcesses, end_process, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".tools" / "bin"
@@ -69,7 +69,7 @@ def _ca_cert(subject: str, key: ec.EllipticCurvePrivateKey, *, issuer: x509.Cert
     return builder.sign(issuer_key or key, hashes.SHA256())
 
 
-class StepCaServer(ManagedServer):
+class StepCaServer(SpawnedProcesses, ManagedServer):
     """step-ca + (by default) pebble-challtestsrv for DNS. Use as a context manager, or `start()` / `stop()`.
 
     - `http01_port`: where step-ca's validator connects for HTTP-01 (default: a free port; you serve it).
@@ -161,37 +161,6 @@ class StepCaServer(ManagedServer):
         self._spawn([str(BIN / "step-ca"), str(config_path), "--resolver", self.dns_server,
                      "--insecure", "--acme-http-port", str(self.http01_port)], "step-ca", env=env)
         self._wait_http(self.directory_url, what="step-ca")
-
-    def _spawn(self, argv: list[str], name: str, env: dict[str, str] | None = None) -> None:
-        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - owned by the process
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                cwd=self.workdir, start_new_session=True)
-        log.close()
-        self._procs.append(proc)
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.ca_bundle_path))
-
-    def _wait_http(self, url: str, *, what: str, any_status: bool = False) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            for proc in self._procs:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{what} exited early (code {proc.returncode}); see {self.workdir}")
-            try:
-                ctx = self._ssl_context() if url.startswith("https") else None
-                with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:
-                    resp.read()
-                return
-            except urllib.error.HTTPError as err:
-                if any_status:
-                    return
-                last = err
-            except (OSError, ssl.SSLError) as err:
-                last = err
-            time.sleep(0.1)
-        raise RuntimeError(f"{what} did not answer {url} within {self.start_timeout:g}s: {last}")
 
     def stop(self) -> None:
         for proc in reversed(self._procs):  # step-ca first (it closes its database), then challtestsrv
