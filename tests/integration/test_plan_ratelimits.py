@@ -108,3 +108,22 @@ def test_the_plan_forecasts_rate_limits_before_any_up(tmp_path: Path, pebble: Pe
         assert domain["planned"] == ["e3", "e4", "e5"] and not doc["rate_limits"]["exceeded"], domain
     finally:
         project.destroy()
+
+
+def test_lets_encrypts_own_limits_apply_when_an_issuer_sets_none(tmp_path: Path, pebble: PebbleServer) -> None:
+    """Pebble as the CA, the forecast with Let's Encrypt's defaults built in: 51 new certificates under one
+    registered domain in one plan are one over its 50 per 7 days. Only a preview runs: nothing is ordered."""
+    names = [f"n{i:02d}" for i in range(51)]
+    cfg = config(pebble, names)
+    del cfg["issuers"]["pebble"]["rate_limits"]
+    project = EngineProject(tmp_path, cfg)
+    try:
+        doc = json.loads(plan(project, "--json").stdout)
+        domain = next(c for c in doc["rate_limits"]["checks"] if c["limit"] == "registered_domain")
+        assert (domain["scope"], domain["count"], domain["max"], domain["window_hours"]) == \
+            ("example.co.uk", 51, 50, 168)
+        assert domain["over"] == ["n50"] and doc["rate_limits"]["exceeded"] is True
+        account = next(c for c in doc["rate_limits"]["checks"] if c["limit"] == "account")
+        assert (account["count"], account["max"], account["window_hours"], account["over"]) == (51, 300, 3, [])
+    finally:
+        project.destroy()
