@@ -77,16 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
                                 "certplane_renewal_overdue; the stack and backend as for the other commands.")
     metrics.add_arguments(met)
 
-    pln = sub.add_parser("plan", help="what the next `pulumi up` would do, per certificate (for pull requests)",
+    # plan and audit read the stack's own files (no inventory), so they take a stack and a project only
+    named = Parser(add_help=False)
+    named.add_argument("--stack", metavar="NAME", help="the stack (default: $CERTPLANE_STACK, else local)")
+    named.add_argument("--cwd", metavar="DIR",
+                       help="Pulumi project directory (default: $CERTPLANE_PROJECT_DIR, else this repo)")
+
+    pln = sub.add_parser("plan", parents=[named], help="what the next `pulumi up` would do, per certificate (for pull requests)",
                          description=plan.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                          epilog="exit codes: 0 no changes, 2 changes, 1 cannot plan (an error, or a mandatory "
                                 "policy stops it).")
-    pln.add_argument("--stack", metavar="NAME", help="stack to plan (default: $CERTPLANE_STACK, else local)")
-    pln.add_argument("--cwd", metavar="DIR",
-                     help="Pulumi project directory (default: $CERTPLANE_PROJECT_DIR, else this repo)")
     plan.add_arguments(pln)
 
-    aud = sub.add_parser("audit", help="the audit trail of issues, renewals, deploys and revocations; --verify",
+    aud = sub.add_parser("audit", parents=[named], help="the audit trail of issues, renewals, deploys and revocations; --verify",
                          description=audit.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     audit.add_arguments(aud)
     return parser

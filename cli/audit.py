@@ -21,16 +21,12 @@ import yaml
 from providers.core.audit import AuditLog, resolve_log
 
 from . import EXIT_OK, EXIT_WARNING, CliError
-from .stack import DEFAULT_STACK, STACK_ENV, project_dir
+from .stack import DEFAULT_STACK, STACK_ENV, project_dir, stack_file_config
 
 COLUMNS = ("seq", "time", "actor", "action", "resource", "serial", "outcome")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stack", metavar="NAME", help="stack whose log to read (default: $CERTPLANE_STACK, "
-                                                        "else local)")
-    parser.add_argument("--cwd", metavar="DIR",
-                        help="Pulumi project directory (default: $CERTPLANE_PROJECT_DIR, else this repo)")
     parser.add_argument("--log", metavar="PATH", help="read this log file instead of the stack's")
     parser.add_argument("--json", action="store_true", help="the records as a JSON array")
     parser.add_argument("--verify", action="store_true",
@@ -40,8 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def log_path(stack: str, work_dir: Path) -> Path:
     """The stack's log, by the rule the program uses (its stack file's `certplane:audit.path` first)."""
     project = _read_yaml(work_dir / "Pulumi.yaml").get("name") or work_dir.name
-    config = _read_yaml(work_dir / f"Pulumi.{stack}.yaml").get("config") or {}
-    audit = config.get("certplane:audit") if isinstance(config, dict) else None
+    audit = stack_file_config(work_dir, stack).get("certplane:audit")
     configured = audit.get("path") if isinstance(audit, dict) else None
     return resolve_log(configured if isinstance(configured, str) else None, stack=stack, project=str(project),
                        project_dir=work_dir)

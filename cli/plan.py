@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from providers.core import clock
 from providers.core.acme import ratelimits
@@ -37,7 +36,7 @@ from providers.core.errors import InputProblems
 from providers.core.validation import parse
 
 from . import CliError
-from .stack import ROOT, project_dir
+from .stack import DEFAULT_STACK, ROOT, STACK_ENV, project_dir, stack_file_config
 
 EXIT_NO_CHANGES, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 KIND_PREFIX = "pulumi-python:dynamic/certplane:"
@@ -287,17 +286,10 @@ def stack_rate_limits(work_dir: Path, stack: str) -> tuple[dict[str, RateLimits]
     """Each issuer's `rate_limits:` block from the stack file (`certplane:issuers.<name>.rate_limits`), and the
     problems found in them (the issuer keeps Let's Encrypt's limits then; the preview reports the same
     problem)."""
-    name = stack.rsplit("/", 1)[-1]
-    path = next((p for p in (work_dir / f"Pulumi.{name}.yaml", work_dir / f"Pulumi.{name}.yml") if p.is_file()),
-                None)
-    if path is None:
-        return {}, []
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        return {}, [f"rate limits: cannot read {path.name}: {err}"]
-    config = doc.get("config") if isinstance(doc, Mapping) else None
-    issuers = config.get("certplane:issuers") if isinstance(config, Mapping) else None
+        issuers = stack_file_config(work_dir, stack).get("certplane:issuers")
+    except CliError as err:
+        return {}, [f"rate limits: {err}"]
     out: dict[str, RateLimits] = {}
     problems: list[str] = []
     for issuer, block in (issuers or {}).items() if isinstance(issuers, Mapping) else ():
@@ -524,7 +516,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, stack: str | None, cwd: str | None) -> int:
     work_dir = project_dir(cwd)
-    stack = stack or os.environ.get("CERTPLANE_STACK") or "local"
+    stack = stack or os.environ.get(STACK_ENV) or DEFAULT_STACK
     pack = None if args.no_policy else Path(args.policy_pack).resolve() if args.policy_pack else \
         (work_dir / "policy" if (work_dir / "policy" / "PulumiPolicy.yaml").exists() else None)
     config = Path(args.policy_pack_config).resolve() if args.policy_pack_config else None

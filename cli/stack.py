@@ -79,6 +79,25 @@ def _backend() -> str:
     return os.environ.get("PULUMI_BACKEND_URL") or "the backend you are logged in to"
 
 
+def stack_file_config(work_dir: Path, stack: str) -> dict[str, Any]:
+    """The `config:` mapping of the stack's own file (`Pulumi.<stack>.yaml`, as committed), read without the
+    engine: plain settings only (secrets there are ciphertext). Empty when there is no such file; CliError, one
+    line, when it cannot be read."""
+    import yaml
+
+    name = stack.rsplit("/", 1)[-1]
+    path = next((p for p in (work_dir / f"Pulumi.{name}.yaml", work_dir / f"Pulumi.{name}.yml") if p.is_file()),
+                None)
+    if path is None:
+        return {}
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise CliError(f"cannot read {path.name}: {err}") from None
+    config = doc.get("config") if isinstance(doc, dict) else None
+    return config if isinstance(config, dict) else {}
+
+
 def read_stack_inventory(stack_name: str | None, work_dir: Path) -> tuple[str, Any]:
     """(stack name, raw `inventory` output) of a stack; one clear CliError line for every failure."""
     from pulumi import automation as auto

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import sys
 import threading
@@ -259,9 +260,15 @@ def _fallback_context() -> audit.AuditContext | None:
     return audit.AuditContext(log=path, stack=os.environ.get("PULUMI_STACK", "unknown")) if path else None
 
 
+@functools.cache
+def _actor() -> str:
+    """Who runs this `up`: looked up once per provider process (it may run `git config`), not per record."""
+    return audit.actor()
+
+
 def _append(context: audit.AuditContext, event: audit.Event) -> None:
     try:
-        audit.AuditLog(context.log).append(context.stack, audit.actor(), event)
+        audit.AuditLog(context.log).append(context.stack, _actor(), event)
     except OSError as err:
         note(f"audit: cannot append to {context.log}: {err.strerror or err}; the change itself was made")
 

@@ -183,7 +183,7 @@ class CertificateBindingProvider(CertplaneProvider[BindingInputs, BindingOutputs
                     done: str | None) -> Event:
         """A deploy writes key material to the target: each one is recorded, with the certificate it served."""
         pem = inputs.cert_pem if isinstance(inputs.cert_pem, str) else None
-        leaf = x509util.load_certificates(pem)[0] if pem and x509util.load_certificates(pem) else None
+        leaf = next(iter(x509util.load_certificates(pem)), None) if pem else None
         return Event(f"binding {inputs.binding_id}", "remove" if verb == "delete" else "deploy",
                      serial=x509util.serial_hex(leaf) if leaf else None,
                      fingerprint=x509util.fingerprint_sha256(leaf) if leaf else None,

@@ -85,50 +85,39 @@ W
   fi
 fi
 
-# 4. Pebble and pebble-challtestsrv (Let's Encrypt's test CA and its DNS/HTTP test server).
-pebble="$CACHE_ROOT/pebble-$PEBBLE_VERSION"
-if [ ! -f "$pebble/.complete" ]; then
-  log "installing Pebble $PEBBLE_VERSION from the Go module proxy"
-  mkdir -p "$pebble/bin"
-  gocache=$(mktemp -d)   # a throwaway Go build cache (built once per version)
-  # No fallback to Debian's pebble package: it is 2.4.0 (no profiles, no ARI, other challtestsrv flags) and
-  # cannot run the demo or the tests, so a failed build stops here with the reason.
-  ok=
+# 4. Go-built test servers, each into a version-keyed cache directory (built once per version, with a throwaway
+#    Go build cache), then linked into .tools/bin. No fallback to Debian's pebble package: it is 2.4.0 (no
+#    profiles, no ARI, other challtestsrv flags) and cannot run the demo or the tests.
+go_tool() {  # go_tool NAME DIR WHY MODULE@VERSION... : three attempts, then one line saying why it is needed
+  local name=$1 dir=$2 why=$3 attempt gocache; shift 3
+  [ -f "$dir/.complete" ] && return 0
+  log "installing $name from the Go module proxy (first run only)"
+  mkdir -p "$dir/bin"
+  gocache=$(mktemp -d)
   for attempt in 1 2 3; do
-    if GOTOOLCHAIN=${GOTOOLCHAIN:-local} CGO_ENABLED=0 GOCACHE="$gocache" GOBIN="$pebble/bin" go install \
-        "github.com/letsencrypt/pebble/v2/cmd/pebble@$PEBBLE_VERSION" \
-        "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@$PEBBLE_VERSION" >&2; then
-      ok=1; break
+    if GOTOOLCHAIN=${GOTOOLCHAIN:-local} CGO_ENABLED=0 GOCACHE="$gocache" GOBIN="$dir/bin" go install "$@" >&2; then
+      rm -rf "$gocache"; touch "$dir/.complete"; return 0
     fi
-    log "building Pebble failed (attempt $attempt of 3)"; sleep $((attempt * 5))
+    log "building $name failed (attempt $attempt of 3)"; sleep $((attempt * 5))
   done
-  [ -n "$ok" ] || { rm -rf "$gocache"; die "cannot build Pebble $PEBBLE_VERSION from the Go module proxy (see above); the demo and the ACME tests need it"; }
   rm -rf "$gocache"
-  touch "$pebble/.complete"
-fi
+  die "cannot build $name from the Go module proxy (see above); $why"
+}
+
+# 4a. Pebble and pebble-challtestsrv (Let's Encrypt's test CA and its DNS/HTTP test server).
+pebble="$CACHE_ROOT/pebble-$PEBBLE_VERSION"
+go_tool "Pebble $PEBBLE_VERSION" "$pebble" "the demo and the ACME tests need it" \
+  "github.com/letsencrypt/pebble/v2/cmd/pebble@$PEBBLE_VERSION" \
+  "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@$PEBBLE_VERSION"
 ln -sfn "$pebble/bin/pebble" "$BIN/pebble"
 ln -sfn "$pebble/bin/pebble-challtestsrv" "$BIN/pebble-challtestsrv"
 
 # 4b. step-ca (smallstep's CA with an ACME provisioner): the second, independent ACME server the engine test
-#     runs against (tools/servers/stepca.py, docs/ACME-SERVERS.md). Pure Go (bbolt database), no `step` CLI.
+#     runs against (tools/servers/stepca.py, docs/ACME-SERVERS.md). Pure Go (bbolt database), no `step` CLI; ~5 min.
 STEPCA_VERSION=v0.30.2
 stepca="$CACHE_ROOT/step-ca-$STEPCA_VERSION"
-if [ ! -f "$stepca/.complete" ]; then
-  log "installing step-ca $STEPCA_VERSION from the Go module proxy (first run only, ~5 min)"
-  mkdir -p "$stepca/bin"
-  gocache=$(mktemp -d)
-  ok=
-  for attempt in 1 2 3; do
-    if GOTOOLCHAIN=${GOTOOLCHAIN:-local} CGO_ENABLED=0 GOCACHE="$gocache" GOBIN="$stepca/bin" go install \
-        "github.com/smallstep/certificates/cmd/step-ca@$STEPCA_VERSION" >&2; then
-      ok=1; break
-    fi
-    log "building step-ca failed (attempt $attempt of 3)"; sleep $((attempt * 5))
-  done
-  [ -n "$ok" ] || { rm -rf "$gocache"; die "cannot build step-ca $STEPCA_VERSION from the Go module proxy (see above); the second-CA ACME tests need it"; }
-  rm -rf "$gocache"
-  touch "$stepca/.complete"
-fi
+go_tool "step-ca $STEPCA_VERSION" "$stepca" "the second-CA ACME tests need it" \
+  "github.com/smallstep/certificates/cmd/step-ca@$STEPCA_VERSION"
 ln -sfn "$stepca/bin/step-ca" "$BIN/step-ca"
 
 # 5. Keep each machine's stack `encryptionsalt:` line out of commits (it belongs to this machine's passphrase).

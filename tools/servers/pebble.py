@@ -11,11 +11,8 @@ import ipaddress
 import json
 import os
 import shutil
-import ssl
 import subprocess
 import tempfile
-import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -33,8 +30,6 @@ DEFAULT_PROFILES = {
     "default": {"description": "90 days", "validityPeriod": 90 * 86400},
     "shortlived": {"description": "6 days", "validityPeriod": 6 * 86400},
 }
-
-
 
 
 def _tls_pair(directory: Path) -> tuple[Path, Path]:
@@ -61,7 +56,43 @@ def _tls_pair(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-class PebbleServer(SpawnedProcesses, ManagedServer):
+class ChalltestsrvDns(SpawnedProcesses):
+    """pebble-challtestsrv as a test CA's DNS (A 127.0.0.1 for every name; TXT records set through its
+    management API) and optionally its HTTP-01 responder. Subclasses set `dns_port`, `challtestsrv_port` and
+    `root_pem`."""
+
+    dns_port: int
+    challtestsrv_port: int
+    root_pem: str
+
+    @property
+    def challtestsrv_url(self) -> str:
+        return f"http://127.0.0.1:{self.challtestsrv_port}"
+
+    @property
+    def challtestsrv_dns(self) -> str:
+        """challtestsrv's DNS server (host:port) — also the resolver tests check propagation against."""
+        return f"127.0.0.1:{self.dns_port}"
+
+    def _start_challtestsrv(self, http01: str = "") -> None:
+        """`http01`: where challtestsrv answers HTTP-01 ("" : not at all; the test serves it)."""
+        self._spawn([str(BIN / "pebble-challtestsrv"), "-http01", http01, "-https01", "", "-tlsalpn01", "",
+                     "-doh", "", "-dnsserver", self.challtestsrv_dns,
+                     "-management", f"127.0.0.1:{self.challtestsrv_port}",
+                     "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""], "challtestsrv")
+        self._wait_http(self.challtestsrv_url + "/", what="pebble-challtestsrv", any_status=True)
+
+    def challtestsrv(self, path: str, **body: Any) -> bytes:
+        """POST to challtestsrv's management API, e.g. `challtestsrv("/set-cname", host=..., target=...)`."""
+        req = urllib.request.Request(self.challtestsrv_url + path, data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return bytes(r.read())
+
+    def root_certificate(self) -> x509.Certificate:
+        return x509.load_pem_x509_certificate(self.root_pem.encode())
+
+
+class PebbleServer(ChalltestsrvDns, ManagedServer):
     """Pebble + challtestsrv. Use as a context manager, or call `start()` / `stop()`.
 
     - `http01_port`: the port Pebble's VA connects to for HTTP-01 (default: a free port).
@@ -109,18 +140,9 @@ class PebbleServer(SpawnedProcesses, ManagedServer):
         return f"https://127.0.0.1:{self.management_port}"
 
     @property
-    def challtestsrv_url(self) -> str:
-        return f"http://127.0.0.1:{self.challtestsrv_port}"
-
-    @property
     def root_path(self) -> Path:
         """Pebble's root CA (fetched from /roots/0 at start; regenerated on every launch)."""
         return self.workdir / "pebble-root.pem"
-
-    @property
-    def challtestsrv_dns(self) -> str:
-        """challtestsrv's DNS server (host:port) — also the resolver tests check propagation against."""
-        return f"127.0.0.1:{self.dns_port}"
 
     # --- lifecycle: start(), stop(), `with` come from ManagedServer ---------------------------------
     def _start(self) -> None:
@@ -142,16 +164,7 @@ class PebbleServer(SpawnedProcesses, ManagedServer):
         }
         config_path = self.workdir / "pebble-config.json"
         config_path.write_text(json.dumps({"pebble": config}, indent=2))
-        cts = [
-            str(BIN / "pebble-challtestsrv"),
-            "-http01", f"127.0.0.1:{self.http01_port}" if self.challtestsrv_http01 else "",
-            "-https01", "", "-tlsalpn01", "", "-doh", "",
-            "-dnsserver", f"127.0.0.1:{self.dns_port}",
-            "-management", f"127.0.0.1:{self.challtestsrv_port}",
-            "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
-        ]
-        self._spawn(cts, "challtestsrv")
-        self._wait_http(self.challtestsrv_url + "/", what="pebble-challtestsrv", any_status=True)
+        self._start_challtestsrv(f"127.0.0.1:{self.http01_port}" if self.challtestsrv_http01 else "")
         env = {**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": str(self.nonce_reject),
                "PEBBLE_AUTHZREUSE": str(self.authz_reuse)}
         self._spawn([str(BIN / "pebble"), "-config", str(config_path), "-dnsserver", self.dns_server],
@@ -188,15 +201,6 @@ class PebbleServer(SpawnedProcesses, ManagedServer):
         """Pebble's view of a certificate: {"Status": "Valid"|"Revoked", "Reason", "RevokedAt", ...}."""
         result: dict[str, Any] = json.loads(self.get_management(f"/cert-status-by-serial/{serial_hex}"))
         return result
-
-    def challtestsrv(self, path: str, **body: Any) -> bytes:
-        """POST to challtestsrv's management API, e.g. `challtestsrv("/set-cname", host=..., target=...)`."""
-        req = urllib.request.Request(self.challtestsrv_url + path, data=json.dumps(body).encode(), method="POST")
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return bytes(r.read())
-
-    def root_certificate(self) -> x509.Certificate:
-        return x509.load_pem_x509_certificate(self.root_pem.encode())
 
 
 __all__ = ["PebbleServer", "free_port", "DEFAULT_PROFILES"]

@@ -13,15 +13,11 @@ always stops both processes.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
 import os
 import shutil
-import ssl
 import subprocess
 import tempfile
-import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -31,7 +27,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from . import ManagedServer, SpawnedProcesses, end_process, free_port
+from . import ManagedServer, end_process, free_port
+from .pebble import ChalltestsrvDns
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".tools" / "bin"
@@ -69,7 +66,7 @@ def _ca_cert(subject: str, key: ec.EllipticCurvePrivateKey, *, issuer: x509.Cert
     return builder.sign(issuer_key or key, hashes.SHA256())
 
 
-class StepCaServer(SpawnedProcesses, ManagedServer):
+class StepCaServer(ChalltestsrvDns, ManagedServer):
     """step-ca + (by default) pebble-challtestsrv for DNS. Use as a context manager, or `start()` / `stop()`.
 
     - `http01_port`: where step-ca's validator connects for HTTP-01 (default: a free port; you serve it).
@@ -108,13 +105,6 @@ class StepCaServer(SpawnedProcesses, ManagedServer):
     def directory_url(self) -> str:
         return f"{self.base_url}/acme/{PROVISIONER}/directory"
 
-    @property
-    def challtestsrv_url(self) -> str:
-        return f"http://127.0.0.1:{self.challtestsrv_port}"
-
-    @property
-    def challtestsrv_dns(self) -> str:
-        return f"127.0.0.1:{self.dns_port}"
 
     # --- lifecycle ---------------------------------------------------------------------------------------
     def _write_ca(self) -> Path:
@@ -152,11 +142,7 @@ class StepCaServer(SpawnedProcesses, ManagedServer):
         self.workdir.mkdir(parents=True, exist_ok=True)
         config_path = self._write_ca()
         if self.own_dns:
-            self._spawn([str(BIN / "pebble-challtestsrv"), "-http01", "", "-https01", "", "-tlsalpn01", "",
-                         "-doh", "", "-dnsserver", self.challtestsrv_dns,
-                         "-management", f"127.0.0.1:{self.challtestsrv_port}",
-                         "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""], "challtestsrv")
-            self._wait_http(self.challtestsrv_url + "/", what="pebble-challtestsrv", any_status=True)
+            self._start_challtestsrv()
         env = {**os.environ, "STEPPATH": str(self.workdir / "step")}
         self._spawn([str(BIN / "step-ca"), str(config_path), "--resolver", self.dns_server,
                      "--insecure", "--acme-http-port", str(self.http01_port)], "step-ca", env=env)
@@ -189,14 +175,6 @@ class StepCaServer(SpawnedProcesses, ManagedServer):
             out[entry.serial_number] = reason
         return out
 
-    def challtestsrv(self, path: str, **body: Any) -> bytes:
-        """POST to the challtestsrv management API (only when step-ca resolves with its own challtestsrv)."""
-        req = urllib.request.Request(self.challtestsrv_url + path, data=json.dumps(body).encode(), method="POST")
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return bytes(r.read())
-
-    def root_certificate(self) -> x509.Certificate:
-        return x509.load_pem_x509_certificate(self.root_pem.encode())
 
 
 __all__ = ["PROVISIONER", "StepCaServer"]
