@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import threading
 import time
@@ -273,65 +274,106 @@ class RunningUp:
 # --- pause points ---------------------------------------------------------------------------------------------
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
+Reply = tuple[int, list[tuple[str, str]], bytes]  # status, headers, body
 
 
-class HoldingProxy:
-    """A plain-HTTP forwarding proxy to `upstream` (e.g. challtestsrv's management API, or moto). While armed,
-    the first request `matches(method, path, body)` selects is forwarded, then its response is held back until
-    `release()` (at most `hold_timeout` s): the change is made upstream, the caller has not heard of it yet.
-    `reached` is set at that moment. Every other request passes straight through."""
+class ForwardingProxy:
+    """A forwarding proxy on 127.0.0.1 to `upstream` (http:// or https://) that lets a test step into chosen
+    requests: `intercept(method, path, body, forward)` returns the reply to send (usually `forward()`'s).
 
-    def __init__(self, upstream: str, matches: Callable[[str, str, bytes], bool], hold_timeout: float = 60) -> None:
+    `tls=(cert, key)` makes it listen with TLS; `upstream_ca` is the trust for an https:// upstream. The
+    client's Host header is passed on unchanged, so a server that builds its URLs from it (Pebble's directory,
+    its JWS `url` check) sees the proxy's own address: the client never learns there is a proxy."""
+
+    def __init__(self, upstream: str, intercept: Callable[[str, str, bytes, Callable[[], Reply]], Reply], *,
+                 tls: tuple[Path, Path] | None = None, upstream_ca: Path | None = None) -> None:
+        self.upstream_url = upstream
         parsed = urllib.parse.urlsplit(upstream)
-        self.upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
-        self.matches = matches
-        self.hold_timeout = hold_timeout
-        self.armed = False
-        self.reached = threading.Event()
-        self._released = threading.Event()
-        self.held: tuple[str, str, bytes] | None = None
+        self.upstream = (parsed.hostname or "127.0.0.1", parsed.port or (443 if parsed.scheme == "https" else 80))
+        self.upstream_tls = ssl.create_default_context(cafile=str(upstream_ca)) if parsed.scheme == "https" else None
+        if self.upstream_tls is not None:
+            self.upstream_tls.check_hostname = False  # a server on this machine, reached by address
+        self.scheme = "https" if tls else "http"
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass
 
-            def _forward(self) -> None:
+            def _handle(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-                conn = http.client.HTTPConnection(*proxy.upstream, timeout=60)
-                try:
-                    conn.request(self.command, self.path, body=body or None, headers=headers)
-                    resp = conn.getresponse()
-                    data = resp.read()
-                    status, reply = resp.status, [(k, v) for k, v in resp.getheaders()
-                                                  if k.lower() not in _HOP_BY_HOP | {"content-length"}]
-                finally:
-                    conn.close()
-                if proxy.armed and proxy.held is None and proxy.matches(self.command, self.path, body):
-                    proxy.held = (self.command, self.path, body)
-                    proxy.reached.set()
-                    proxy._released.wait(proxy.hold_timeout)
+                status, reply, data = intercept(self.command, self.path, body,
+                                                lambda: proxy._forward(self.command, self.path, body, headers))
+                if status == 0:  # "unreachable": close without a word
+                    self.close_connection = True
+                    return
                 with contextlib.suppress(OSError):
                     self.send_response(status)
                     for key, value in reply:
-                        self.send_header(key, value)
+                        if key.lower() not in _HOP_BY_HOP | {"content-length"}:
+                            self.send_header(key, value)
                     self.send_header("Content-Length", str(len(data)))
                     self.send_header("Connection", "close")
                     self.end_headers()
                     self.wfile.write(data)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle
 
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         daemon=True)
         self._thread.start()
 
+    def _forward(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Reply:
+        if self.upstream_tls is not None:
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(*self.upstream, timeout=60,
+                                                                           context=self.upstream_tls)
+        else:
+            conn = http.client.HTTPConnection(*self.upstream, timeout=60)
+        try:
+            conn.request(method, path, body=body or None, headers=headers)
+            resp = conn.getresponse()
+            return resp.status, resp.getheaders(), resp.read()
+        finally:
+            conn.close()
+
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self._server.server_address[1]}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+class HoldingProxy(ForwardingProxy):
+    """While armed, the first request `matches(method, path, body)` selects is forwarded, then its response is
+    held back until `release()` (at most `hold_timeout` s): the change is made upstream, the caller has not
+    heard of it yet. `reached` is set at that moment. Every other request passes straight through."""
+
+    def __init__(self, upstream: str, matches: Callable[[str, str, bytes], bool], hold_timeout: float = 60) -> None:
+        self.matches = matches
+        self.hold_timeout = hold_timeout
+        self.armed = False
+        self.reached = threading.Event()
+        self._released = threading.Event()
+        self.held: tuple[str, str, bytes] | None = None
+        super().__init__(upstream, self._hold)
+
+    def _hold(self, method: str, path: str, body: bytes, forward: Callable[[], Reply]) -> Reply:
+        reply = forward()
+        if self.armed and self.held is None and self.matches(method, path, body):
+            self.held = (method, path, body)
+            self.reached.set()
+            self._released.wait(self.hold_timeout)
+        return reply
 
     def arm(self) -> None:
         self.armed = True
@@ -342,9 +384,35 @@ class HoldingProxy:
 
     def close(self) -> None:
         self.release()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        super().close()
+
+
+class FaultProxy(ForwardingProxy):
+    """Answers the requests `fault` selects with a reply of the test's choosing instead of the upstream's —
+    `fault(method, path, body)` returns a `Reply`, or None to forward. Status 0 closes the connection unanswered
+    (an unreachable server). `faulted` counts the requests answered so; `set(None)` heals it. `observed` keeps
+    (method, path, status, the first 512 bytes of the body) of every reply sent."""
+
+    def __init__(self, upstream: str, *, tls: tuple[Path, Path] | None = None,
+                 upstream_ca: Path | None = None) -> None:
+        self.fault: Callable[[str, str, bytes], Reply | None] | None = None
+        self.faulted = 0
+        self.observed: list[tuple[str, str, int, bytes]] = []
+        self._lock = threading.Lock()
+        super().__init__(upstream, self._maybe_fault, tls=tls, upstream_ca=upstream_ca)
+
+    def set(self, fault: Callable[[str, str, bytes], Reply | None] | None) -> None:
+        with self._lock:
+            self.fault, self.faulted = fault, 0
+
+    def _maybe_fault(self, method: str, path: str, body: bytes, forward: Callable[[], Reply]) -> Reply:
+        with self._lock:
+            reply = self.fault(method, path, body) if self.fault else None
+            if reply is not None:
+                self.faulted += 1
+        reply = reply if reply is not None else forward()
+        self.observed.append((method, path, reply[0], reply[2][:512]))
+        return reply
 
 
 class ReloadGate:

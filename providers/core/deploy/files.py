@@ -65,7 +65,7 @@ from pydantic import field_validator
 from .. import clock, keys
 from .. import formats as fmt
 from ..certificates import fingerprint_of_pem, load_certificates
-from ..errors import DeployError, InvalidInputError
+from ..errors import DeployError, DeployFailed, InvalidInputError
 from ..validation import LOCATION, Argv, ProjectPath, number
 from . import base
 from ._support import atomic_write, fsync_dir, locked, read_or_none, run, safe_file_stem
@@ -201,11 +201,13 @@ class FilesTarget(base.RedeployRollback):
                                 if isinstance(err, OSError) else f"files: deploy interrupted ({type(err).__name__})")
                         raise DeployError(f"{said}; restoring the previous files failed too ({failed}): "
                                           f"{self._home(bundle.name)} may hold a partial deploy") from None
+                    if isinstance(err, DeployError):  # undone: the files are as they were, nothing to roll back
+                        raise DeployFailed(str(err), nothing_changed=True) from None
                     raise
                 undo.commit()
         except OSError as err:  # disk full, EPERM from `owner:`, a file where the directory should be
-            raise DeployError(f"files: cannot write {_where(err, self.directory, bundle.name)}; "
-                              "previous files restored") from None
+            raise DeployFailed(f"files: cannot write {_where(err, self.directory, bundle.name)}; "
+                               "previous files restored", nothing_changed=True) from None
         live: dict[str, Any] = {"name": bundle.name, "directory": str(self.directory),
                                 **{k: str(v) for k, v in paths.items()}, "owner_id": owner_id}
         if took_over is not None:

@@ -25,7 +25,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, ValidationInfo
 
 from ..certificates import check_dns_name, fingerprint_of_pem
-from ..errors import DeployError, InvalidInputError
+from ..errors import DeployError, DeployFailed, InvalidInputError
 from ..net import HostPort, parse_address
 from ..tls import probe_name, served_fingerprint
 from ..validation import LOCATION, Argv, ProjectPath, number, project_path, whole_number
@@ -176,6 +176,7 @@ class HaproxyTarget(base.RedeployRollback):
             ensure_dir(self.certs_dir, 0o700)
             files = [plan.pem] if self.is_directory else [plan.pem, self.crt_list]
             snapshot = FileSet(files)
+            how = ""
             try:
                 atomic_write(plan.pem, (bundle.fullchain_pem + bundle.key_pem).encode(), 0o600)
                 if not self.is_directory:
@@ -184,8 +185,13 @@ class HaproxyTarget(base.RedeployRollback):
                     self._swap_in(plan, bundle)
                     how = "runtime API"
                 except ApiUnreachable as err:
-                    self._reload(f"the runtime API is unreachable ({err})")
                     how = "reload"
+                    self._reload(f"the runtime API is unreachable ({err})")
+            except DeployError as err:
+                snapshot.restore()
+                if how == "reload":  # the running HAProxy never took the new files, and they are put back
+                    raise DeployFailed(str(err), nothing_changed=True) from None
+                raise
             except BaseException:
                 snapshot.restore()
                 raise

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from ..certificates import check_dns_name, fingerprint_of_pem
-from ..errors import DeployError, InvalidInputError
+from ..errors import DeployError, DeployFailed, InvalidInputError
 from ..net import HostPort, parse_address
 from ..tls import probe_name, served_fingerprint
 from ..validation import LOCATION, Argv, ProjectPath, number, whole_number
@@ -269,6 +269,9 @@ class NginxTarget(base.RedeployRollback):
             code, lines = run(self.reload_command, timeout=self.command_timeout, what="nginx")
             if code != 0:
                 raise DeployError(f"nginx: reload failed (exit {code}), previous certificate kept: {_nginx_error(lines)}")
+        except DeployError as err:  # nginx never loaded the new files, and they are back as they were
+            snapshot.restore()
+            raise DeployFailed(str(err), nothing_changed=True) from None
         except BaseException:
             snapshot.restore()
             raise
