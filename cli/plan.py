@@ -371,34 +371,8 @@ def _sorted(plan: Plan) -> list[Entry]:
     return sorted(plan.entries.values(), key=lambda e: (ORDER.index(e.headline), e.name))
 
 
-LIMIT_NAMES = {"registered_domain": "certificates per registered domain", "account": "new orders per account",
-               "duplicate": "duplicate certificates (same names)"}
-EXEMPT_NAMES = {"ari": "ARI renewal", "renewal": "renewal"}
-
-
 def _shown_checks(plan: Plan) -> list[ratelimits.Check]:
-    """Every registered domain and account an order touches; a set of names only when it repeats."""
-    return [c for c in plan.rate_limits.checks if c.kind != "duplicate" or c.count > 1 or c.exceeded]
-
-
-def _scope(check: ratelimits.Check) -> str:
-    return {"registered_domain": f"registered domain {check.scope}", "account": f"account of issuer {check.scope}",
-            "duplicate": f"names {check.scope}"}[check.kind]
-
-
-def _counts(check: ratelimits.Check) -> str:
-    parts = [f"{len(check.history)} issued in the window", f"{len(check.planned)} to order"]
-    if check.exempt:
-        exempt = ", ".join(f"{n} ({EXEMPT_NAMES[why]})" for n, why in check.exempt)
-        parts.append(f"{len(check.exempt)} exempt: {exempt}")
-    return "; ".join(parts)
-
-
-def _limit_line(check: ratelimits.Check, with_ca: bool) -> str:
-    ca = f" at {check.directory_url}" if with_ca else ""
-    line = (f"{'OVER' if check.exceeded else 'ok  '}  {_scope(check)}{ca}: {check.count} of {check.limit} "
-            f"{LIMIT_NAMES[check.kind]} per {check.window_text} ({_counts(check)})")
-    return line + (f"; over the limit: {', '.join(check.over)}" if check.over else "")
+    return ratelimits.shown_checks(plan.rate_limits.checks)
 
 
 def _rate_warning(plan: Plan) -> str:
@@ -424,9 +398,9 @@ def render_text(plan: Plan) -> str:
         out.append(f"  note: {note}")
     checks = _shown_checks(plan)
     if checks:
-        with_ca = len({c.directory_url for c in checks}) > 1
+        with_ca = ratelimits.several_cas(checks)
         out.append("  Rate limits (the ACME orders this up places, with what the CA already counts):")
-        out += [f"    {_limit_line(c, with_ca)}" for c in checks]
+        out += [f"    {ratelimits.limit_line(c, with_ca)}" for c in checks]
     out.append(_verdict(plan))
     return "\n".join(out) + "\n"
 
@@ -455,8 +429,8 @@ def render_markdown(plan: Plan) -> str:
         for c in checks:
             over = ", ".join(f"`{n}`" for n in c.over) or "—"
             count = f"**{c.count} / {c.limit}**" if c.exceeded else f"{c.count} / {c.limit}"
-            out.append(f"| {LIMIT_NAMES[c.kind]} | `{_md(c.scope)}` | {_md(c.directory_url)} | {count} | "
-                       f"{c.window_text} | {_md(_counts(c))} | {over} |")
+            out.append(f"| {ratelimits.LIMIT_NAMES[c.kind]} | `{_md(c.scope)}` | {_md(c.directory_url)} | {count} | "
+                       f"{c.window_text} | {_md(ratelimits.counts_text(c))} | {over} |")
         out.append("")
     if plan.general:
         out += ["<details><summary>other notes</summary>", "", *[f"- {_md(n)}" for n in plan.general], "",

@@ -35,7 +35,7 @@ class Fleet(pulumi.ComponentResource):
             issuer = self._issuer(config, spec.issuer)
             issuer_name = "upload" if spec.upload else str(spec.issuer)
             facts = {"issuer": issuer_name, "tags": dict(spec.tags),
-                     "plain_secrets": list((plain_secrets or {}).get(cert_name, []))}
+                     "plain_secrets": list((plain_secrets or {}).get(cert_name, [])), **_rate_limits(issuer)}
             managed = ManagedCertificate(cert_name, spec, issuer=issuer, targets=config.targets, base_dir=base_dir,
                                          policy_facts=facts, opts=child)
             self.managed[cert_name] = managed
@@ -54,3 +54,10 @@ class Fleet(pulumi.ComponentResource):
             assert settings is not None, "config validation names every certificate's issuer"
             self.issuers[name] = provision(name, settings, parent=self)
         return self.issuers[name]
+
+
+def _rate_limits(issuer: IssuerHandle | None) -> dict[str, Any]:
+    """The issuer's `rate_limits:` block for the certificate provider's forecast (docs/RATE-LIMITS.md), as the
+    stack gives it; nothing when the issuer sets none, so a stack without one keeps the inputs it had."""
+    limits = getattr(issuer.settings, "rate_limits", None) if issuer is not None else None
+    return {} if limits is None else {"rate_limits": limits.model_dump(mode="json", exclude_unset=True)}

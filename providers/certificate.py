@@ -9,6 +9,9 @@ key), and never revokes: the old certificate stays
 valid until its replacement is deployed. Only a rendering change (formats, password, settings the issuer reads
 but that do not shape the certificate) re-renders the same certificate. `delete` revokes only when the issuer
 can and the certificate's order asks for it.
+
+While the engine checks and diffs the certificates (preview and `up`), the provider tallies the ACME orders this
+run places and what the CA already issued, and warns when they go over a CA rate limit (docs/RATE-LIMITS.md).
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ from typing import Annotated, Any
 from pulumi.dynamic import DiffResult
 from pydantic import PrivateAttr, ValidationError, ValidationInfo, model_validator
 
-from . import _issued, _legacy
+from . import _engine_log, _issued, _legacy
 from ._dynamic import CertplaneProvider, CertplaneResource, Stored, note
 from ._wire import UNKNOWN, Unknown
 from .core import clock, keys, renewal
+from .core.acme import ratelimits
 from .core.audit import AuditContext, Event
 from .core.certificates import CertificateRequest
 from .core.errors import InvalidInputError
@@ -150,6 +154,8 @@ class CertificateProvider(CertplaneProvider[CertificateInputs, CertificateOutput
                 renewal.parse_reissue_before(inputs.reissue_before, clock.real_now())
             except InvalidInputError as err:
                 raise err.within("reissue_before") from None
+        if not olds:  # accepted, and new: `up` issues it (check is the only verb a create's preview calls)
+            forecast_rate_limits(inputs, None, ordered=True)
 
     # --- verbs --------------------------------------------------------------------------------------------
 
@@ -163,8 +169,11 @@ class CertificateProvider(CertplaneProvider[CertificateInputs, CertificateOutput
         if news.keystore_password and news.keystore_password != olds.outputs.keystore_password:
             changed.append("keystore_password")
         rekey = bool(reasons) and news.key_pem is None and (not news.reuse_key or reissue_due(olds, news))
-        return _issued.in_place_diff(reasons, rerender_needed(olds, news), changed, rekey=rekey,
-                                     same_chain=news.plugin.chain_stable and not issuer_changed(olds, news))
+        result = _issued.in_place_diff(reasons, rerender_needed(olds, news), changed, rekey=rekey,
+                                       same_chain=news.plugin.chain_stable and not issuer_changed(olds, news))
+        # update_typed issues when a reason says so, or when state holds no certificate yet
+        forecast_rate_limits(news, olds, ordered=bool(reasons) or (not olds.outputs.issued and bool(result.changes)))
+        return result
 
     def update_typed(self, _id: str, olds: Stored[CertificateInputs, CertificateOutputs],
                      news: CertificateInputs) -> CertificateOutputs:
@@ -300,6 +309,81 @@ def _fresh_window(olds: Olds, *, quick: bool) -> renewal.AriWindow | None:
         return issuer.renewal_window(olds.outputs.leaf(), quick=quick) or stored
     except Exception:  # noqa: BLE001 - advisory only
         return stored
+
+
+# --- the rate-limit forecast of this run (docs/RATE-LIMITS.md) ------------------------------------------
+
+_this_run = ratelimits.Tally()  # the provider process lives for one engine run: so does the tally
+
+
+def forecast_rate_limits(news: CertificateInputs, olds: Olds | None, *, ordered: bool,
+                         tally: ratelimits.Tally | None = None, send: Callable[[str], object] | None = None) -> None:
+    """Add one certificate to the run's tally (an order when `ordered`; the certificate in state, `olds`, as
+    issued), then warn of each limit the tally goes over. By the same rules as `./certplane plan`: ACME
+    certificates only, counted per the CA's directory, the issuer named by `policy_facts.issuer`, its limits
+    from `policy_facts.rate_limits` (Let's Encrypt's when it sets none), history at each certificate's
+    not_before. Advisory: never raises. Outside the provider process (no engine to warn), it does nothing unless
+    given a tally and a `send`."""
+    if tally is None and not _engine_log.active():
+        return
+    tally = _this_run if tally is None else tally
+    send = _engine_log.warn if send is None else send
+    try:
+        current = _issuance(olds)
+        directory = _directory(news)
+        order = None
+        if ordered and directory:
+            order = ratelimits.Order(
+                news.name, _issuer_name(news), directory, tuple(news.domains), current=current,
+                renewal_source=olds.outputs.renewal_source if olds else None,
+                ari_window_start=_instant(olds.outputs.ari_window_start) if olds else None)
+        if current is None and order is None:
+            return
+        tally.add(order=order, issued=current, limits=(_issuer_name(news), _limits(news)) if directory else None,
+                  unordered=None if order else news.name)
+        for message in tally.warnings(clock.now()):
+            send(message)
+    except Exception:  # noqa: BLE001 - a forecast is advisory: never a failed preview
+        return
+
+
+def _directory(inputs: CertificateInputs) -> str:
+    """The ACME directory the certificate orders from ("" for any other issuer)."""
+    if inputs.issuer_type != "acme":
+        return ""
+    return str(getattr(inputs.order, "directory_url", "") or "")
+
+
+def _issuer_name(inputs: CertificateInputs) -> str:
+    return str(inputs.policy_facts.get("issuer") or "")
+
+
+def _limits(inputs: CertificateInputs) -> ratelimits.RateLimits | None:
+    raw = inputs.policy_facts.get("rate_limits")
+    if not isinstance(raw, Mapping):
+        return None
+    try:
+        return ratelimits.RateLimits.model_validate(raw)
+    except (ValidationError, InvalidInputError):  # the program validated it: Let's Encrypt's limits otherwise
+        return None
+
+
+def _instant(text: str | None) -> dt.datetime | None:
+    try:
+        return clock.parse_rfc3339(text) if text else None
+    except ValueError:
+        return None
+
+
+def _issuance(olds: Olds | None) -> ratelimits.Issuance | None:
+    """The ACME certificate in state, as the CA counts it: issued at its not_before."""
+    if olds is None:
+        return None
+    directory, not_before = _directory(olds.inputs), _instant(olds.outputs.not_before)
+    if not directory or not_before is None:
+        return None
+    names = tuple(olds.inputs.domains) or tuple(olds.outputs.dns_names or ())
+    return ratelimits.Issuance(olds.inputs.name, _issuer_name(olds.inputs), directory, names, not_before)
 
 
 # --- issuing and rendering ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 from providers.core.clock import parse_rfc3339, rfc3339
 from tools.servers.pebble import PebbleServer
 
-from .harness import ROOT, EngineProject, from_now
+from .harness import ROOT, EngineProject, changed_steps, from_now
 
 pytestmark = pytest.mark.integration
 NAMES = [f"e{i}" for i in range(1, 6)]
@@ -125,5 +126,49 @@ def test_lets_encrypts_own_limits_apply_when_an_issuer_sets_none(tmp_path: Path,
         assert domain["over"] == ["n50"] and doc["rate_limits"]["exceeded"] is True
         account = next(c for c in doc["rate_limits"]["checks"] if c["limit"] == "account")
         assert (account["count"], account["max"], account["window_hours"], account["over"]) == (51, 300, 3, [])
+    finally:
+        project.destroy()
+
+
+
+WARNING = "certplane rate limits: registered domain example.co.uk: "
+
+
+def warnings_in(out: str) -> set[str]:
+    return set(re.findall(r"warning: (certplane rate limits: [^\n]*)", out))
+
+
+def test_a_plain_preview_warns_of_the_certificates_over_a_limit(tmp_path: Path, pebble: PebbleServer) -> None:
+    """`pulumi preview` itself (no ./certplane plan): the Certificate provider tallies the orders of the run, with
+    what is already issued, and the engine prints its warning naming the certificates over the issuer's limit;
+    under the limit, none. The limits reach the provider in policy_facts, and only when the issuer sets them:
+    setting them on a stack that has none changes nothing in it."""
+    project = EngineProject(tmp_path, config(pebble, NAMES))
+    try:
+        said = warnings_in(project.preview().stdout)
+        expected = (f"{WARNING}5 of 3 certificates per registered domain per 7 days (0 issued in the window; 5 to "
+                    "order); over the limit: e4, e5; the CA would refuse these orders (see ./certplane plan)")
+        assert expected in said, said
+        # In the order the engine checks them: 4 of 3 (the one over by then), then 5 of 3 (both).
+        assert len(said) == 2 and any(f"{WARNING}4 of 3 " in m for m in said), said
+
+        project.set_config(config(pebble, NAMES[:3]))  # 3 of 3: at the limit, not over
+        quiet = project.preview()
+        assert "rate limits" not in quiet.stdout and "warning" not in quiet.stdout.lower(), quiet.stdout
+
+        # Two issued by a stack whose issuer sets no rate_limits; setting them is no change at all.
+        plain = config(pebble, NAMES[:2])
+        del plain["issuers"]["pebble"]["rate_limits"]
+        project.set_config(plain)
+        project.up()
+        project.set_config(config(pebble, NAMES[:2]))
+        same = project.preview()
+        assert changed_steps(same) == {} and "warning" not in same.stdout.lower(), same.stdout
+
+        # Three more: the two issued count inside the window (the provider reads them in its diffs).
+        project.set_config(config(pebble, NAMES))
+        said = warnings_in(project.preview().stdout)
+        assert (f"{WARNING}5 of 3 certificates per registered domain per 7 days (2 issued in the window; 3 to "
+                "order); over the limit: e4, e5; the CA would refuse these orders (see ./certplane plan)") in said, said
     finally:
         project.destroy()
