@@ -36,10 +36,14 @@ def provision(name: str, settings: IssuerSettings, *, parent: pulumi.Resource) -
         return IssuerHandle(name, plugin, settings, ca.credentials, ca)
     if isinstance(settings, HasAccount):
         request = settings.account()
+        # An existing account's key (a secret, like eab_hmac_key): only when given, so an account of the stack's
+        # own keeps exactly the inputs it had (no diff on upgrade).
+        key_pem = getattr(request, "key_pem", None)
+        shared = {"account_key_pem": key_pem, "shared": True} if key_pem else {}
         account = AcmeAccount(
             f"{name}-account", directory_url=request.directory_url, email=request.email,
             ca_bundle=request.ca_bundle, eab_kid=request.eab_kid, eab_hmac_key=request.eab_hmac_key,
-            key=request.key.as_dict(), opts=child)
+            key=request.key.as_dict(), **shared, opts=child)
         credentials = pulumi.Output.all(account.account_key_pem, account.account_url).apply(
             lambda values: {"account_key_pem": values[0], "account_url": values[1]})
         return IssuerHandle(name, plugin, settings, pulumi.Output.secret(credentials))

@@ -5,6 +5,7 @@ destroy only when asked."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from acme.client import ClientV2
@@ -21,7 +22,7 @@ from ..acme.ratelimits import RateLimits
 from ..certificates import CertificateRequest
 from ..clock import real_now
 from ..errors import CertplaneError, InvalidInputError
-from ..keys import KeySpec, KeySpecField
+from ..keys import KeySpec, KeySpecField, PrivateKey
 from ..renewal import AriWindow, RenewalPolicy
 from ..validation import REISSUE, SECRET, Model, ProjectPath, SecretText, parse, policy, whole_number
 from .base import AccountRequest, IssueRequest, Issued, IssuerPlugin, IssuerSettings, OrderSettings
@@ -42,6 +43,52 @@ def _account_key(spec: KeySpec) -> KeySpec:
     return acme_client.check_key_spec(spec)
 
 
+_NOT_A_KEY = (("-----BEGIN CERTIFICATE REQUEST-----", "a certificate request"),
+              ("-----BEGIN CERTIFICATE-----", "a certificate"), ("PUBLIC KEY-----", "a public key"))
+
+
+def load_account_key(pem: str) -> PrivateKey:
+    """An existing account's private key (`account_key_pem`): unencrypted PEM (PKCS#8, PKCS#1 or SEC1) of an
+    RSA (2048, 3072, 4096 bits) or ECDSA (P-256, P-384) key, what Let's Encrypt and the other CAs accept. Every
+    refusal is one line that never echoes the text: it is key material."""
+    if not pem.strip():
+        raise InvalidInputError("", "is empty: give the PEM of the account's private key, as a secret")
+    try:
+        key = keys.load_private_key(pem)
+    except InvalidInputError as err:
+        if "encrypted" in err.reason:
+            raise InvalidInputError("", "the account key is encrypted: give it unencrypted, as a secret (e.g. "
+                                        "`openssl pkey -in KEY.pem`)") from None
+        if "unsupported" in err.reason:
+            raise InvalidInputError("", "is neither an RSA nor an ECDSA key: ACME account keys are one of "
+                                        "those") from None
+        other = next((what for marker, what in _NOT_A_KEY if marker in pem and "PRIVATE KEY-----" not in pem), None)
+        raise InvalidInputError("", f"is {other}, not the account's private key" if other else
+                                    "is not a PEM-encoded private key (PKCS#8, PKCS#1 or SEC1: give the "
+                                    "account's private key, as a secret)") from None
+    spec = keys.spec_of(key)
+    if spec.algorithm == "ed25519":
+        raise InvalidInputError("", "ACME CAs do not accept Ed25519 account keys: use an RSA or ECDSA key")
+    try:
+        KeySpec.parse(spec.as_dict(), field="")
+    except InvalidInputError as err:
+        raise InvalidInputError("", f"not an account key ACME CAs accept: {err.reason}") from None
+    return key
+
+
+def _account_key_pem(pem: str) -> str:
+    load_account_key(pem)
+    return pem
+
+
+@dataclass(frozen=True)
+class AcmeAccountRequest(AccountRequest):
+    """An ACME account, and the existing key to use for it (`key_pem`), when one is given: an account shared
+    with other stacks, which this stack never deactivates."""
+
+    key_pem: str | None = field(default=None, repr=False)
+
+
 class Eab(Model):
     """External Account Binding, from the CA's console: key id and HMAC key (base64url; give it as a secret)."""
 
@@ -59,7 +106,9 @@ class Eab(Model):
 
 class AcmeSettings(IssuerSettings):
     """directory_url; optional email, ca_bundle (trust for the directory's own TLS), eab, profile, dns (the
-    DNS-01 provider), http01 (webroot or standalone), account_key (ECDSA P-256), revoke_on_destroy, renew."""
+    DNS-01 provider), http01 (webroot or standalone), account_key (the spec of the key certplane generates for
+    this stack's account; ECDSA P-256) or account_key_pem (an existing account's key, a secret: the account is
+    shared, e.g. with other stacks, and never deactivated by this one), revoke_on_destroy, renew."""
 
     directory_url: DirectoryUrl
     email: Annotated[str | None, AfterValidator(acme_client.check_email)] = None
@@ -69,14 +118,26 @@ class AcmeSettings(IssuerSettings):
     dns: DnsSettingsField | None = None
     http01: Http01SettingsField | None = None
     account_key: Annotated[KeySpecField, AfterValidator(_account_key)] = KeySpec("ecdsa", curve="P-256")
+    account_key_pem: Annotated[SecretText, AfterValidator(_account_key_pem)] | None = None
     revoke_on_destroy: bool = False
     renew: RenewalPolicy | None = None  # of its certificates, when they set none (the CA's ARI window wins)
     rate_limits: RateLimits | None = None  # read by `certplane plan` only (docs/RATE-LIMITS.md)
 
-    def account(self) -> AccountRequest:
-        return AccountRequest(directory_url=self.directory_url, email=self.email, ca_bundle=self.ca_bundle,
-                              eab_kid=self.eab.kid if self.eab else None,
-                              eab_hmac_key=self.eab.hmac_key if self.eab else None, key=self.account_key)
+    @model_validator(mode="after")
+    def _one_account_key(self) -> AcmeSettings:
+        if self.account_key_pem and "account_key" in self.model_fields_set:
+            raise InvalidInputError("account_key", "give account_key (the key certplane generates) or "
+                                                   "account_key_pem (an existing account's key), not both")
+        return self
+
+    def account(self) -> AcmeAccountRequest:
+        """The account to register or, with `account_key_pem`, to use (the CA returns the key's existing
+        account, RFC 8555 §7.3.1). `key` is then the existing key's spec."""
+        key = keys.spec_of(load_account_key(self.account_key_pem)) if self.account_key_pem else self.account_key
+        return AcmeAccountRequest(directory_url=self.directory_url, email=self.email, ca_bundle=self.ca_bundle,
+                                  eab_kid=self.eab.kid if self.eab else None,
+                                  eab_hmac_key=self.eab.hmac_key if self.eab else None, key=key,
+                                  key_pem=self.account_key_pem)
 
 
 class AcmeOrder(OrderSettings):
