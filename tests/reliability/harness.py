@@ -358,14 +358,15 @@ class HoldingProxy(ForwardingProxy):
     held back until `release()` (at most `hold_timeout` s): the change is made upstream, the caller has not
     heard of it yet. `reached` is set at that moment. Every other request passes straight through."""
 
-    def __init__(self, upstream: str, matches: Callable[[str, str, bytes], bool], hold_timeout: float = 60) -> None:
+    def __init__(self, upstream: str, matches: Callable[[str, str, bytes], bool], hold_timeout: float = 60, *,
+                 tls: tuple[Path, Path] | None = None, upstream_ca: Path | None = None) -> None:
         self.matches = matches
         self.hold_timeout = hold_timeout
         self.armed = False
         self.reached = threading.Event()
         self._released = threading.Event()
         self.held: tuple[str, str, bytes] | None = None
-        super().__init__(upstream, self._hold)
+        super().__init__(upstream, self._hold, tls=tls, upstream_ca=upstream_ca)
 
     def _hold(self, method: str, path: str, body: bytes, forward: Callable[[], Reply]) -> Reply:
         reply = forward()

@@ -164,6 +164,45 @@ def test_acme_issuance_killed_then_recovered(new_checkout, nginx, acme_ca):
         proxy.close()
 
 
+def test_acme_issuance_killed_after_the_ca_issued_then_recovered(new_checkout, nginx, acme_ca):
+    """Killed after the CA issued the certificate, before certplane heard of it: the download of the issued
+    certificate is held by a proxy in front of Pebble's ACME API. The CA has a certificate the state does not;
+    the recovery orders once more, and the orphan is never served."""
+    tls = (acme_ca.ca_bundle_path, acme_ca.workdir / "pebble-tls.key")
+    proxy = HoldingProxy(f"https://127.0.0.1:{acme_ca.acme_port}",
+                         lambda method, path, body: method == "POST" and path.startswith("/certZ/"),
+                         tls=tls, upstream_ca=acme_ca.ca_bundle_path)
+    try:
+        issuer = {"type": "acme", "directory_url": f"{proxy.url}/dir", "email": "ops@example.test",
+                  "ca_bundle": str(acme_ca.ca_bundle_path), "profile": "default",
+                  "dns": {"provider": "challtestsrv", "url": acme_ca.challtestsrv_url, "propagation_check": False}}
+        checkout = new_checkout({
+            "issuers": {"pebble": issuer},
+            "certificates": {"till": {"domains": ["till.reliability.example.test"], "issuer": "pebble",
+                                      "bindings": [{"target": "edge"}]}},
+            "targets": {"edge": nginx_target(nginx)},
+        })
+        pebble_log = PebbleLog(acme_ca.workdir / "pebble.log")
+        proxy.arm()
+        up = checkout.start_up()
+        up.wait_for(proxy.reached.is_set, "the download of the issued certificate")
+        up.power_cut()
+        proxy.release()
+        assert pebble_log.counts() == {"orders": 1, "issued": 1, "accounts": 1}
+        [orphan] = pebble_log.issued_serials()
+        assert ("creating", "till") in checkout.pending_operations()
+
+        outputs = recover(checkout)
+        assert_recovered(checkout, outputs)
+        state = checkout.outputs()
+        assert_nginx_serves_state(nginx, state, "till", root=acme_ca.root_certificate())
+        counts = pebble_log.counts()
+        assert counts == {"orders": 2, "issued": 2, "accounts": 1}, counts  # one extra order, as at most allowed
+        assert int(state["inventory"]["till"]["serial"], 16) != int(orphan, 16)  # the orphan is not what is served
+    finally:
+        proxy.close()
+
+
 def test_nginx_deploy_killed_then_recovered(tmp_path, new_checkout, nginx):
     """Killed while nginx reloads: the binding's files are written, nginx still serves what it did before."""
     gate = gate_for(nginx, tmp_path / "gate")
