@@ -1,7 +1,8 @@
 """`certplane inventory`: every certificate of the stack, most urgent first, as a table, JSON or CSV.
 
 EXPIRES and DAYS LEFT go by the earliest expiry in the served chain (`(chain)` when an intermediate expires before
-the leaf); JSON and CSV keep the leaf's `not_after` and add `chain_not_after` and `chain_earliest_subject`."""
+the leaf); JSON and CSV keep the leaf's `not_after` and add `chain_not_after` and `chain_earliest_subject`. Each
+level of a private CA is a row of its own (`kind` ca, DOMAINS shows `CA <subject>`)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,13 @@ from providers.core.clock import rfc3339
 
 from . import render
 from .expiry import LEVELS, expiry_findings, urgency_key, worst
-from .model import Certificate
+from .model import CA_KIND, Certificate
 from .render import fmt_days, fmt_time, plural
 from .stack import Source, load
 
 CSV_FIELDS = ("name", "domains", "issuer", "issuer_dn", "serial", "not_before", "not_after", "days_remaining",
               "renewal_time", "status", "fingerprint_sha256", "key_algorithm", "targets", "owner", "tags",
-              "chain_not_after", "chain_earliest_subject")
+              "chain_not_after", "chain_earliest_subject", "kind")
 
 
 def as_record(cert: Certificate, now: dt.datetime, level: str) -> dict[str, Any]:
@@ -38,6 +39,7 @@ def as_record(cert: Certificate, now: dt.datetime, level: str) -> dict[str, Any]
         "targets": list(cert.targets), "owner": cert.owner, "tags": dict(cert.tags),
         # the earliest expiry of the served chain (days_remaining counts to it); the leaf's for older inventories
         "chain_not_after": iso(cert.expires), "chain_earliest_subject": cert.chain_earliest_subject,
+        "kind": cert.kind,
     }
     if cert.endpoints:
         record["endpoints"] = [e.as_dict() for e in cert.endpoints]
@@ -79,7 +81,9 @@ def run(args: argparse.Namespace, source: Source) -> int:
         if cert.renewal_time and now >= cert.renewal_time:
             renew += " (due)"
         rows.append([
-            style(cert.name, "bold"), render.shorten(cert.domains), cert.issuer or "-",
+            style(cert.name, "bold"),
+            f"CA {cert.chain_earliest_subject}" if cert.kind == CA_KIND else render.shorten(cert.domains),
+            cert.issuer or "-",
             cert.expires.strftime("%Y-%m-%d") + (" (chain)" if cert.chain_expires_first else ""),
             style.level(fmt_days(days), level),
             style.level(renew, level) if "(due)" in renew else renew,

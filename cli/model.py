@@ -6,6 +6,10 @@ the clock (which honours $CERTPLANE_NOW), so a stack not updated for weeks reads
 A certificate expires when the first certificate of its served chain does: `not_after` is the leaf's,
 `chain_not_after` the earliest over the leaf and its chain, `chain_earliest_subject` whose it is. Inventories
 written before those fields read as before (the chain's expiry is the leaf's, its subject unknown).
+
+A private CA is listed too, one entry per level (`kind` "ca", named `<issuer>/<level>`, e.g. `corp-ca/root`),
+read from the stack's `issuers` output: a CA that expires takes every certificate under it down, so `check`,
+the inventory, the report and the metrics show its own expiry beside the leaves'.
 """
 
 from __future__ import annotations
@@ -79,6 +83,7 @@ class Certificate:
     placements: tuple[Placement, ...] = ()
     chain_not_after: dt.datetime | None = None  # the earliest not_after over the leaf and its served chain
     chain_earliest_subject: str | None = None  # the subject of that certificate, when known
+    kind: str = "certificate"  # or CA_KIND: a private CA's certificate (one level of its hierarchy)
 
     @property
     def owner(self) -> str:
@@ -96,6 +101,9 @@ class Certificate:
 
     def days_left(self, now: dt.datetime) -> float:
         return clock.days_between(now, self.expires)
+
+
+CA_KIND = "ca"
 
 
 @dataclass(frozen=True)
@@ -203,5 +211,37 @@ def parse_inventory(raw: Any) -> list[Certificate]:
             placements=_placements(entry.get("bindings"), f"{where}.bindings"),
             chain_not_after=parse_time(chain, f"{where}.chain_not_after") if chain else not_after,
             chain_earliest_subject=str(subject) if subject else None,
+            kind=CA_KIND if entry.get("kind") == CA_KIND else "certificate",
         ))
     return certs
+
+
+def parse_issuers(raw: Any) -> list[Certificate]:
+    """The stack's `issuers` output (issuer name -> trust: `levels`, each with its `cert_pem`) as one entry of kind
+    CA_KIND per level, facts read from the PEM itself (it holds no key). Absent or malformed: no CA entries (a
+    stack from before the output, or one without a private CA); a level whose PEM does not parse is named."""
+    from providers.core import certificates as x509util
+    from providers.core import keys
+
+    if not isinstance(raw, dict):
+        return []
+    out = []
+    for issuer, trust in sorted(raw.items()):
+        levels = trust.get("levels") if isinstance(trust, dict) else None
+        for level in levels if isinstance(levels, list) else []:
+            if not isinstance(level, dict) or not isinstance(level.get("cert_pem"), str):
+                continue
+            where = f"issuers.{issuer}.{level.get('level') or 'level'}"
+            try:
+                cert = x509util.load_certificates(level["cert_pem"])[0]
+                algorithm = keys.spec_of(cert.public_key()).label  # type: ignore[arg-type]
+            except Exception:  # noqa: BLE001 - any unreadable PEM is the same one line
+                raise CliError(f"{where}.cert_pem: not a PEM certificate") from None
+            out.append(Certificate(
+                name=f"{issuer}/{level.get('level') or 'ca'}", domains=(), issuer=str(issuer),
+                issuer_dn=cert.issuer.rfc4514_string(), serial=x509util.serial_hex(cert),
+                not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc, renewal_time=None,
+                fingerprint_sha256=x509util.fingerprint_sha256(cert), key_algorithm=algorithm,
+                chain_not_after=cert.not_valid_after_utc, chain_earliest_subject=cert.subject.rfc4514_string(),
+                kind=CA_KIND))
+    return out

@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from . import CliError
-from .model import Certificate, parse_inventory
+from .model import Certificate, parse_inventory, parse_issuers
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_DIR_ENV = "CERTPLANE_PROJECT_DIR"
 STACK_ENV = "CERTPLANE_STACK"
 DEFAULT_STACK = "local"
 OUTPUT_NAME = "inventory"
+ISSUERS_OUTPUT = "issuers"  # each private CA's levels (components/private_ca.py): listed beside the leaves
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,9 @@ def stack_file_config(work_dir: Path, stack: str) -> dict[str, Any]:
     return config if isinstance(config, dict) else {}
 
 
-def read_stack_inventory(stack_name: str | None, work_dir: Path) -> tuple[str, Any]:
-    """(stack name, raw `inventory` output) of a stack; one clear CliError line for every failure."""
+def read_stack_inventory(stack_name: str | None, work_dir: Path) -> tuple[str, Any, Any]:
+    """(stack name, raw `inventory` output, raw `issuers` output or None) of a stack; one clear CliError line for
+    every failure."""
     from pulumi import automation as auto
 
     ws = _workspace(work_dir)
@@ -131,10 +133,12 @@ def read_stack_inventory(stack_name: str | None, work_dir: Path) -> tuple[str, A
     value = outputs[OUTPUT_NAME]
     if value == "[secret]":
         raise CliError(f"stack {stack_name!r}: the `{OUTPUT_NAME}` output is a secret; it must be plain data")
-    return stack_name, value
+    return stack_name, value, outputs.get(ISSUERS_OUTPUT)
 
 
-def read_inventory_file(path: str) -> Any:
+def read_inventory_file(path: str) -> tuple[Any, Any]:
+    """(inventory, issuers or None) of a file: `pulumi stack output inventory --json`, the whole `pulumi stack
+    output --json` (which has the `issuers` too), or our own --json."""
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text()
     except OSError as err:
@@ -143,12 +147,13 @@ def read_inventory_file(path: str) -> Any:
         doc = json.loads(text)
     except json.JSONDecodeError as err:
         raise CliError(f"--inventory-file {path}: not JSON ({err.msg} at line {err.lineno})") from None
-    # Accept `pulumi stack output inventory --json`, the whole `pulumi stack output --json`, or our own --json.
+    issuers = None
     if isinstance(doc, dict) and isinstance(doc.get(OUTPUT_NAME), dict):
+        issuers = doc.get(ISSUERS_OUTPUT)
         doc = doc[OUTPUT_NAME]
-    if isinstance(doc, dict) and isinstance(doc.get("certificates"), list):
+    if isinstance(doc, dict) and isinstance(doc.get("certificates"), list):  # our --json lists the CAs itself
         doc = {c["name"]: c for c in doc["certificates"] if isinstance(c, dict) and "name" in c}
-    return doc
+    return doc, issuers
 
 
 def load(source: Source) -> Loaded:
@@ -160,10 +165,11 @@ def load(source: Source) -> Loaded:
     except CertplaneError as err:
         raise CliError(str(err)) from None
     if source.inventory_file:
-        raw = read_inventory_file(source.inventory_file)
+        raw, issuers = read_inventory_file(source.inventory_file)
         stack = source.stack or f"file:{Path(source.inventory_file).name}"
         work_dir = Path(source.project_dir or os.environ.get(PROJECT_DIR_ENV) or ROOT).resolve()
     else:
         work_dir = project_dir(source.project_dir)
-        stack, raw = read_stack_inventory(source.stack or os.environ.get(STACK_ENV), work_dir)
-    return Loaded(stack=stack, project_dir=work_dir, certificates=parse_inventory(raw), now=now)
+        stack, raw, issuers = read_stack_inventory(source.stack or os.environ.get(STACK_ENV), work_dir)
+    return Loaded(stack=stack, project_dir=work_dir, certificates=parse_inventory(raw) + parse_issuers(issuers),
+                  now=now)

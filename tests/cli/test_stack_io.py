@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -44,8 +45,13 @@ def test_inventory_json_from_a_stack_it_did_not_create(project):
     doc = json.loads(result.stdout)
     assert doc["stack"] == project.stack_name
     names = [c["name"] for c in doc["certificates"]]
-    assert names == ["api", "web"]  # most urgent (fewest days left) first
-    api, web = doc["certificates"]
+    assert names == ["api", "web", "ca/root"]  # most urgent (fewest days left) first; the CA's root lasts longest
+    api, web, root = doc["certificates"]
+    # The private CA is listed with its own expiry, read from the stack's `issuers` output.
+    trust = project.outputs()["issuers"]["ca"]["levels"][0]
+    assert root["kind"] == "ca" and root["issuer"] == "ca" and root["domains"] == []
+    assert root["fingerprint_sha256"] == trust["fingerprint_sha256"] and root["not_after"] == trust["not_after"]
+    assert api["kind"] == web["kind"] == "certificate"
     assert api["domains"] == ["api.example.test"] and web["domains"] == ["web.example.test", "example.test"]
     assert 19.9 <= api["days_remaining"] <= 20.1 and 59.9 <= web["days_remaining"] <= 60.1
     assert api["owner"] == "api-team" and api["issuer"] == "ca"
@@ -66,6 +72,7 @@ def test_project_dir_and_stack_from_the_environment(project):
     assert lines[0].split() == ["CERTIFICATE", "DOMAINS", "ISSUER", "EXPIRES", "DAYS", "LEFT", "RENEWS",
                                 "TARGETS", "OWNER"]
     assert lines[1].split()[0] == "api" and lines[2].split()[:4] == ["web", "web.example.test,", "example.test", "ca"]
+    assert lines[3].split()[:5] == ["ca/root", "CA", "CN=CLI", "Test", "Root"], lines
     assert "\x1b[" not in table.stdout  # not a terminal: no colours
 
 
@@ -73,7 +80,9 @@ def test_time_travel_on_a_real_stack(project):
     result = run_cli("check", "--stack", project.stack_name, "--cwd", str(project.dir), env=cli_env(
         project, CERTPLANE_NOW="2099-01-01T00:00:00Z"))
     assert result.returncode == 2
-    assert "CRITICAL api  EXPIRED" in result.stdout
+    assert re.search(r"^CRITICAL api +EXPIRED", result.stdout, re.M), result.stdout
+    # The CA's root outlives both leaves, and by 2099 it has expired too: its own line, by its own expiry.
+    assert re.search(r"^CRITICAL ca/root +EXPIRED", result.stdout, re.M), result.stdout
 
 
 def test_missing_stack_is_one_clear_line(project):
@@ -90,7 +99,7 @@ def test_reading_the_inventory_decrypts_nothing(project):
     result = run_cli("inventory", "--json", "--stack", project.stack_name, "--cwd", str(project.dir), env=env)
     assert result.returncode == 0, result.stderr
     assert "PRIVATE KEY" not in result.stdout
-    assert {c["name"] for c in json.loads(result.stdout)["certificates"]} == {"api", "web"}
+    assert {c["name"] for c in json.loads(result.stdout)["certificates"]} == {"api", "web", "ca/root"}
 
 
 def test_missing_project_dir_is_one_clear_line(tmp_path, project):
@@ -104,7 +113,8 @@ def test_csv_export(project):
     result = run_cli("inventory", "--csv", "--stack", project.stack_name, "--cwd", str(project.dir),
                      env=cli_env(project))
     assert result.returncode == 0
-    header, first, second = result.stdout.splitlines()
+    header, first, second, root = result.stdout.splitlines()
     assert header.split(",")[:4] == ["name", "domains", "issuer", "issuer_dn"]
     assert first.startswith("api,api.example.test,ca,") and second.startswith("web,web.example.test example.test,ca,")
+    assert root.startswith("ca/root,,ca,CN=CLI Test Root,") and root.endswith(",ca")
     assert "\r" not in result.stdout  # plain \n line ends, whatever the platform
