@@ -9,8 +9,10 @@ existing account by its key so accounts are created once and reused by every ord
 from __future__ import annotations
 
 import ipaddress
+import re
 import time
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,14 +26,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ..errors import InvalidInputError
 from ..keys import KeySpec, PrivateKey, spec_of
-from .errors import RetryPolicy, annotate, is_transient, translate
+from .errors import AcmeError, RetryPolicy, annotate, is_transient, one_line, problem_from_json, redact_url, translate
 
 USER_AGENT = "certplane"
 
 
 class CertplaneNetwork(acme_client.ClientNetwork):
-    """`ClientNetwork` that retries badNonce, 5xx and connection failures with bounded backoff, and keeps the
-    HTTP status and Retry-After of problem responses (for rate-limit messages)."""
+    """`ClientNetwork` that retries badNonce, 5xx and connection failures with bounded backoff, keeps the
+    HTTP status and Retry-After of problem responses (for rate-limit messages), and reads whatever a CA answers
+    without tripping over it (`_check_response`)."""
 
     def __init__(self, key: JWK, *, alg: JWASignature, verify_ssl: str | bool,
                  retry: RetryPolicy, timeout: int = 30) -> None:
@@ -41,11 +44,24 @@ class CertplaneNetwork(acme_client.ClientNetwork):
 
     def _check_response(self, response: requests.Response,  # type: ignore[override]
                         content_type: str | None = None) -> requests.Response:
-        try:
-            return super()._check_response(response, content_type=content_type)
-        except messages.Error as err:
+        """The library's check, hardened against hostile answers. A problem document is decoded field by field
+        (`problem_from_json`: the library's decoding raises TypeError on a `subproblems` that is not a list),
+        also when it comes with a 2xx status and the problem content type; a body that is no JSON object, is
+        nested too deeply or holds a number too long to read is "no problem document", never a TypeError or a
+        RecursionError. The HTTP status and Retry-After go with the problem."""
+        if response.status_code == 409:
+            raise acme_errors.ConflictError(response.headers.get("Location", "UNKNOWN-LOCATION"))
+        body = json_body(response)
+        media_type = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if isinstance(body, dict) and (not response.ok or media_type == self.JSON_ERROR_CONTENT_TYPE):
+            err = problem_from_json(body)
             annotate(err, response)
-            raise
+            raise err
+        if not response.ok:
+            raise acme_errors.ClientError(response)
+        if content_type == self.JSON_CONTENT_TYPE and body is None:
+            raise acme_errors.ClientError(f"the answer (HTTP {response.status_code}) is not JSON")
+        return response
 
     def _retrying(self, send: Any, *args: Any, **kwargs: Any) -> requests.Response:
         started = time.monotonic()
@@ -72,6 +88,17 @@ class CertplaneNetwork(acme_client.ClientNetwork):
         return self._retrying(super().get, url, content_type=content_type, **kwargs)
 
 
+def json_body(response: requests.Response) -> Any:
+    """The JSON an answer carries, or None when there is none that can be read: not JSON, nested too deeply for
+    the parser (RecursionError), or a number with more digits than Python converts (ValueError)."""
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except (ValueError, RecursionError):
+        return None
+
+
 def check_key_spec(spec: KeySpec) -> KeySpec:
     """ACME CAs (Let's Encrypt, ZeroSSL, Google, step-ca) accept RSA and ECDSA keys, for accounts and
     certificates alike; browsers do not accept Ed25519 certificates either."""
@@ -80,6 +107,8 @@ def check_key_spec(spec: KeySpec) -> KeySpec:
     return spec
 
 
+DIRECTORY_NEEDS = ("newNonce", "newAccount", "newOrder")
+DIRECTORY_RESOURCES = (*DIRECTORY_NEEDS, "newAuthz", "revokeCert", "keyChange", "renewalInfo")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 """The only hosts a plain http:// directory may name: a CA on this machine (Pebble, a test step-ca)."""
 
@@ -153,9 +182,9 @@ def connect(conn: Connection, account_key: PrivateKey, account_url: str | None =
     net = CertplaneNetwork(jwk, alg=alg, verify_ssl=conn.ca_bundle or True, retry=conn.retry,
                            timeout=conn.timeout)
     try:
-        directory = acme_client.ClientV2.get_directory(conn.directory_url, net)
+        directory = read_directory(conn.directory_url, net)
     except Exception as err:  # noqa: BLE001 - translated to one line
-        raise translate(err, f"reading the directory {conn.directory_url}",
+        raise translate(err, f"reading the directory {redact_url(conn.directory_url)}",
                         directory_url=conn.directory_url) from None
     client = acme_client.ClientV2(directory, net)
     if account_url:
@@ -163,11 +192,49 @@ def connect(conn: Connection, account_key: PrivateKey, account_url: str | None =
     return client
 
 
+def read_directory(url: str, net: CertplaneNetwork) -> messages.Directory:
+    """The CA's directory (RFC 8555 §7.1.1), checked before anything relies on it: the resources every order
+    needs are there, and every resource URL obeys the directory URL's own rule (https://, http:// only on
+    loopback), so a directory cannot send the account's requests in the clear to another host. A `meta` that
+    is not an object is ignored, as a CA without one."""
+    doc = json_body(net.get(url))
+    if not isinstance(doc, dict):
+        raise acme_errors.Error("the answer is not an ACME directory (no JSON object)")
+    missing = [name for name in DIRECTORY_NEEDS if not isinstance(doc.get(name), str)]
+    if missing:
+        raise acme_errors.Error(f"the answer is not an ACME directory: it has no {', '.join(missing)} URL")
+    for name in DIRECTORY_RESOURCES:
+        if name in doc:
+            _check_resource_url(name, doc[name])
+    if not isinstance(doc.get("meta", {}), dict):
+        del doc["meta"]
+    return messages.Directory.from_json(doc)
+
+
+def _check_resource_url(name: str, value: object) -> None:
+    try:
+        check_directory_url(value)  # type: ignore[arg-type]  # any JSON value: refused unless a URL
+    except InvalidInputError:
+        raise acme_errors.Error(f"the directory's {name} is not an https:// URL (http:// only on loopback): "
+                                f"{redact_url(value)}") from None
+
+
 def profiles(client: acme_client.ClientV2) -> dict[str, str]:
-    """The profiles the CA advertises ({name: description}); empty when it has none."""
+    """The profiles the CA advertises ({name: description}); empty when it has none, or advertises them as
+    anything but an object (a list, a string: `dict()` of those raises or invents names)."""
     meta = getattr(client.directory, "meta", None)
     raw = getattr(meta, "profiles", None) if meta is not None else None
-    return dict(raw or {})
+    if not isinstance(raw, Mapping):
+        return {}
+    return {name: one_line(about, 200) if isinstance(about, str) else ""
+            for name, about in raw.items() if isinstance(name, str)}
+
+
+def external_account_required(client: acme_client.ClientV2) -> bool:
+    """The directory's meta.externalAccountRequired, only when it is the JSON `true` RFC 8555 §7.1.1 says: the
+    library takes any truthy value, so a CA's "false" (a string) would demand EAB."""
+    meta = getattr(client.directory, "meta", None)
+    return getattr(meta, "external_account_required", None) is True
 
 
 @dataclass(frozen=True)
@@ -175,6 +242,23 @@ class Account:
     url: str
     status: str | None
     contact: tuple[str, ...]
+
+
+def _account(regr: messages.RegistrationResource, action: str) -> Account:
+    """The account the CA answered with, only if it says where the account is: a missing or junk Location
+    would otherwise be stored as the account every order signs as. Fields of the wrong type are dropped."""
+    url = account_url(regr.uri)
+    if url is None:
+        raise AcmeError(f"acme: {action} failed: the CA's answer has no account URL (Location header)")
+    body = regr.body
+    contact = body.contact if isinstance(body.contact, (tuple, list)) else ()
+    return Account(url=url, status=body.status if isinstance(body.status, str) else None,
+                   contact=tuple(c for c in contact if isinstance(c, str)))
+
+
+def account_url(value: object) -> str | None:
+    """`value` if it is an http(s) URL in one clean token (no space, no control character), else None."""
+    return value if isinstance(value, str) and re.fullmatch(r"https?://[!-~]+", value) else None
 
 
 def register_account(client: acme_client.ClientV2, *, email: str | None, eab_kid: str | None = None,
@@ -190,20 +274,24 @@ def register_account(client: acme_client.ClientV2, *, email: str | None, eab_kid
                 directory=client.directory)
         except Exception:  # noqa: BLE001 - never echo the HMAC key
             raise InvalidInputError("eab.hmac_key", "is not a base64url-encoded HMAC key") from None
-    elif client.external_account_required():
+    elif external_account_required(client):
         raise InvalidInputError(
-            "eab", f"the ACME server{' at ' + directory_url if directory_url else ''} requires External "
-                   "Account Binding: set eab.kid and eab.hmac_key from your CA account")
+            "eab", f"the ACME server{' at ' + redact_url(directory_url) if directory_url else ''} requires "
+                   "External Account Binding: set eab.kid and eab.hmac_key from your CA account")
     reg = messages.NewRegistration.from_data(email=email or None, terms_of_service_agreed=True,
                                              external_account_binding=eab)
     try:
         regr = client.new_account(reg)
     except acme_errors.ConflictError as conflict:  # the key already has an account: reuse it
-        client.net.account = messages.RegistrationResource(uri=conflict.location, body=messages.Registration())
-        return Account(url=conflict.location, status=None, contact=())
+        url = account_url(conflict.location)
+        if url is None:  # a 409 without Location: "UNKNOWN-LOCATION" must not become the account
+            raise AcmeError("acme: account registration failed: the CA says this key has an account but its "
+                            "answer has no account URL (Location header)") from None
+        client.net.account = messages.RegistrationResource(uri=url, body=messages.Registration())
+        return Account(url=url, status=None, contact=())
     except Exception as err:  # noqa: BLE001
         raise translate(err, "account registration", directory_url=directory_url) from None
-    return Account(url=regr.uri, status=regr.body.status, contact=tuple(regr.body.contact or ()))
+    return _account(regr, "account registration")
 
 
 def find_account(client: acme_client.ClientV2, *, directory_url: str = "") -> Account:
@@ -212,7 +300,7 @@ def find_account(client: acme_client.ClientV2, *, directory_url: str = "") -> Ac
         regr = client.query_registration(messages.RegistrationResource(body=messages.Registration()))
     except Exception as err:  # noqa: BLE001
         raise translate(err, "looking up the ACME account", directory_url=directory_url) from None
-    return Account(url=regr.uri, status=regr.body.status, contact=tuple(regr.body.contact or ()))
+    return _account(regr, "looking up the ACME account")
 
 
 def account_status(client: acme_client.ClientV2, account_url: str) -> str:
@@ -245,5 +333,6 @@ def deactivate_account(client: acme_client.ClientV2, account_url: str) -> None:
 
 
 __all__ = ["Account", "CertplaneNetwork", "Connection", "LOOPBACK_HOSTS", "USER_AGENT", "account_status",
-           "check_directory_url", "check_eab", "check_email", "check_key_spec", "connect", "deactivate_account",
-           "find_account", "jwk_for", "profiles", "register_account"]
+           "account_url", "check_directory_url", "check_eab", "check_email", "check_key_spec", "connect",
+           "deactivate_account", "external_account_required", "find_account", "json_body", "jwk_for", "profiles", "read_directory",
+           "register_account"]

@@ -23,7 +23,7 @@ from .. import certificates as x509util
 from ..errors import CertplaneError, InvalidInputError, RetryableError
 from ..keys import PrivateKey, same_public_key, signature_hash, spec_of
 from .client import CertplaneNetwork, check_key_spec, profiles
-from .errors import AcmeError, RetryPolicy, describe_problem, is_transient, translate
+from .errors import ACTION_LIMIT, AcmeError, RetryPolicy, describe_problem, is_transient, one_line, translate
 from .solver import Challenge, Solver
 
 CHALLENGE_TYPES: dict[str, type[challenges.KeyAuthorizationChallenge]] = {
@@ -57,14 +57,29 @@ def order_label(domains: Sequence[str]) -> str:
     return "order for " + ", ".join(domains)
 
 
+def _failed(action: str, why: object) -> str:
+    """`acme: <action> failed: <why>` as one bounded line: `why` may quote the CA (a challenge list, the
+    problems of every authorization) and `action` names every domain of the certificate."""
+    return one_line(f"acme: {one_line(action, ACTION_LIMIT)} failed: {why}")
+
+
 def _pick(authzr: messages.AuthorizationResource, challenge_type: str) -> messages.ChallengeBody:
     wanted = CHALLENGE_TYPES[challenge_type]
-    for challb in authzr.body.challenges:
+    offers = authzr.body.challenges or ()  # a CA's `{}` has none: said so below, not a TypeError
+    for challb in offers:
         if isinstance(challb.chall, wanted):
             return challb
-    offered = ", ".join(sorted(str(getattr(c.chall, "typ", "?")) for c in authzr.body.challenges)) or "none"
-    raise AcmeError(f"the CA offers no {challenge_type} challenge for {authzr.body.identifier.value} "
-                    f"(offered: {offered})")
+    offered = ", ".join(sorted(str(getattr(c.chall, "typ", "?")) for c in offers)) or "none"
+    raise AcmeError(one_line(f"the CA offers no {challenge_type} challenge for {_domain_of(authzr)} "
+                             f"(offered: {offered})"))
+
+
+def _domain_of(authzr: messages.AuthorizationResource) -> str:
+    """The name an authorization is for; AcmeError (one line) when the CA's answer names none."""
+    value = getattr(authzr.body.identifier, "value", None)
+    if not isinstance(value, str) or not value:
+        raise AcmeError(one_line(f"the CA's authorization {authzr.uri or ''} names no identifier"))
+    return value
 
 
 def _name(domain: str) -> str:
@@ -123,9 +138,10 @@ def stalled_problems(client: ClientV2, authorizations: Sequence[messages.Authori
                 break
             if current.body.status != messages.STATUS_PENDING:
                 continue
-            problems = [describe_problem(c.error) for c in current.body.challenges if c.error is not None]
-            if problems:
-                parts.append(f"{current.body.identifier.value}: {'; '.join(problems)}")
+            problems = [describe_problem(c.error) for c in current.body.challenges or ()
+                        if isinstance(c.error, messages.Error)]
+            if problems:  # the CA's own words: any identifier, any number of problems (bounded by the caller)
+                parts.append(f"{getattr(current.body.identifier, 'value', '?')}: {'; '.join(problems)}")
     finally:
         if isinstance(net, CertplaneNetwork) and saved is not None:
             net.retry = saved
@@ -161,7 +177,7 @@ def issue(client: ClientV2, domains: Sequence[str], solver: Solver, *, key: Priv
                 continue  # authorization reuse: the CA already trusts our control of this name
             challb = _pick(authzr, solver.challenge_type)
             response, validation = challb.response_and_validation(client.net.key)
-            challenge = Challenge(domain=authzr.body.identifier.value, token=challb.chall.encode("token"),
+            challenge = Challenge(domain=_domain_of(authzr), token=challb.chall.encode("token"),
                                   validation=str(validation))
             presented.append(challenge)
             solver.present(challenge)
@@ -177,15 +193,15 @@ def issue(client: ClientV2, domains: Sequence[str], solver: Solver, *, key: Priv
     except InvalidInputError:
         raise
     except RetryableError as err:
-        raise RetryableError(f"acme: {action} failed: {err}", retry_after=err.retry_after) from None
+        raise RetryableError(_failed(action, err), retry_after=err.retry_after) from None
     except CertplaneError as err:  # a solver's own error (DNS update refused, port in use, ...)
-        raise AcmeError(f"acme: {action} failed: {err}") from None
+        raise AcmeError(_failed(action, err)) from None
     except acme_errors.TimeoutError as err:
         stalled = stalled_problems(client, pending)
         if not stalled:
             raise translate(err, action) from None
-        raise RetryableError(f"acme: {action} failed: timed out waiting for the CA to validate; it holds the "
-                             f"challenge pending after a failed validation: {stalled}") from None
+        raise RetryableError(_failed(action, "timed out waiting for the CA to validate; it holds the challenge "
+                                             f"pending after a failed validation: {stalled}")) from None
     except Exception as err:  # noqa: BLE001 - one line for the user
         raise translate(err, action) from None
     finally:
@@ -202,11 +218,11 @@ def issue(client: ClientV2, domains: Sequence[str], solver: Solver, *, key: Priv
             relinquish(client, pending)
     certs = x509util.load_certificates(order.fullchain_pem or "")
     if not certs:
-        raise AcmeError(f"acme: {action} failed: the CA returned no certificate")
+        raise AcmeError(_failed(action, "the CA returned no certificate"))
     try:
         check_issued(certs[0], key, domains)
     except AcmeError as err:
-        raise AcmeError(f"acme: {action} failed: {err}") from None
+        raise AcmeError(_failed(action, err)) from None
     return IssuedCertificate(leaf=certs[0], chain=certs[1:], key=key, order_url=order.uri,
                              cleanup_errors=cleanup_errors)
 
