@@ -184,7 +184,7 @@ class CertificateProvider(CertplaneProvider[CertificateInputs, CertificateOutput
 
     def delete_typed(self, _id: str, olds: Stored[CertificateInputs, CertificateOutputs]) -> str | None:
         creds = olds.inputs.credentials
-        if not olds.outputs.issued or creds is None:
+        if not olds.outputs.issued or (creds is None and olds.inputs.plugin.credentials is not None):
             return None
         issuer = olds.inputs.plugin.build(olds.inputs.order, creds)
         if isinstance(issuer, Revokes) and issuer.revoke(olds.outputs.leaf()):

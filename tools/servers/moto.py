@@ -154,6 +154,65 @@ def import_placeholder_certificate(endpoint_url: str, region: str,
                                       PrivateKey=keys.private_key_to_pem(key).encode())["CertificateArn"])
 
 
+ROOT_CA_TEMPLATE = "arn:aws:acm-pca:::template/RootCACertificate/V1"
+
+
+def create_private_ca(endpoint_url: str, region: str, common_name: str = "certplane Test PCA", *,
+                      parent: tuple[Any, Any] | None = None, days: int = 3650) -> dict[str, str]:
+    """An ACTIVE private CA in moto's AWS Private CA (RSA 2048, SHA256WITHRSA), made as on AWS: the CA's CSR,
+    its certificate, `import_certificate_authority_certificate`. A root issues its own certificate (the
+    RootCACertificate/V1 template; moto makes it valid for 365 days whatever `days` says); with `parent`, a
+    (certificate, private key) pair of a CA outside AWS, a subordinate whose certificate that CA signs (path
+    length 0, valid `days`). Returns the CA's `arn`, `certificate_pem` and `chain_pem` (the parent's, or "")."""
+    import datetime as dt
+
+    from cryptography import x509
+
+    from providers.core import certificates as x509util
+
+    pca = _client("acm-pca", region, endpoint_url)
+    subject = {"CommonName": common_name, "Organization": "certplane tests"}
+    arn = str(pca.create_certificate_authority(
+        CertificateAuthorityConfiguration={"KeyAlgorithm": "RSA_2048", "SigningAlgorithm": "SHA256WITHRSA",
+                                           "Subject": subject},
+        CertificateAuthorityType="SUBORDINATE" if parent else "ROOT")["CertificateAuthorityArn"])
+    csr_pem = str(pca.get_certificate_authority_csr(CertificateAuthorityArn=arn)["Csr"])
+    if parent is None:
+        issued = pca.issue_certificate(CertificateAuthorityArn=arn, Csr=csr_pem.encode(), TemplateArn=ROOT_CA_TEMPLATE,
+                                       SigningAlgorithm="SHA256WITHRSA", Validity={"Value": days, "Type": "DAYS"})
+        cert_pem = str(pca.get_certificate(CertificateAuthorityArn=arn, CertificateArn=issued["CertificateArn"])
+                       ["Certificate"])
+        chain_pem = ""
+    else:
+        parent_cert, parent_key = parent
+        csr = x509.load_pem_x509_csr(csr_pem.encode())
+        cert = x509util.sign_certificate(
+            x509util.CertificateTemplate(common_name=common_name, organization=subject["Organization"], is_ca=True,
+                                         path_length=0, validity_days=days),
+            subject_public_key=csr.public_key(), signing_key=parent_key,  # type: ignore[arg-type]
+            issuer=parent_cert, now=dt.datetime.now(dt.timezone.utc))
+        cert_pem, chain_pem = x509util.to_pem(cert), x509util.to_pem(parent_cert)
+    args: dict[str, Any] = {"CertificateAuthorityArn": arn, "Certificate": cert_pem.encode()}
+    if chain_pem:
+        args["CertificateChain"] = chain_pem.encode()
+    pca.import_certificate_authority_certificate(**args)
+    return {"arn": arn, "certificate_pem": cert_pem, "chain_pem": chain_pem}
+
+
+def pca_revocations(endpoint_url: str, ca_arn: str) -> dict[str, str]:
+    """What moto's private CA `ca_arn` recorded as revoked: {serial as RevokeCertificate was given it: reason},
+    read from moto's model view (/moto-api/data.json; its API has no call that lists revocations)."""
+    import json
+
+    with urllib.request.urlopen(f"{endpoint_url}/moto-api/data.json", timeout=10) as response:
+        data = json.load(response)
+    for ca in data.get("acmpca", {}).get("CertificateAuthority", []):
+        if ca.get("arn") == ca_arn:
+            return {serial: str(entry.get("revocation_reason"))
+                    for serial, entry in (ca.get("revoked_certificates") or {}).items()}
+    raise LookupError(f"moto has no private CA {ca_arn}")
+
+
 def ensure_demo_resources(endpoint_url: str, region: str, alias: str) -> dict[str, str]:
     """The demo's ALB (HTTPS listener with a placeholder default) and CloudFront distribution for `alias`, each
     created only when missing."""

@@ -14,6 +14,7 @@ REGISTRY: Registry[IssuerPlugin[Any, Any, Any]] = Registry.of_modules(__name__, 
     "private_ca",
     "acme",
     "self_signed",
+    "aws_pca",
 ], noun="issuer type")
 
 SELF_SIGNED = self_signed.KIND
