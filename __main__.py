@@ -5,8 +5,11 @@ from pathlib import Path
 
 import pulumi
 
+from components import _source_positions
 from components.config import NAMESPACE, ConfigProblems, parse_fleet, plain_secrets
 from components.fleet import Fleet
+
+_source_positions.install()  # before any resource: each one's stack trace in state keeps the program's frames only
 
 def read_config() -> dict[str, object]:
     config, raw, bad = pulumi.Config(NAMESPACE), {}, []

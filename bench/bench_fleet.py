@@ -194,8 +194,10 @@ class Project:
         by_type: dict[str, list[int]] = defaultdict(list)
         for r in resources:
             by_type[r["type"]].append(len(json.dumps(r, separators=(",", ":"))))
+        # the engine's record of where each resource was registered (metadata: certplane keeps only its own frames)
+        traces = sum(len(json.dumps(r["stackTrace"], separators=(",", ":"))) for r in resources if "stackTrace" in r)
         return {"checkpoint_bytes": path.stat().st_size, "bytes_per_n": round(path.stat().st_size / self.n),
-                "resources": len(resources),
+                "stack_trace_bytes": traces, "resources": len(resources),
                 "by_type": {t: {"count": len(v), "bytes_each": round(statistics.mean(v))}
                             for t, v in sorted(by_type.items())}}
 
@@ -379,6 +381,17 @@ def markdown(report: dict[str, Any]) -> str:
         c, f = res["state"]["certplane"], res["state"]["floor"]
         lines.append(f"| {res['n']} | {c['checkpoint_bytes']:,} | {f['checkpoint_bytes']:,} | {c['bytes_per_n']:,} | "
                      f"{f['bytes_per_n']:,} | {c['checkpoint_bytes'] / f['checkpoint_bytes']:.1f}× |")
+    if all("stack_trace_bytes" in res["state"]["floor"] for res in report["results"]):
+        lines += ["", "Without the engine's `stackTrace` records (the floor keeps the SDK's whole stacks, certplane "
+                      "only its program's frames):", "",
+                  "| N | certplane stackTrace bytes | floor stackTrace bytes | certplane bytes / N | floor bytes / N | "
+                  "ratio |", "|---:|---:|---:|---:|---:|---:|"]
+        for res in report["results"]:
+            c, f = res["state"]["certplane"], res["state"]["floor"]
+            rest_c = c["checkpoint_bytes"] - c["stack_trace_bytes"]
+            rest_f = f["checkpoint_bytes"] - f["stack_trace_bytes"]
+            lines.append(f"| {res['n']} | {c['stack_trace_bytes']:,} | {f['stack_trace_bytes']:,} | "
+                         f"{rest_c / res['n']:,.0f} | {rest_f / res['n']:,.0f} | {rest_c / rest_f:.1f}× |")
     last = report["results"][-1]
     lines += ["", f"Per resource type at N={last['n']} (compact JSON bytes of one resource):", "",
               "| side | type | count | bytes each |", "|---|---|---:|---:|"]
