@@ -126,20 +126,26 @@ def assert_nginx_serves_state(nginx: NginxServer, outputs: dict[str, Any], name:
     return str(inventory["fingerprint_sha256"])
 
 
+def acme_stack(nginx: NginxServer, acme_ca: PebbleServer, name: str, *, directory_url: str | None = None,
+               dns_url: str | None = None) -> dict[str, Any]:
+    """One DNS-01 certificate `name` from Pebble (its directory and challtestsrv, or proxies in front of them),
+    served by nginx."""
+    issuer = {"type": "acme", "directory_url": directory_url or acme_ca.directory_url, "email": "ops@example.test",
+              "ca_bundle": str(acme_ca.ca_bundle_path), "profile": "default",
+              "dns": {"provider": "challtestsrv", "url": dns_url or acme_ca.challtestsrv_url,
+                      "propagation_check": False}}
+    return {"issuers": {"pebble": issuer},
+            "certificates": {name: {"domains": [f"{name}.reliability.example.test"], "issuer": "pebble",
+                                    "bindings": [{"target": "edge"}]}},
+            "targets": {"edge": nginx_target(nginx)}}
+
+
 def test_acme_issuance_killed_then_recovered(new_checkout, nginx, acme_ca):
     """Killed while the order's DNS-01 TXT record is being set: the account exists at the CA, the order is
     pending there, the certificate resource is a pending create."""
     proxy = HoldingProxy(acme_ca.challtestsrv_url, lambda method, path, body: path == "/set-txt")
     try:
-        issuer = {"type": "acme", "directory_url": acme_ca.directory_url, "email": "ops@example.test",
-                  "ca_bundle": str(acme_ca.ca_bundle_path), "profile": "default",
-                  "dns": {"provider": "challtestsrv", "url": proxy.url, "propagation_check": False}}
-        checkout = new_checkout({
-            "issuers": {"pebble": issuer},
-            "certificates": {"shop": {"domains": ["shop.reliability.example.test"], "issuer": "pebble",
-                                      "bindings": [{"target": "edge"}]}},
-            "targets": {"edge": nginx_target(nginx)},
-        })
+        checkout = new_checkout(acme_stack(nginx, acme_ca, "shop", dns_url=proxy.url))
         pebble_log = PebbleLog(acme_ca.workdir / "pebble.log")
         proxy.arm()
         up = checkout.start_up()
@@ -173,15 +179,7 @@ def test_acme_issuance_killed_after_the_ca_issued_then_recovered(new_checkout, n
                          lambda method, path, body: method == "POST" and path.startswith("/certZ/"),
                          tls=tls, upstream_ca=acme_ca.ca_bundle_path)
     try:
-        issuer = {"type": "acme", "directory_url": f"{proxy.url}/dir", "email": "ops@example.test",
-                  "ca_bundle": str(acme_ca.ca_bundle_path), "profile": "default",
-                  "dns": {"provider": "challtestsrv", "url": acme_ca.challtestsrv_url, "propagation_check": False}}
-        checkout = new_checkout({
-            "issuers": {"pebble": issuer},
-            "certificates": {"till": {"domains": ["till.reliability.example.test"], "issuer": "pebble",
-                                      "bindings": [{"target": "edge"}]}},
-            "targets": {"edge": nginx_target(nginx)},
-        })
+        checkout = new_checkout(acme_stack(nginx, acme_ca, "till", directory_url=f"{proxy.url}/dir"))
         pebble_log = PebbleLog(acme_ca.workdir / "pebble.log")
         proxy.arm()
         up = checkout.start_up()
