@@ -26,7 +26,7 @@ from providers.core.clock import rfc3339
 from . import EXIT_CRITICAL, EXIT_OK, EXIT_WARNING, CliError, notify, observe, probe, render
 from .expiry import LEVELS, expiry_findings, parse_warn_days, urgency_key, worst
 from .model import Certificate, Endpoint, Finding, parse_endpoint_spec
-from .render import fmt_days, fmt_time, plural
+from .render import count_certificates, fmt_days, fmt_time, plural
 from .stack import Source, load
 
 EXIT_BY_LEVEL = {"ok": EXIT_OK, "warning": EXIT_WARNING, "critical": EXIT_CRITICAL}
@@ -180,7 +180,7 @@ def run(args: argparse.Namespace, source: Source) -> int:
     asked = f", asked {plural(len(observed), 'target')}" if observed else ""
     probe_note = f"; probed {plural(len(probed), 'endpoint')}{asked} in {probe_seconds:.1f}s" \
         if probed or observed else ""
-    out.write(style(f"{status.upper()}: {plural(len(certs), 'certificate')} on stack {loaded.stack} ({', '.join(parts)}) "
+    out.write(style(f"{status.upper()}: {count_certificates(certs)} on stack {loaded.stack} ({', '.join(parts)}) "
                     f"as of {fmt_time(now)}{probe_note}", render.LEVEL_STYLE[status]) + "\n")
     for outcome in outcomes:
         if not outcome.error:

@@ -19,7 +19,7 @@ from providers.core.clock import rfc3339
 from . import render
 from .expiry import LEVELS, expiry_findings, urgency_key, worst
 from .model import CA_KIND, Certificate
-from .render import fmt_days, fmt_time, plural
+from .render import count_certificates, fmt_days, fmt_time, plural
 from .stack import Source, load
 
 CSV_FIELDS = ("name", "domains", "issuer", "issuer_dn", "serial", "not_before", "not_after", "days_remaining",
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace, source: Source) -> int:
     headers = ["CERTIFICATE", "DOMAINS", "ISSUER", "EXPIRES", "DAYS LEFT", "RENEWS", "TARGETS", "OWNER"]
     out.write(render.table(headers, rows, style, right=(4,)) + "\n")
     counts = {lvl: sum(1 for v in levels.values() if v == lvl) for lvl in LEVELS}
-    summary = f"{plural(len(certs), 'certificate')} on stack {loaded.stack}, as of {fmt_time(now)}"
+    summary = f"{count_certificates(certs)} on stack {loaded.stack}, as of {fmt_time(now)}"
     flagged = [f"{counts[lvl]} {lvl}" for lvl in ("critical", "warning") if counts[lvl]]
     out.write(style(summary + (f" ({', '.join(flagged)}; see `certplane check`)" if flagged else ""), "dim") + "\n")
     return 0

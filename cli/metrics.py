@@ -43,7 +43,7 @@ from . import EXIT_OK, CliError, observe, probe
 from .check import probe_jobs
 from .expiry import DEFAULT_GRACE_DAYS
 from .model import Certificate, parse_endpoint_spec
-from .render import plural
+from .render import count_certificates, plural
 from .stack import Source, load
 
 if TYPE_CHECKING:
@@ -350,7 +350,7 @@ class SnapshotCache:
             error = f"{type(err).__name__}: {err}"
         else:
             if previous is not None and not previous.ok:
-                count = plural(len(snap.certificates), "certificate")
+                count = count_certificates(snap.certificates)
                 self._log(f"certplane metrics: the inventory reads again ({count})")
             return Reading(snap, True, snap.stack)
         if previous is None or previous.ok or previous.error != error:

@@ -7,7 +7,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from providers.core.clock import minute
 
@@ -98,3 +98,11 @@ def plural(n: int, noun: str) -> str:
 
 def fmt_days(days: float) -> str:
     return f"{days:.1f}"
+
+
+def count_certificates(certs: Sequence[Any]) -> str:
+    """`2 certificates`, or `2 certificates and 1 CA certificate` when the entries include a private CA's levels
+    (`kind` "ca"): a summary counts what the user asked for apart from the CAs that sign it."""
+    cas = sum(1 for c in certs if getattr(c, "kind", "") == "ca")
+    text = plural(len(certs) - cas, "certificate")
+    return f"{text} and {plural(cas, 'CA certificate')}" if cas else text

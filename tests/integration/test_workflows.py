@@ -532,8 +532,10 @@ def test_the_workflows_renew_check_and_plan_as_written(repository: Repository, t
         assert "bootstrap: creating" not in renew.log and "bootstrap: building" not in renew.log, renew.log
         assert re.search(r"\+ \d+ created", renew.step("Issue, renew and deploy what is due").output), renew.log
         checked = renew.step("Check every certificate where it is served").output
-        assert f"OK: 2 certificates on stack {STACK}" in checked and "1 target holds it" in checked, checked
-        assert f"OK: 2 certificates on stack {STACK}" in renew.summary
+        # www and api, and the private CA's root beside them (checked by its own expiry)
+        assert f"OK: 2 certificates and 1 CA certificate on stack {STACK}" in checked, checked
+        assert "1 target holds it" in checked, checked
+        assert f"OK: 2 certificates and 1 CA certificate on stack {STACK}" in renew.summary
         assert sorted(p.name for p in certs.glob("www.*")) == ["www.chain.pem", "www.crt", "www.fullchain.pem",
                                                            "www.key"]
         assert renew.step("Open an issue (or comment on the open one)").outcome == "skipped" and not renew.issues
