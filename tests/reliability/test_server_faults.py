@@ -204,6 +204,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, moto_server: MotoServer) -> 
         haproxy_socket = base / "haproxy-admin.sock"
         haproxy_socket.symlink_to(haproxy.socket)
 
+        moto_server.reset()  # the session's moto: what an earlier module made there (its ALB) would clash
         placeholder = import_placeholder_certificate(moto_server.endpoint_url, REGION)
         listener = create_https_listener(moto_server.endpoint_url, REGION, placeholder)["listener_arn"]
         elb = boto3.client("elbv2", region_name=REGION, endpoint_url=moto_server.endpoint_url)
