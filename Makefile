@@ -10,6 +10,7 @@ help:
 	@echo "make test       the test suite, real engine and servers included (not the slow fault suite)"
 	@echo "make test-slow  the fault suite (tests/reliability: a real up killed mid-way, then recovered; ~5 min)"
 	@echo "make bench      certplane vs a floor of trivial dynamic resources at N=100 and 500 (BENCH_N='100 500 2000'), then bench_core; see bench/README.md"
+	@echo "make bench-acme 50 ACME certificates on one Pebble: certplane vs the acme library floor, certbot and lego (installs both under ~/.cache/certplane/bench; BENCH_ACME_ARGS='--runs 3')"
 
 bootstrap:
 	@tools/bootstrap.sh
@@ -36,3 +37,8 @@ BENCH_N ?= 100 500
 .PHONY: bench
 bench: bootstrap
 	@. tools/env.sh && python bench/bench_fleet.py $(foreach n,$(BENCH_N),--n $(n)) && python bench/bench_core.py
+
+BENCH_ACME_ARGS ?= --n 50 --runs 3
+.PHONY: bench-acme
+bench-acme: bootstrap
+	@. tools/env.sh && python bench/bench_acme.py $(BENCH_ACME_ARGS)

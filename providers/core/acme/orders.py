@@ -9,6 +9,7 @@ returns is accepted only for the CSR's public key and exactly the names asked fo
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -31,6 +32,12 @@ CHALLENGE_TYPES: dict[str, type[challenges.KeyAuthorizationChallenge]] = {
     "http-01": challenges.HTTP01,
 }
 RELINQUISH_RETRY = RetryPolicy(attempts=2, max_total=5.0)  # tidying up after a failure: never a long wait
+# Polling an authorization or order: first soon after the request (a CA may validate or sign in milliseconds),
+# then twice as long each time, never longer than the CA's Retry-After (DEFAULT_POLL without one) nor the
+# deadline. The `acme` library's own poll_and_finalize sleeps a fixed second before each poll instead.
+FIRST_POLL = 0.05
+MIN_POLL = 0.05
+DEFAULT_POLL = 1.0
 
 
 @dataclass(frozen=True)
@@ -148,6 +155,88 @@ def stalled_problems(client: ClientV2, authorizations: Sequence[messages.Authori
     return "; ".join(parts)
 
 
+def _poll_delay(attempt: int, response: object, deadline: dt.datetime) -> float:
+    """Seconds to wait before poll `attempt` + 1: FIRST_POLL × 2^attempt, capped by the CA's Retry-After (or
+    DEFAULT_POLL) and by what is left before `deadline` (naive local time, as the `acme` library's)."""
+    cap = DEFAULT_POLL
+    headers = getattr(response, "headers", None)
+    value = headers.get("Retry-After") if headers is not None else None
+    if value is not None:
+        try:
+            cap = max(MIN_POLL, float(int(value)))
+        except (TypeError, ValueError):
+            cap = DEFAULT_POLL  # an HTTP-date (or garbage): the default cadence, still bounded by the deadline
+    left = (deadline - dt.datetime.now()).total_seconds()
+    return float(max(0.0, min(FIRST_POLL * (2 ** min(attempt, 16)), cap, left)))
+
+
+def _poll_authorizations(client: ClientV2, order: messages.OrderResource,
+                         deadline: dt.datetime) -> messages.OrderResource:
+    """Every authorization of `order` polled until none is pending (as `ClientV2.poll_authorizations`, without its
+    fixed 1 s sleeps): ValidationError for those that failed with an error, TimeoutError at `deadline`."""
+    current = list(order.authorizations)
+    attempt = 0
+    while True:
+        last: object = None
+        for i, authzr in enumerate(current):
+            if authzr.body.status == messages.STATUS_PENDING or attempt == 0:
+                current[i], last = client.poll(authzr)
+        if all(a.body.status != messages.STATUS_PENDING for a in current):
+            break
+        if dt.datetime.now() >= deadline:
+            raise acme_errors.TimeoutError()
+        time.sleep(_poll_delay(attempt, last, deadline))
+        attempt += 1
+    failed = [a for a in current if a.body.status != messages.STATUS_VALID
+              and any(c.error is not None for c in a.body.challenges or ())]
+    if failed:
+        raise acme_errors.ValidationError(failed)
+    updated: messages.OrderResource = order.update(authorizations=current)
+    return updated
+
+
+def _finalize(client: ClientV2, order: messages.OrderResource, deadline: dt.datetime) -> messages.OrderResource:
+    """Finalize `order` and download its certificate (as `ClientV2.finalize_order`, without its fixed 1 s sleep
+    before each poll of the order): the finalization's own answer is used when the CA already issued."""
+    try:
+        body = client.begin_finalization(order).body
+    except messages.Error as err:
+        if err.code != "orderNotReady":
+            raise
+        body = order.body
+    attempt = 0
+    response: object = None
+    while True:
+        if body.status == messages.STATUS_INVALID:
+            if body.error is not None:
+                raise acme_errors.IssuanceError(body.error)
+            raise acme_errors.Error("The certificate order failed. No further information was provided by the "
+                                    "server.")
+        if body.status == messages.STATUS_VALID and body.certificate is not None:
+            certificate = client._post_as_get(body.certificate)  # noqa: SLF001 - the library's POST-as-GET
+            done: messages.OrderResource = order.update(body=body, fullchain_pem=certificate.text)
+            return done
+        if dt.datetime.now() >= deadline:
+            raise acme_errors.TimeoutError()
+        if body.status == messages.STATUS_READY and attempt > 0:
+            client.begin_finalization(order)  # it was not ready when first asked (orderNotReady)
+        time.sleep(_poll_delay(attempt, response, deadline))
+        attempt += 1
+        response = client._post_as_get(order.uri)  # noqa: SLF001
+        body = messages.Order.from_json(response.json())
+
+
+def poll_and_finalize(client: ClientV2, order: messages.OrderResource,
+                      deadline: dt.datetime) -> messages.OrderResource:
+    """`client.poll_and_finalize`, polling soon and then backing off (FIRST_POLL, doubling, capped by Retry-After)
+    instead of the library's fixed 1 s sleeps. A client that brings its own poll_and_finalize (a subclass or a
+    wrapper of ClientV2) is used as it is."""
+    if getattr(type(client), "poll_and_finalize", None) is not ClientV2.poll_and_finalize:
+        own: messages.OrderResource = client.poll_and_finalize(order, deadline)
+        return own
+    return _finalize(client, _poll_authorizations(client, order, deadline), deadline)
+
+
 def issue(client: ClientV2, domains: Sequence[str], solver: Solver, *, key: PrivateKey,
           profile: str | None = None, timeout: float = 120.0) -> IssuedCertificate:
     """Order a certificate for `domains` (wildcards allowed), prove control with `solver`, return it."""
@@ -188,7 +277,7 @@ def issue(client: ClientV2, domains: Sequence[str], solver: Solver, *, key: Priv
             client.answer_challenge(challb, response)
         # `acme` compares against naive local time (datetime.now()).
         deadline = dt.datetime.now() + dt.timedelta(seconds=timeout)
-        order = client.poll_and_finalize(order, deadline)
+        order = poll_and_finalize(client, order, deadline)
         finished = True
     except InvalidInputError:
         raise
@@ -228,4 +317,4 @@ def issue(client: ClientV2, domains: Sequence[str], solver: Solver, *, key: Priv
 
 
 __all__ = ["CHALLENGE_TYPES", "IssuedCertificate", "build_csr", "check_issued", "issue", "order_label",
-           "relinquish", "stalled_problems"]
+           "poll_and_finalize", "relinquish", "stalled_problems"]
