@@ -8,7 +8,7 @@ help:
 	@echo "make demo       issue, deploy and verify the local stack's certificates (installs what is missing)"
 	@echo "make demo-down  destroy the local stack and stop the local servers"
 	@echo "make test       the test suite, real engine and servers included (not the slow fault suite)"
-	@echo "make test-slow  the fault suite (tests/reliability: a real up killed mid-way, then recovered; ~5 min)"
+	@echo "make test-slow  the fault suite (tests/reliability: ups killed mid-way, server faults, concurrent stacks; ~6 min)"
 	@echo "make bench      certplane vs a floor of trivial dynamic resources at N=100 and 500 (BENCH_N='100 500 2000'), then bench_core; see bench/README.md"
 	@echo "make bench-acme 50 ACME certificates on one Pebble: certplane vs the acme library floor, certbot and lego (installs both under ~/.cache/certplane/bench; BENCH_ACME_ARGS='--runs 3')"
 
