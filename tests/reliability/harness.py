@@ -105,6 +105,16 @@ class Checkout:
         self.runs.append(RunningUp(proc, log))
         return self.runs[-1]
 
+    def up_killed_at(self, proxy: HoldingProxy, what: str) -> RunningUp:
+        """Start an `up`, wait until `proxy` holds the response it was set to hold, then cut the power (and let
+        the held response go to nobody)."""
+        proxy.arm()
+        up = self.start_up()
+        up.wait_for(proxy.reached.is_set, what)
+        up.power_cut()
+        proxy.release()
+        return up
+
     def close(self) -> None:
         """End whatever an `up` of ours left running: the run itself (a test that failed before its kill) and
         what a CLI-only kill orphaned."""

@@ -147,11 +147,7 @@ def test_acme_issuance_killed_then_recovered(new_checkout, nginx, acme_ca):
     try:
         checkout = new_checkout(acme_stack(nginx, acme_ca, "shop", dns_url=proxy.url))
         pebble_log = PebbleLog(acme_ca.workdir / "pebble.log")
-        proxy.arm()
-        up = checkout.start_up()
-        up.wait_for(proxy.reached.is_set, "DNS-01 TXT record for the order")
-        up.power_cut()
-        proxy.release()
+        checkout.up_killed_at(proxy, "DNS-01 TXT record for the order")
         assert pebble_log.counts() == {"orders": 1, "issued": 0, "accounts": 1}
         assert len(checkout.locks()) == 1
         assert ("creating", "shop") in checkout.pending_operations()
@@ -174,18 +170,13 @@ def test_acme_issuance_killed_after_the_ca_issued_then_recovered(new_checkout, n
     """Killed after the CA issued the certificate, before certplane heard of it: the download of the issued
     certificate is held by a proxy in front of Pebble's ACME API. The CA has a certificate the state does not;
     the recovery orders once more, and the orphan is never served."""
-    tls = (acme_ca.ca_bundle_path, acme_ca.workdir / "pebble-tls.key")
     proxy = HoldingProxy(f"https://127.0.0.1:{acme_ca.acme_port}",
                          lambda method, path, body: method == "POST" and path.startswith("/certZ/"),
-                         tls=tls, upstream_ca=acme_ca.ca_bundle_path)
+                         tls=acme_ca.acme_tls, upstream_ca=acme_ca.ca_bundle_path)
     try:
         checkout = new_checkout(acme_stack(nginx, acme_ca, "till", directory_url=f"{proxy.url}/dir"))
         pebble_log = PebbleLog(acme_ca.workdir / "pebble.log")
-        proxy.arm()
-        up = checkout.start_up()
-        up.wait_for(proxy.reached.is_set, "the download of the issued certificate")
-        up.power_cut()
-        proxy.release()
+        checkout.up_killed_at(proxy, "the download of the issued certificate")
         assert pebble_log.counts() == {"orders": 1, "issued": 1, "accounts": 1}
         [orphan] = pebble_log.issued_serials()
         assert ("creating", "till") in checkout.pending_operations()
@@ -273,11 +264,7 @@ def test_elbv2_deploy_killed_after_the_listener_changed_then_recovered(new_check
                                 "credentials_file": ".certplane/aws/credentials"}},
         })
         write_credentials(checkout.repo / ".certplane" / "aws" / "credentials")
-        proxy.arm()
-        up = checkout.start_up()
-        up.wait_for(proxy.reached.is_set, "ModifyListener of the deploy")
-        up.power_cut()
-        proxy.release()
+        checkout.up_killed_at(proxy, "ModifyListener of the deploy")
         orphan = default_arn()
         assert orphan != placeholder and orphan in certplane_imports()  # the listener already serves the new one
         assert checkout.pending_operations() == [("creating", "app--alb")]

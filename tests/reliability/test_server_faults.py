@@ -183,8 +183,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, moto_server: MotoServer) -> 
         for key, value in DUMMY_ENV.items():  # this process's own boto3 clients (reading moto directly)
             env.setenv(key, value)
         pebble = stack.enter_context(PebbleServer(nonce_reject=50))
-        tls = (pebble.ca_bundle_path, pebble.workdir / "pebble-tls.key")
-        acme = FaultProxy(f"https://127.0.0.1:{pebble.acme_port}", tls=tls, upstream_ca=pebble.ca_bundle_path)
+        acme = FaultProxy(f"https://127.0.0.1:{pebble.acme_port}", tls=pebble.acme_tls,
+                          upstream_ca=pebble.ca_bundle_path)
         dns = FaultProxy(pebble.challtestsrv_url)
         aws = FaultProxy(moto_server.endpoint_url)
         for proxy in (acme, dns, aws):

@@ -140,6 +140,12 @@ class PebbleServer(ChalltestsrvDns, ManagedServer):
         return f"https://127.0.0.1:{self.management_port}"
 
     @property
+    def acme_tls(self) -> tuple[Path, Path]:
+        """(certificate, key) of the ACME API's own TLS: what a test proxy in front of it serves, so the same
+        `ca_bundle` trusts it."""
+        return self.ca_bundle_path, self.workdir / "pebble-tls.key"
+
+    @property
     def root_path(self) -> Path:
         """Pebble's root CA (fetched from /roots/0 at start; regenerated on every launch)."""
         return self.workdir / "pebble-root.pem"
