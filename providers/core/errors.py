@@ -75,6 +75,17 @@ class DeployFailed(DeployError):
         self.live = dict(live) if live is not None else None
 
 
+class KeyStoreError(CertplaneError):
+    """A private key kept outside state (a key file, a secret) cannot be written, read or removed. The message
+    names where (the path, the secret ARN) and what is wrong, never key material: the certificate it belongs to
+    cannot be issued or deployed until the store is fixed, so the operator must be able to act on the line."""
+
+
+class KeyStoreUnavailable(KeyStoreError, RetryableError):
+    """The key store could not be reached (AWS throttled, timed out, down): nothing is known to be wrong with
+    the key, so the next `pulumi up` may succeed."""
+
+
 def join_field(*parts: str) -> str:
     """`join_field("certificates.www", "", "key.size")` -> `certificates.www.key.size`."""
     return ".".join(p for p in parts if p)

@@ -8,12 +8,12 @@ import pkgutil
 
 import pytest
 
-from providers.core import deploy, dns, http01, issuers
+from providers.core import deploy, dns, http01, issuers, keystore
 from providers.core.errors import InvalidInputError
 from providers.core.plugins import Registry
 from providers.core.validation import SECRET, Model, marked
 
-REGISTRIES = {"deploy": deploy, "dns": dns, "http01": http01, "issuers": issuers}
+REGISTRIES = {"deploy": deploy, "dns": dns, "http01": http01, "issuers": issuers, "keystore": keystore}
 
 
 @pytest.mark.parametrize("package", REGISTRIES.values(), ids=REGISTRIES.keys())

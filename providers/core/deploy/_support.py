@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from ..errors import DeployError, InvalidInputError
+from ..files import atomic_write as atomic_write, fsync_dir as fsync_dir  # kept importable from here
 from ..tls import await_served
 
 _SECRET_MARKERS = ("PRIVATE KEY",)
@@ -55,34 +56,6 @@ def require_served(kind: str, host: str, port: int, listen: str, names: Sequence
     got = served.seen.get(name) or "no certificate (handshake failed)"
     raise DeployError(f"{kind}: {name} on {listen} serves {got}, expected {fingerprint} (checked {tries} times over "
                       f"{tries * interval:g} s){hint(name)}")
-
-
-def atomic_write(path: Path, data: bytes, mode: int, *, uid: int = -1, gid: int = -1) -> None:
-    """Write via a temp file in the same directory, fsync, rename: readers see the old or the new file, never
-    half of one. The mode is set before any byte is written, so a key is never briefly world-readable."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        if uid != -1 or gid != -1:
-            os.fchown(fd, uid, gid)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_or_none(path: Path) -> bytes | None:
