@@ -4,6 +4,7 @@ and chain verification."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ipaddress
 import re
 import secrets
@@ -13,7 +14,7 @@ from typing import Annotated
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import AfterValidator, model_validator
 
@@ -346,9 +347,10 @@ def build_csr(key: PrivateKey, domains: Sequence[str]) -> bytes:
     return csr.public_bytes(serialization.Encoding.PEM)
 
 
-def issued_mismatch(leaf: x509.Certificate, key: PrivateKey, domains: Sequence[str]) -> str | None:
+def issued_mismatch(leaf: x509.Certificate, key: PrivateKey | PublicKey, domains: Sequence[str]) -> str | None:
     """Why a certificate a CA returned for a CSR is not the one asked for (another public key, other names), or
-    None: the one rule every issuer that signs a request applies before accepting its answer."""
+    None: the one rule every issuer that signs a request applies before accepting its answer. `key` is the
+    CSR's: certplane's own private key, or the public key of a CSR given with the certificate."""
     def name(domain: str) -> str:
         return domain.rstrip(".").lower()
 
@@ -365,6 +367,137 @@ def check_key_pair(key: PrivateKey, cert: x509.Certificate) -> None:
     """The key is the certificate's: a server given another key fails every handshake."""
     if not same_public_key(key, cert.public_key()):  # type: ignore[arg-type]
         raise InvalidInputError("", f"the private key does not match the certificate {describe(cert)}")
+
+
+# --- certificate requests given with a certificate (CSR mode) ---------------------------------------------------
+# The private key is held elsewhere (an HSM, another team): certplane sends the CSR as it is to a CA that signs
+# requests, or signs its public key with a CA it runs, and never sees the key unless it is given too.
+
+CSR_LABELS = ("CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST")  # the second is what older openssl/Java write
+_CERTIFICATE_LABELS = ("CERTIFICATE", "TRUSTED CERTIFICATE", "X509 CERTIFICATE")
+_KEYS_ALLOWED = "RSA of 2048 bits or more, ECDSA P-256 or P-384, or Ed25519"
+
+
+def load_csr(pem: str) -> x509.CertificateSigningRequest:
+    """One PEM certificate request whose signature verifies (its maker holds the key: proof of possession) and
+    whose key certplane's certificates may carry. Refusals are one line that never quotes the text: a PEM pasted
+    into the wrong field may be a private key."""
+    blocks = pem_blocks(pem if isinstance(pem, str) else "")
+    requests = [block for label, block in blocks if label in CSR_LABELS]
+    if not requests:
+        labels = {label for label, _ in blocks}
+        if labels & set(_CERTIFICATE_LABELS):
+            raise InvalidInputError("", "is a certificate, not a certificate request: give the CSR "
+                                        "(-----BEGIN CERTIFICATE REQUEST-----)")
+        if any("PRIVATE KEY" in label for label in labels):
+            raise InvalidInputError("", "is a private key, not a certificate request: give the CSR (and the key, "
+                                        "if at all, as key_pem)")
+        raise InvalidInputError("", "is not a PEM certificate request (-----BEGIN CERTIFICATE REQUEST-----)")
+    if len(requests) > 1:
+        raise InvalidInputError("", f"holds {len(requests)} certificate requests: give one")
+    try:
+        csr = x509.load_pem_x509_csr(requests[0].replace("NEW CERTIFICATE REQUEST", "CERTIFICATE REQUEST").encode())
+    except ValueError:
+        raise InvalidInputError("", "is not a valid certificate request: its PEM does not decode") from None
+    try:
+        valid = csr.is_signature_valid
+    except Exception:  # noqa: BLE001 - an algorithm cryptography cannot verify is no proof either
+        valid = False
+    if not valid:
+        raise InvalidInputError("", "the certificate request's signature does not verify: it was altered or not "
+                                    "signed by its own key; make it again")
+    csr_public_key(csr)
+    return csr
+
+
+def csr_public_key(csr: x509.CertificateSigningRequest) -> PublicKey:
+    """The CSR's public key, when it is one certplane's certificates may carry (the key types KeySpec offers,
+    RSA of any size from 2048 bits); InvalidInputError (one line) otherwise."""
+    try:
+        key = csr.public_key()
+    except Exception:  # noqa: BLE001 - a key type cryptography does not know
+        raise InvalidInputError("", f"the CSR's key is of a type certplane does not know: use {_KEYS_ALLOWED}") from None
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < 2048:
+            raise InvalidInputError("", f"the CSR's RSA key has {key.key_size} bits, too weak: use {_KEYS_ALLOWED}")
+        return key
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if key.curve.name not in ("secp256r1", "secp384r1"):
+            raise InvalidInputError("", f"the CSR's ECDSA key is on {key.curve.name}: use {_KEYS_ALLOWED}")
+        return key
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return key
+    raise InvalidInputError("", f"the CSR's key is a {type(key).__name__.removesuffix('PublicKey') or 'other'} key: "
+                                f"use {_KEYS_ALLOWED}")
+
+
+def _dns_name(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        pass
+    else:
+        return False
+    try:
+        check_dns_name(value, "")
+    except InvalidInputError:
+        return False
+    return True
+
+
+def csr_names(csr: x509.CertificateSigningRequest) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(DNS names, IP addresses) a CA that signs the request as it is puts in the certificate: the SANs, and the
+    common name when it is a DNS name the SANs leave out (ACME CAs add it, RFC 8555 §7.4). Lowercased, in order,
+    each once."""
+    try:
+        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        dns, ips = san.get_values_for_type(x509.DNSName), san.get_values_for_type(x509.IPAddress)
+    except x509.ExtensionNotFound:
+        dns, ips = [], []
+    names = [str(n).lower() for n in dns]
+    names += [str(cn.value).lower() for cn in csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+              if _dns_name(str(cn.value))]
+    return tuple(dict.fromkeys(names)), tuple(dict.fromkeys(str(ip) for ip in ips))
+
+
+def check_csr_request(csr: x509.CertificateSigningRequest, request: CertificateRequest) -> None:
+    """The CSR names what the certificate asks for, as sets: an ACME CA validates and signs the CSR's names, not
+    the config's, so a difference would issue (or fail to issue) a certificate nobody asked for."""
+    dns, ips = csr_names(csr)
+    asked_dns = tuple(dict.fromkeys(d.lower() for d in request.domains))
+    asked_ips = tuple(dict.fromkeys(str(ipaddress.ip_address(ip)) for ip in request.ip_addresses))
+    given, asked = dns + ips, asked_dns + asked_ips
+    if set(given) == set(asked):
+        return
+    extra = [n for n in given if n not in asked]
+    missing = [n for n in asked if n not in given]
+    differ = "; ".join(part for part in (f"only in the CSR: {', '.join(extra)}" if extra else "",
+                                         f"not in the CSR: {', '.join(missing)}" if missing else "") if part)
+    raise InvalidInputError("csr_pem", f"the CSR names {', '.join(given) or 'nothing'}; the certificate asks for "
+                                       f"{', '.join(asked) or 'nothing'} ({differ}): make them the same")
+
+
+def check_csr_key(csr: x509.CertificateSigningRequest, key: PrivateKey) -> None:
+    """A key given with a CSR is the CSR's: the certificate is issued for the CSR's key and served with this one."""
+    if not same_public_key(key, csr_public_key(csr)):
+        raise InvalidInputError("key_pem", "is not the CSR's private key: give the key the CSR was made with, or "
+                                           "leave key_pem out")
+
+
+def csr_fingerprint(csr: x509.CertificateSigningRequest) -> str:
+    """SHA-256 of the CSR's DER, lowercase hex: names one request (a new CSR is a new request)."""
+    return hashlib.sha256(csr.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def request_pem(names: Sequence[str], *, key: PrivateKey | None,
+                csr: x509.CertificateSigningRequest | None) -> bytes:
+    """What a CA that signs requests is sent: the CSR given with the certificate, as it is (only its key's holder
+    can sign another), else a CSR of certplane's own key for `names` (build_csr)."""
+    if csr is not None:
+        return csr.public_bytes(serialization.Encoding.PEM)
+    if key is None:
+        raise InvalidInputError("key_pem", "a certificate needs its private key or a CSR (csr_pem)")
+    return build_csr(key, names)
 
 
 def is_self_issued(cert: x509.Certificate) -> bool:

@@ -40,19 +40,25 @@ def generate_password() -> str:
 def render(
     formats: Sequence[str],
     *,
-    key: PrivateKey,
+    key: PrivateKey | None,
     leaf: x509.Certificate,
     chain: list[x509.Certificate],
     password: str,
     alias: str = DEFAULT_ALIAS,
 ) -> dict[str, str]:
-    """All requested outputs. PEM outputs are always present; binary formats are base64."""
+    """All requested outputs. PEM outputs are always present; binary formats are base64. `key` None: a
+    certificate whose key certplane never holds (CSR mode): no key output, and no keystore (it holds the key)."""
     out = {
         "cert_pem": to_pem(leaf),
         "chain_pem": chain_to_pem(chain),
         "fullchain_pem": to_pem(leaf) + chain_to_pem(chain),
-        "private_key_pem": private_key_to_pem(key),
     }
+    if key is None:
+        check_keystores_need_key(formats)
+        if "der" in formats:
+            out["cert_der_base64"] = base64.b64encode(leaf.public_bytes(serialization.Encoding.DER)).decode()
+        return out
+    out["private_key_pem"] = private_key_to_pem(key)
     if "pkcs12" in formats:
         out["pkcs12_base64"] = base64.b64encode(pkcs12_bytes(key, leaf, chain, password, alias)).decode()
     if "jks" in formats:
@@ -60,6 +66,15 @@ def render(
     if "der" in formats:
         out["cert_der_base64"] = base64.b64encode(leaf.public_bytes(serialization.Encoding.DER)).decode()
     return out
+
+
+def check_keystores_need_key(formats: Sequence[str]) -> None:
+    """PKCS#12 and JKS hold the private key: refused for a certificate whose key certplane is not given."""
+    wanted = [f for f in ("pkcs12", "jks") if f in formats]
+    if wanted:
+        raise InvalidInputError("formats", f"{' and '.join(wanted)} hold{'s' if len(wanted) == 1 else ''} the "
+                                           "private key, and this certificate's key is not given: give it with the "
+                                           f"CSR (csr.private_key), or drop {' and '.join(wanted)}")
 
 
 def pkcs12_bytes(key: PrivateKey, leaf: x509.Certificate, chain: list[x509.Certificate], password: str,
@@ -82,4 +97,4 @@ def jks_bytes(key: PrivateKey, leaf: x509.Certificate, chain: list[x509.Certific
     return bytes(store.saves(password))
 
 
-__all__ = ["FORMATS", "Formats", "check_formats", "generate_password", "render", "pkcs12_bytes", "jks_bytes", "private_key_to_pem"]
+__all__ = ["FORMATS", "Formats", "check_formats", "check_keystores_need_key", "generate_password", "render", "pkcs12_bytes", "jks_bytes", "private_key_to_pem"]

@@ -3,7 +3,8 @@
 Authorizations the CA already considers valid are skipped (authz reuse). Every presented challenge is cleaned
 up in `finally`, whatever happened; waits are bounded by `timeout`. Failures become one certplane error line.
 A failed order deactivates the authorizations it left pending (RFC 8555 §7.5.2), and the certificate the CA
-returns is accepted only for the CSR's public key and exactly the names asked for.
+returns is accepted only for the CSR's public key and exactly the names asked for. A CSR given with the
+certificate (its key held elsewhere) is submitted as it is, so renewing re-submits the same CSR.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from cryptography import x509
 
 from .. import certificates as x509util
 from ..errors import CertplaneError, InvalidInputError, RetryableError
-from ..certificates import build_csr
-from ..keys import PrivateKey, spec_of
+from ..certificates import (CertificateRequest, build_csr, check_csr_key, check_csr_request, csr_public_key,
+                            request_pem)
+from ..keys import PrivateKey, PublicKey, spec_of
 from .client import CertplaneNetwork, check_key_spec, profiles
 from .errors import ACTION_LIMIT, AcmeError, RetryPolicy, describe_problem, is_transient, one_line, translate
 from .solver import Challenge, Solver
@@ -43,7 +45,7 @@ DEFAULT_POLL = 1.0
 class IssuedCertificate:
     leaf: x509.Certificate
     chain: list[x509.Certificate]
-    key: PrivateKey
+    key: PrivateKey | None  # None when ordered with a CSR alone
     order_url: str | None
     cleanup_errors: list[str] = field(default_factory=list)
 
@@ -77,7 +79,7 @@ def _domain_of(authzr: messages.AuthorizationResource) -> str:
     return value
 
 
-def check_issued(leaf: x509.Certificate, key: PrivateKey, domains: Sequence[str]) -> None:
+def check_issued(leaf: x509.Certificate, key: PrivateKey | PublicKey, domains: Sequence[str]) -> None:
     """The certificate is for the CSR's key and exactly its names (certificates.issued_mismatch); AcmeError
     (one line) otherwise."""
     wrong = x509util.issued_mismatch(leaf, key, domains)
@@ -219,22 +221,35 @@ def poll_and_finalize(client: ClientV2, order: messages.OrderResource,
     return _finalize(client, _poll_authorizations(client, order, deadline), deadline)
 
 
-def issue(client: ClientV2, domains: Sequence[str], solver: Solver, *, key: PrivateKey,
-          profile: str | None = None, timeout: float = 120.0) -> IssuedCertificate:
-    """Order a certificate for `domains` (wildcards allowed), prove control with `solver`, return it."""
+def issue(client: ClientV2, domains: Sequence[str], solver: Solver, *, key: PrivateKey | None = None,
+          csr: x509.CertificateSigningRequest | None = None, profile: str | None = None,
+          timeout: float = 120.0) -> IssuedCertificate:
+    """Order a certificate for `domains` (wildcards allowed), prove control with `solver`, return it. `csr`: a
+    CSR given with the certificate, submitted as it is (it must name exactly `domains`; `key`, when given too,
+    must be its key); else a CSR of `key` is built."""
     if not domains:
         raise InvalidInputError("domains", "an ACME certificate needs at least one domain")
     if solver.challenge_type not in CHALLENGE_TYPES:
         raise InvalidInputError("challenge", f"unknown challenge {solver.challenge_type!r}: use dns-01 or http-01")
+    public: PrivateKey | PublicKey
+    if csr is not None:
+        check_csr_request(csr, CertificateRequest(domains=tuple(domains)))  # the order's identifiers are the CSR's
+        if key is not None:
+            check_csr_key(csr, key)
+        public = csr_public_key(csr)
+    elif key is not None:
+        public = key
+    else:
+        raise InvalidInputError("key", "an ACME order needs the certificate's key or a CSR")
     try:
-        check_key_spec(spec_of(key))
+        check_key_spec(spec_of(public))
     except InvalidInputError as err:
-        raise err.within("key") from None
+        raise (InvalidInputError("csr_pem", err.reason) if csr is not None else err.within("key")) from None
     if profile and not profiles(client):  # a CA without profiles ignores the field: say so, not a silent lifetime
         raise InvalidInputError("profile", f"the CA advertises no ACME profiles, so {profile!r} cannot be chosen: "
                                            "remove profile from the issuer")
     action = order_label(domains)
-    csr_pem = build_csr(key, domains)
+    csr_pem = request_pem(domains, key=key, csr=csr)
     presented: list[Challenge] = []
     cleanup_errors: list[str] = []
     pending: list[messages.AuthorizationResource] = []  # what the order asked us to prove: unfinished on failure
@@ -291,7 +306,7 @@ def issue(client: ClientV2, domains: Sequence[str], solver: Solver, *, key: Priv
     if not certs:
         raise AcmeError(_failed(action, "the CA returned no certificate"))
     try:
-        check_issued(certs[0], key, domains)
+        check_issued(certs[0], public, domains)
     except AcmeError as err:
         raise AcmeError(_failed(action, err)) from None
     return IssuedCertificate(leaf=certs[0], chain=certs[1:], key=key, order_url=order.uri,

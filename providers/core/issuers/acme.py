@@ -19,7 +19,7 @@ from ..acme import ari, orders, revoke
 from ..acme import client as acme_client
 from ..acme.errors import RetryPolicy
 from ..acme.ratelimits import RateLimits
-from ..certificates import CertificateRequest
+from ..certificates import CertificateRequest, csr_public_key
 from ..clock import real_now
 from ..errors import CertplaneError, InvalidInputError
 from ..keys import KeySpec, KeySpecField, PrivateKey
@@ -196,7 +196,7 @@ class AcmeIssuer:
     def issue(self, request: IssueRequest) -> Issued:
         client = self._client()
         issued = orders.issue(client, list(request.request.domains), self._solver(), key=request.key,
-                              profile=self.order.profile,
+                              csr=request.csr, profile=self.order.profile,
                               timeout=float(self.order.order_timeout_seconds or DEFAULT_ORDER_TIMEOUT))
         notes = list(issued.cleanup_errors)
         try:
@@ -251,6 +251,13 @@ class AcmePlugin(IssuerPlugin[AcmeSettings, AcmeOrder, AcmeCredentials]):
         if request.client_auth or request.is_ca:
             raise InvalidInputError("client_auth" if request.client_auth else "is_ca",
                                     "ACME CAs issue TLS server certificates only")
+
+    def check_csr(self, order: AcmeOrder, request: CertificateRequest, csr: x509.CertificateSigningRequest) -> None:
+        """The CSR's key is one ACME CAs accept (no Ed25519), as `check` asks of a key certplane generates."""
+        try:
+            acme_client.check_key_spec(keys.spec_of(csr_public_key(csr)))
+        except InvalidInputError as err:
+            raise InvalidInputError("csr_pem", err.reason) from None
 
     def default_validity_days(self, settings: AcmeSettings) -> int | None:
         return None

@@ -1,6 +1,7 @@
-"""aws_pca: AWS Private CA (`acm-pca`) signs a CSR of certplane's own key: `IssueCertificate` (with an
-idempotency token derived from the request), a bounded wait for the certificate, `GetCertificate` for the leaf
-and the CA's chain; `RevokeCertificate` on destroy, only when asked.
+"""aws_pca: AWS Private CA (`acm-pca`) signs a CSR of certplane's own key, or the CSR given with the certificate
+as it is (its key held elsewhere): `IssueCertificate` (with an idempotency token derived from the request), a
+bounded wait for the certificate, `GetCertificate` for the leaf and the CA's chain; `RevokeCertificate` on
+destroy, only when asked.
 
 The CA is reached with its settings alone (no issuer-level resource): AWS access as the AWS deploy targets have
 it (core/aws.py: region, endpoint_url, profile, credentials_file; keys never in settings or state; throttling
@@ -23,13 +24,13 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from pydantic import field_validator, model_validator
 
 from .. import aws, keys
 from .. import certificates as x509util
-from ..certificates import build_csr, issued_mismatch
 from ..aws import AwsAccess
-from ..certificates import CertificateRequest
+from ..certificates import CertificateRequest, csr_fingerprint, csr_public_key, issued_mismatch
 from ..clock import real_now, rfc3339
 from ..errors import CertplaneError, InvalidInputError, RetryableError
 from ..keys import KeySpec
@@ -166,13 +167,17 @@ class AwsPcaOrder(OrderSettings, _PcaFields):
     credential chain, never from settings)."""
 
 
-def idempotency_token(order: AwsPcaOrder, request: CertificateRequest, key: keys.PrivateKey, signing: str) -> str:
-    """The same request (CA, template, signing algorithm, lifetime, key, names) gives the same token: AWS issues
-    one certificate for calls with one token within its window (five minutes, per AWS), so a call retried after
-    a timeout does not issue twice. A new key (every renewal unless reuse_key) is a new request."""
+def idempotency_token(order: AwsPcaOrder, request: CertificateRequest, key: keys.PrivateKey | keys.PublicKey,
+                      signing: str, csr: x509.CertificateSigningRequest | None = None) -> str:
+    """The same request (CA, template, signing algorithm, lifetime, key, names, and the CSR given, if any) gives
+    the same token: AWS issues one certificate for calls with one token within its window (five minutes, per
+    AWS), so a call retried after a timeout does not issue twice. A new key (every renewal unless reuse_key) or a
+    new CSR (another subject or extensions for the same key) is a new request."""
     parts = [order.certificate_authority_arn, order.template_arn or "", signing,
              str(request.validity_days or DEFAULT_VALIDITY_DAYS), keys.public_key_fingerprint_sha256(key),
              *sorted(d.lower() for d in request.domains)]
+    if csr is not None:
+        parts.append("csr:" + csr_fingerprint(csr))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:TOKEN_LENGTH]
 
 
@@ -283,9 +288,10 @@ class AwsPcaIssuer:
             raise AwsPcaError(f"aws_pca: {what}: the CA's certificate expires {rfc3339(ca_expires)}, before "
                               f"{days} days from now: renew the CA, or ask for fewer validity_days")
         args: dict[str, Any] = {
-            "CertificateAuthorityArn": self._ca, "Csr": build_csr(request.key, names), "SigningAlgorithm": signing,
+            "CertificateAuthorityArn": self._ca, "Csr": request.csr_pem(names), "SigningAlgorithm": signing,
             "Validity": {"Value": days, "Type": "DAYS"},
-            "IdempotencyToken": idempotency_token(self.order, request.request, request.key, signing)}
+            "IdempotencyToken": idempotency_token(self.order, request.request, request.public_key, signing,
+                                                  request.csr)}
         if self.order.template_arn:
             args["TemplateArn"] = self.order.template_arn
         arn = str(_call(what, "IssueCertificate", lambda: client.issue_certificate(**args))["CertificateArn"])
@@ -321,7 +327,7 @@ class AwsPcaIssuer:
         if not certs:
             raise AwsPcaError(f"aws_pca: {what}: GetCertificate returned no certificate")
         leaf, above = certs[0], _load(got.get("CertificateChain"))
-        wrong = issued_mismatch(leaf, request.key, names)
+        wrong = issued_mismatch(leaf, request.public_key, names)
         if wrong:
             raise AwsPcaError(f"aws_pca: {what}: {wrong}")
         if above and not x509util.signed_by(leaf, above[0]):
@@ -387,6 +393,12 @@ class AwsPcaPlugin(IssuerPlugin[AwsPcaSettings, AwsPcaOrder, Model]):
             raise InvalidInputError("ip_addresses", "not supported for aws_pca certificates yet")
         if request.is_ca:
             raise InvalidInputError("is_ca", "aws_pca issues end-entity certificates only")
+
+    def check_csr(self, order: AwsPcaOrder, request: CertificateRequest, csr: x509.CertificateSigningRequest) -> None:
+        """The CSR's key is one AWS Private CA signs, as `check` asks of a key certplane generates."""
+        if isinstance(csr_public_key(csr), ed25519.Ed25519PublicKey):
+            raise InvalidInputError("csr_pem", "the CSR's key is Ed25519, which AWS Private CA does not sign: make "
+                                               "the CSR with an RSA or ECDSA key")
 
     def default_validity_days(self, settings: AwsPcaSettings) -> int | None:
         return DEFAULT_VALIDITY_DAYS

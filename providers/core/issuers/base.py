@@ -21,9 +21,11 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from cryptography import x509
 
-from ..certificates import CertificateRequest
+from ..certificates import (CertificateRequest, check_csr_key, check_csr_request, csr_public_key,
+                            request_pem)
 from ..errors import InvalidInputError
-from ..keys import KeySpec, PrivateKey
+from ..keys import KeySpec, PrivateKey, PublicKey
+from ..keystore import KeyStorageField, KeyStorageSettings
 from ..renewal import AriWindow, Instant, RenewalPolicy
 from ..validation import Model, parse
 
@@ -31,9 +33,11 @@ from ..validation import Model, parse
 class IssuerSettings(Model):
     """Base of an issuer's `certplane:issuers.<name>` block. Every kind takes `reissue_before` (an RFC 3339
     instant): re-issue this issuer's certificates issued before it (a certificate's own setting wins; the stack's
-    `certplane:reissue_before` is the fallback)."""
+    `certplane:reissue_before` is the fallback), and `key_storage`: where its certificates keep their private
+    keys (state, file, aws_secretsmanager; a certificate's own setting wins)."""
 
     reissue_before: Instant | None = None
+    key_storage: KeyStorageField | None = None
 
 
 class OrderSettings(Model):
@@ -42,10 +46,37 @@ class OrderSettings(Model):
 
 @dataclass(frozen=True)
 class IssueRequest:
+    """What to issue: the request, and the key or a CSR (`csr`: its key is held elsewhere, e.g. an HSM; with
+    `key` too when the key is given as well). A CSR is checked on construction against the request's names and
+    the key (certificates.check_csr_request, check_csr_key), so no issuer signs a CSR for other names or a key
+    that is not the one served."""
+
     name: str  # the certificate's name, for messages
     request: CertificateRequest
-    key: PrivateKey
+    key: PrivateKey | None  # None only with a CSR
     now: dt.datetime
+    csr: x509.CertificateSigningRequest | None = None
+
+    def __post_init__(self) -> None:
+        if self.csr is None:
+            if self.key is None:
+                raise InvalidInputError("key_pem", "a certificate needs its private key or a CSR (csr_pem)")
+            return
+        check_csr_request(self.csr, self.request)
+        if self.key is not None:
+            check_csr_key(self.csr, self.key)
+
+    @property
+    def public_key(self) -> PublicKey:
+        """The key the certificate is for: the private key's, else the CSR's (the same when both are given)."""
+        if self.key is not None:
+            return self.key.public_key()
+        assert self.csr is not None  # __post_init__
+        return csr_public_key(self.csr)
+
+    def csr_pem(self, names: Sequence[str]) -> bytes:
+        """The PEM CSR a CA that signs requests is sent: the given CSR as it is, else one of the key for `names`."""
+        return request_pem(names, key=self.key, csr=self.csr)
 
 
 @dataclass(frozen=True)
@@ -58,7 +89,8 @@ class Issued:
 
 class Issuer(Protocol):
     def issue(self, request: IssueRequest) -> Issued:
-        """Sign or order a certificate for `request.key`; raises CertplaneError (one line) on failure."""
+        """Sign or order a certificate for `request.public_key` (the CSR's, when one is given); raises
+        CertplaneError (one line) on failure."""
 
 
 @runtime_checkable
@@ -83,6 +115,7 @@ class CaLevel:
     key: KeySpec
     request: CertificateRequest
     renew: RenewalPolicy | None = None
+    key_storage: KeyStorageSettings | None = None  # where this level's key is kept (None: state)
 
 
 @runtime_checkable
@@ -125,6 +158,7 @@ class IssuerPlugin(Generic[S, O, C]):
     retains_credentials: ClassVar[bool] = False  # kept in the certificate's state (e.g. to revoke on destroy)
     credentials_identify_issuer: ClassVar[bool] = False  # new credentials mean a new signer (a CA's certificate)
     chain_stable: ClassVar[bool] = False  # a renewal from the same issuer keeps the chain (a CA's own chain)
+    needs_private_key: ClassVar[bool] = False  # signs with the certificate's own key: a CSR alone is not enough
 
     def order_for(self, settings: S, *, issuer: str, challenge: str | None) -> O:
         """What a certificate of this issuer carries. `issuer` is the config name (for messages); `challenge`
@@ -139,6 +173,10 @@ class IssuerPlugin(Generic[S, O, C]):
 
     def check(self, order: O, request: CertificateRequest, key: KeySpec | None) -> None:
         """Refuse at preview what this issuer cannot issue (a key type, a name, a field it cannot honour)."""
+
+    def check_csr(self, order: O, request: CertificateRequest, csr: x509.CertificateSigningRequest) -> None:
+        """Refuse at preview a CSR given with the certificate that this issuer cannot sign (its key type). The
+        rules every CSR follows (names, key) are certificates.check_csr_request and check_csr_key, not here."""
 
     def check_for(self, settings: S, request: CertificateRequest) -> None:
         """Refuse at preview what this issuer's own settings cannot honour for a certificate (a name outside a

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 from cryptography import x509
+from pydantic import model_validator
 
-from .. import keys
+from .. import keys, keystore
 from ..certificates import (CertificateRequest, PermittedDomains, ValidityDays, check_key_pair, is_ca,
                             is_self_issued, load_certificates, name_attribute, outside_constraints,
                             sign_certificate)
 from ..errors import InvalidInputError
 from ..keys import KeySpec, KeySpecField
+from ..keystore import KeyStorageField
 from ..renewal import RenewalPolicy
 from ..validation import Model, SecretText, policy, whole_number
 from .base import CaLevel, IssueRequest, Issued, IssuerPlugin, IssuerSettings, OrderSettings
@@ -29,7 +31,9 @@ class NameConstraints(Model):
 class PrivateCaSettings(IssuerSettings):
     """common_name, organization, key (default ECDSA P-384), validity_days (3650), intermediate (sign
     certificates with an intermediate under the root), intermediate_validity_days (half the root's),
-    path_length, name_constraints (the DNS subtrees the CA may sign for), renew (of the CA certificates)."""
+    path_length, name_constraints (the DNS subtrees the CA may sign for), renew (of the CA certificates),
+    root_key_storage and intermediate_key_storage (where each CA level's key is kept: a root held offline, on a
+    removable drive, is needed only when the intermediate is signed; `key_storage` is its certificates')."""
 
     common_name: Annotated[str, policy(name_attribute)]
     organization: Annotated[str | None, policy(name_attribute)] = None
@@ -40,19 +44,28 @@ class PrivateCaSettings(IssuerSettings):
     path_length: Annotated[int, whole_number(0, 16)] | None = None
     name_constraints: NameConstraints | None = None
     renew: RenewalPolicy | None = None  # of the CA certificates themselves
+    root_key_storage: KeyStorageField | None = None
+    intermediate_key_storage: KeyStorageField | None = None
+
+    @model_validator(mode="after")
+    def _storage_of_levels(self) -> PrivateCaSettings:
+        if self.intermediate_key_storage is not None and not self.intermediate:
+            raise InvalidInputError("intermediate_key_storage", "this CA has no intermediate (intermediate: true "
+                                                                "adds one)")
+        return self
 
     def levels(self) -> Sequence[CaLevel]:
         constraints = self.name_constraints.permitted_dns_domains if self.name_constraints else ()
         root = CaLevel("root", self.key, CertificateRequest(
             common_name=self.common_name, organization=self.organization, is_ca=True,
             validity_days=self.validity_days, path_length=None if self.intermediate else self.path_length,
-            permitted_dns_domains=() if self.intermediate else constraints), self.renew)
+            permitted_dns_domains=() if self.intermediate else constraints), self.renew, self.root_key_storage)
         if not self.intermediate:
             return (root,)
         intermediate = CaLevel("intermediate", self.key, CertificateRequest(
             common_name=f"{self.common_name} Intermediate"[:64], organization=self.organization, is_ca=True,
             path_length=0, validity_days=self.intermediate_validity_days or max(1, self.validity_days // 2),
-            permitted_dns_domains=constraints), self.renew)
+            permitted_dns_domains=constraints), self.renew, self.intermediate_key_storage)
         return (root, intermediate)
 
 
@@ -61,27 +74,50 @@ class PrivateCaOrder(OrderSettings):
 
 
 class PrivateCaCredentials(Model):
-    """The signing CA's certificate and key, and the CAs above it (the root may be included; it is not served)."""
+    """The signing CA's certificate and key, and the CAs above it (the root may be included; it is not served).
+    The key is given (a secret), or named in a key store (`ca_key_ref` in `ca_key_storage`): read only when a
+    certificate is signed, so a preview never needs a store that may be offline."""
 
     ca_cert_pem: str
-    ca_private_key_pem: SecretText
+    ca_private_key_pem: SecretText | None = None
+    ca_key_ref: str | None = None
+    ca_key_storage: dict[str, Any] | None = None
     ca_chain_pem: str = ""
 
+    @model_validator(mode="after")
+    def _one_key(self) -> PrivateCaCredentials:
+        if (self.ca_private_key_pem is None) == (self.ca_key_ref is None):
+            raise InvalidInputError("ca_private_key_pem", "give the CA's key, or its reference in a key store "
+                                                          "(ca_key_ref), exactly one")
+        return self
 
-def load(credentials: PrivateCaCredentials) -> tuple[x509.Certificate, keys.PrivateKey, tuple[x509.Certificate, ...]]:
-    """(CA certificate, its key, the chain to serve after a leaf), each checked; raises InvalidInputError."""
+
+def _signing_key(credentials: PrivateCaCredentials) -> keys.PrivateKey:
+    if credentials.ca_key_ref is not None:
+        store = keystore.build(keystore.parse_settings(credentials.ca_key_storage))
+        if store is None:
+            raise InvalidInputError("ca_key_storage", "the CA's key is kept by reference: name its key store")
+        return store.get(credentials.ca_key_ref)
+    try:
+        return keys.load_private_key(credentials.ca_private_key_pem or "")
+    except InvalidInputError as err:
+        raise InvalidInputError("ca_private_key_pem", err.reason) from None
+
+
+def load(credentials: PrivateCaCredentials, *, read_key: bool = True
+         ) -> tuple[x509.Certificate, keys.PrivateKey | None, tuple[x509.Certificate, ...]]:
+    """(CA certificate, its key, the chain to serve after a leaf), each checked; raises InvalidInputError.
+    `read_key` False: a key in a store is not read (the key None), a key given is still checked."""
     certs = load_certificates(credentials.ca_cert_pem)
     if not certs:
         raise InvalidInputError("ca_cert_pem", "is not a PEM certificate")
     ca_cert = certs[0]
-    try:
-        ca_key = keys.load_private_key(credentials.ca_private_key_pem)
-    except InvalidInputError as err:
-        raise InvalidInputError("ca_private_key_pem", err.reason) from None
-    try:
-        check_key_pair(ca_key, ca_cert)
-    except InvalidInputError as err:
-        raise err.within("ca_private_key_pem") from None
+    ca_key = _signing_key(credentials) if read_key or credentials.ca_key_ref is None else None
+    if ca_key is not None:
+        try:
+            check_key_pair(ca_key, ca_cert)
+        except InvalidInputError as err:
+            raise err.within("ca_key_ref" if credentials.ca_key_ref else "ca_private_key_pem") from None
     if not is_ca(ca_cert):
         raise InvalidInputError("ca_cert_pem", "is not a CA certificate (basicConstraints CA:FALSE)")
     above = [c for c in load_certificates(credentials.ca_chain_pem) if not is_self_issued(c)]
@@ -95,7 +131,10 @@ class PrivateCaIssuer:
 
     def issue(self, request: IssueRequest) -> Issued:
         ca_cert, ca_key, chain = load(self.credentials)
-        cert = sign_certificate(request.request.template(), subject_public_key=request.key.public_key(),
+        assert ca_key is not None, "load reads the key unless told not to"
+        # With a CSR, only its public key (and the proof its signature gives) is used: the CA decides the subject
+        # and extensions from the request, as for certplane's own keys.
+        cert = sign_certificate(request.request.template(), subject_public_key=request.public_key,
                                 signing_key=ca_key, issuer=ca_cert, now=request.now)
         return Issued(leaf=cert, chain=chain)
 
@@ -119,7 +158,7 @@ class PrivateCaPlugin(IssuerPlugin[PrivateCaSettings, PrivateCaOrder, PrivateCaC
                                                f"({', '.join(permitted)}): clients reject such a chain")
 
     def check_credentials(self, credentials: PrivateCaCredentials) -> None:
-        load(credentials)
+        load(credentials, read_key=False)  # a root held offline is read only when it signs
 
     def identity(self, order: PrivateCaOrder, credentials: PrivateCaCredentials | None) -> str:
         """The signing CA certificate and the chain above it: a renewed or replaced CA re-issues its leaves."""

@@ -141,7 +141,7 @@ def config_lines(issuer: dict[str, Any], cert: dict[str, Any] | None = None) -> 
     ({"certificate_authority_arn": ARN, "aws_secret_access_key": "x"}, None,
      "certplane:issuers.pca.aws_secret_access_key: unknown setting (known: region, endpoint_url, profile, "
      "credentials_file, certificate_authority_arn, signing_algorithm, template_arn, revoke_on_destroy, "
-     "revoke_reason, issue_timeout_seconds, reissue_before)"),
+     "revoke_reason, issue_timeout_seconds, reissue_before, key_storage)"),
     ({"certificate_authority_arn": ARN}, {"key": {"algorithm": "ed25519"}},
      "certplane:certificates.www.key: AWS Private CA does not sign Ed25519 keys: use rsa or ecdsa"),
     ({"certificate_authority_arn": ARN}, {"ip_addresses": ["10.0.0.1"]},
@@ -313,15 +313,15 @@ class moto_auth:  # noqa: N801 - a context manager
 def test_a_leaf_for_another_key_or_other_names_is_refused(moto: MotoServer, root_ca: dict[str, str],
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     issuer, _ = pca(moto, root_ca)
-    build = aws_pca.build_csr
+    build = x509util.build_csr  # what IssueRequest.csr_pem sends for certplane's own key
     other = keys.generate_private_key(keys.KeySpec("ecdsa", curve="P-256"))
-    monkeypatch.setattr(aws_pca, "build_csr", lambda key, names: build(other, names))
+    monkeypatch.setattr(x509util, "build_csr", lambda key, names: build(other, names))
     with pytest.raises(CertplaneError) as err:
         issue(issuer)
     assert one_line(err.value).endswith(": the CA returned a certificate for another public key than the CSR's; "
                                         "refusing it")
 
-    monkeypatch.setattr(aws_pca, "build_csr", lambda key, names: build(key, ["other.example.test"]))
+    monkeypatch.setattr(x509util, "build_csr", lambda key, names: build(key, ["other.example.test"]))
     with pytest.raises(CertplaneError) as err:
         issue(issuer)
     assert one_line(err.value).endswith(": the CA returned a certificate for other.example.test instead of "
