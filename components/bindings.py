@@ -16,9 +16,12 @@ from .config import BindingConfig
 
 
 def bind(cert_name: str, certificate: Any, bindings: Sequence[BindingConfig], targets: Mapping[str, TargetSettings],
-         domains: Any, parent: pulumi.Resource) -> list[CertificateBinding]:
+         domains: Any, parent: pulumi.Resource, key_storage: dict[str, Any] | None = None) -> list[CertificateBinding]:
     """The bindings of `cert_name`. Server names default to `domains`: the configured ones (known in every
-    preview, so a renewal shows no name change), or an upload's, read from its certificate."""
+    preview, so a renewal shows no name change), or an upload's, read from its certificate. A key kept out of
+    state (`key_storage`) reaches a binding as its reference, read from the store at deploy."""
+    key = ({"private_key_ref": certificate.private_key_ref, "key_storage": key_storage} if key_storage
+           else {"private_key_pem": certificate.private_key_pem})
     out = []
     for spec in bindings:
         settings = targets[spec.target]
@@ -28,7 +31,7 @@ def bind(cert_name: str, certificate: Any, bindings: Sequence[BindingConfig], ta
             target_settings=settings.wire(), server_names=list(spec.server_names) if spec.server_names else domains,
             sni=spec.sni,
             cert_pem=certificate.cert_pem, chain_pem=certificate.chain_pem,
-            private_key_pem=certificate.private_key_pem, keystore_password=certificate.keystore_password,
+            **key, keystore_password=certificate.keystore_password,
             opts=pulumi.ResourceOptions(parent=parent),
         ))
     return out

@@ -15,17 +15,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, model_validator
 
+from providers import _custody
 from providers.core import certificates as x509util
 from providers.core import clock, issuers, renewal
 from providers.core.certificates import CertificateRequest, DnsNames, IpAddresses, ValidityDays
 from providers.core.deploy import TargetSettingsField
 from providers.core.deploy._support import safe_file_stem
 from providers.core.errors import InputProblems, InvalidInputError
+from providers.core import formats
 from providers.core.formats import Formats
 from providers.core.issuers import IssuerSettings, IssuerSettingsField
 from providers.core.keys import KeySpec, KeySpecField
+from providers.core.keystore import KeyStorageField, KeyStorageSettings
 from providers.core.renewal import RenewalPolicy
-from providers.core.validation import Model, SecretText, parse, secret_paths
+from providers.core.validation import Model, ProjectPath, SecretText, parse, secret_paths
 
 NAMESPACE = "certplane"
 SELF_SIGNED = issuers.SELF_SIGNED
@@ -54,6 +57,40 @@ class UploadConfig(Model):
         return self
 
 
+class CsrConfig(Model):
+    """A CSR made where the key lives (an HSM, another team's tooling): certplane orders or signs it, and renews
+    by submitting it again. `private_key` (a secret) only when the key may be given too: then certplane can
+    render PKCS#12/JKS and deploy the certificate; without it, it publishes the certificate and chain only."""
+
+    file: ProjectPath | None = None
+    pem: str | None = None
+    private_key: SecretText | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CsrConfig:
+        if bool(self.file) == bool(self.pem):
+            raise InvalidInputError("", "give the CSR as file (a path) or pem (its text), exactly one")
+        if self.file:
+            try:
+                text = Path(self.file).read_text()
+            except (OSError, UnicodeDecodeError) as err:
+                raise InvalidInputError("file", f"cannot read {self.file}: "
+                                                f"{getattr(err, 'strerror', None) or 'not text'}") from None
+            return self.model_copy(update={"pem": text})._parsed("file")
+        return self._parsed("pem")
+
+    def _parsed(self, field: str) -> CsrConfig:
+        try:
+            x509util.load_csr(self.pem or "")
+        except InvalidInputError as err:
+            raise InvalidInputError(field, err.reason) from None
+        return self
+
+    @property
+    def csr(self) -> Any:
+        return x509util.load_csr(self.pem or "")
+
+
 class BindingConfig(Model):
     target: str
     server_names: Annotated[tuple[str, ...], AfterValidator(x509util.check_dns_names)] | None = None
@@ -76,7 +113,11 @@ class CertificateConfig(Model):
     tags: dict[str, str] = {}
     formats: Formats = ("pem",)
     keystore_password: SecretText | None = None
+    # Where the private key is kept (state, file, aws_secretsmanager); unset: the issuer's `key_storage`, else
+    # state. After parse_fleet: the one that applies.
+    key_storage: KeyStorageField | None = None
     upload: UploadConfig | None = None
+    csr: CsrConfig | None = None
     bindings: list[BindingConfig] = []
 
     @model_validator(mode="after")
@@ -88,11 +129,39 @@ class CertificateConfig(Model):
             if self.reissue_before:
                 raise InvalidInputError("reissue_before", "an uploaded certificate is not issued by certplane: "
                                                           "upload a new bundle instead")
+            if self.key_storage is not None:
+                raise InvalidInputError("key_storage", "an uploaded certificate's key is given in the stack "
+                                                       "config (as a secret): certplane keeps it as given")
         elif not self.issuer:
             raise InvalidInputError("issuer", f"name an issuer from certplane:issuers, or '{SELF_SIGNED}'")
         else:
-            x509util.check_subject(self.domains, self.ip_addresses)
+            checked = self._with_csr(self.csr) if self.csr is not None else self
+            x509util.check_subject(checked.domains, checked.ip_addresses)
+            return checked
         return self
+
+    def _with_csr(self, csr: CsrConfig) -> CertificateConfig:
+        """The CSR says the names (`domains` may be left out, or must be the same); the key is the CSR's, so
+        the settings that make, move or re-key a key do not apply."""
+        for field in ("key", "reuse_key", "reissue_before", "key_storage"):
+            if field in self.model_fields_set:
+                raise InvalidInputError(field, "the key is the CSR's: certplane never makes, re-keys or keeps it "
+                                               "(re-key by giving a new CSR)")
+        checked = self
+        if not self.domains and not self.ip_addresses:
+            domains, ips = x509util.csr_names(csr.csr)
+            checked = self.model_copy(update={"domains": domains, "ip_addresses": ips})
+        try:
+            x509util.check_csr_request(csr.csr, checked.request(None))
+        except InvalidInputError as err:
+            raise InvalidInputError("csr", err.reason) from None
+        if csr.private_key is None:
+            if self.bindings:
+                raise InvalidInputError("bindings", "a certificate from a CSR without its key cannot be deployed "
+                                                    "by certplane: give csr.private_key, or deploy it where the "
+                                                    "key is")
+            formats.check_keystores_need_key(self.formats)
+        return checked
 
     def request(self, default_validity_days: int | None) -> CertificateRequest:
         return CertificateRequest(domains=self.domains, ip_addresses=self.ip_addresses,
@@ -158,10 +227,16 @@ def _reissue_times(fleet: FleetConfig) -> list[InvalidInputError]:
 
 
 def _with_reissue_before(fleet: FleetConfig) -> FleetConfig:
-    """Each issued certificate's `reissue_before`: the most specific one given (certificate, issuer, stack)."""
+    """Each issued certificate's `reissue_before` and `key_storage`: the most specific one given (certificate,
+    issuer, stack)."""
     certificates = {}
     for name, cert in fleet.certificates.items():
         settings = fleet.issuer(cert.issuer) if cert.issuer and not cert.upload else None
+        if cert.csr is not None:  # its key is the CSR's: nothing re-keys or keeps it
+            certificates[name] = cert
+            continue
+        if cert.key_storage is None and settings is not None and settings.key_storage is not None:
+            cert = cert.model_copy(update={"key_storage": settings.key_storage})
         chosen = cert.reissue_before or (settings.reissue_before if settings else None) or (
             fleet.reissue_before if not cert.upload else None)
         certificates[name] = cert if chosen == cert.reissue_before else cert.model_copy(
@@ -192,7 +267,15 @@ def _references(fleet: FleetConfig) -> list[InvalidInputError]:
                     plugin = issuers.REGISTRY.plugin_of(settings)
                     order = plugin.order_for(settings, issuer=cert.issuer, challenge=cert.challenge)
                     request = cert.request(plugin.default_validity_days(settings))
-                    plugin.check(order, request, cert.key)
+                    plugin.check(order, request, None if cert.csr else cert.key)
+                    if cert.csr is not None:
+                        plugin.check_csr(order, request, cert.csr.csr)
+                        if plugin.needs_private_key and cert.csr.private_key is None:
+                            raise InvalidInputError("csr.private_key", f"a {plugin.kind} certificate is signed "
+                                                                       "with its own key: give it, or use a CA")
+                    storage = cert.key_storage or settings.key_storage
+                    if storage is not None and cert.csr is None:
+                        _custody.check_formats(storage, cert.formats)
                     plugin.check_for(settings, request)
                     before = cert.renew.before_days if cert.renew else None
                     too_long = renewal.window_too_long(before, request.validity_days)

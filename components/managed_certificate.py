@@ -9,6 +9,7 @@ from typing import Any
 
 import pulumi
 
+from providers import _custody
 from providers.certificate import Certificate
 from providers.core import clock
 from providers.core.deploy import TargetSettings
@@ -52,7 +53,9 @@ class ManagedCertificate(pulumi.ComponentResource):
             assert issuer is not None, "config validation names every certificate's issuer"
             self.certificate = _issued(name, spec, issuer, common, child)
             domains = list(spec.domains)
-        self.bindings = bind(name, self.certificate, spec.bindings, targets, domains, parent=self)
+        self.key_storage = _custody.wire(spec.key_storage) if spec.upload is None else None
+        self.bindings = bind(name, self.certificate, spec.bindings, targets, domains, parent=self,
+                             key_storage=self.key_storage)
         self.register_outputs({"serial": self.certificate.serial})
 
     def inventory_entry(self, issuer_name: str, targets: Mapping[str, TargetSettings]) -> pulumi.Output[dict[str, Any]]:
@@ -119,10 +122,12 @@ class ManagedCertificate(pulumi.ComponentResource):
 
     def download(self) -> dict[str, Any]:
         cert = self.certificate
-        out: dict[str, Any] = {
-            "cert_pem": cert.cert_pem, "chain_pem": cert.chain_pem, "fullchain_pem": cert.fullchain_pem,
-            "private_key_pem": pulumi.Output.secret(cert.private_key_pem),
-        }
+        out: dict[str, Any] = {"cert_pem": cert.cert_pem, "chain_pem": cert.chain_pem,
+                               "fullchain_pem": cert.fullchain_pem}
+        if self.key_storage:  # kept out of state: where it is, never the key
+            out["private_key_ref"] = cert.private_key_ref
+        else:
+            out["private_key_pem"] = pulumi.Output.secret(cert.private_key_pem)
         if "pkcs12" in self.spec.formats:
             out["pkcs12_base64"] = pulumi.Output.secret(cert.pkcs12_base64)
         if "jks" in self.spec.formats:
@@ -144,9 +149,20 @@ def _issued(name: str, spec: CertificateConfig, issuer: IssuerHandle, common: di
     order = plugin.order_for(issuer.settings, issuer=issuer.name, challenge=spec.challenge).wire()
     secret = set(marked(plugin.order, SECRET))
     return Certificate(
-        name, **request.wire(), key=spec.key.as_dict(), reuse_key=spec.reuse_key,
+        name, **request.wire(), **_key_inputs(spec),
         **{**common, "renew": renew.wire() if renew else None}, reissue_before=spec.reissue_before,
         issuer_type=plugin.kind,
         issuer_settings={k: v for k, v in order.items() if k not in secret},
         issuer_secrets={k: v for k, v in order.items() if k in secret} or None,
         issuer_credentials=issuer.credentials, opts=opts)
+
+
+def _key_inputs(spec: CertificateConfig) -> dict[str, Any]:
+    """What the certificate is told about its key: a CSR (and the key, a secret, when given with it), or the
+    key to make, whether to keep it across renewals, and where it is kept (only when out of state, so a
+    certificate keeping its key in state carries exactly the inputs it had before key storage existed)."""
+    if spec.csr is not None:
+        given = {"key_pem": pulumi.Output.secret(spec.csr.private_key)} if spec.csr.private_key else {}
+        return {"csr_pem": spec.csr.pem, "key": None, **given}
+    storage = _custody.wire(spec.key_storage)
+    return {"key": spec.key.as_dict(), "reuse_key": spec.reuse_key, **({"key_storage": storage} if storage else {})}

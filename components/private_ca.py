@@ -8,6 +8,7 @@ from typing import Any
 
 import pulumi
 
+from providers import _custody
 from providers.certificate import Certificate
 from providers.core.issuers import CaLevel, private_ca, self_signed
 from providers.private_key import PrivateKey
@@ -28,14 +29,20 @@ class PrivateCa(pulumi.ComponentResource):
         above: dict[str, Any] | None = None
         published: list[pulumi.Output[dict[str, Any]]] = []
         for level in levels:
-            key = PrivateKey(f"{name}-{level.suffix}-key", **level.key.as_dict(), opts=child)  # type: ignore[arg-type]
+            storage = _custody.wire(level.key_storage)
+            key = PrivateKey(f"{name}-{level.suffix}-key", **level.key.as_dict(), key_storage=storage,  # type: ignore[arg-type]
+                             opts=child)
+            # A key kept out of state is named by its reference, and read from its store only to sign.
+            given = {"key_ref": key.private_key_ref, "key_storage": storage} if storage \
+                else {"key_pem": key.private_key_pem}
             cert = Certificate(
-                f"{name}-{level.suffix}", **level.request.wire(), key_pem=key.private_key_pem,
+                f"{name}-{level.suffix}", **level.request.wire(), **given,
                 renew=level.renew.wire() if level.renew else None,
                 issuer_type=private_ca.KIND if above else self_signed.KIND,
                 issuer_credentials=pulumi.Output.secret(above) if above else None, opts=child)
-            above = {"ca_cert_pem": cert.cert_pem, "ca_private_key_pem": key.private_key_pem,
-                     "ca_chain_pem": cert.chain_pem}
+            signing = {"ca_key_ref": key.private_key_ref, "ca_key_storage": storage} if storage \
+                else {"ca_private_key_pem": key.private_key_pem}
+            above = {"ca_cert_pem": cert.cert_pem, **signing, "ca_chain_pem": cert.chain_pem}
             if level is levels[0]:
                 self.root_cert_pem = cert.cert_pem
             published.append(pulumi.Output.all(cert.cert_pem, cert.fingerprint_sha256, cert.not_after,

@@ -71,12 +71,14 @@ class IssuedOutputs(State):
         return keys.load_private_key(self.private_key_pem or "")
 
 
-def render(key: keys.PrivateKey, leaf: x509.Certificate, chain: Sequence[x509.Certificate], *,
+def render(key: keys.PrivateKey | None, leaf: x509.Certificate, chain: Sequence[x509.Certificate], *,
            formats_wanted: Sequence[str], password: str, policy: renewal.RenewalPolicy,
            window: renewal.AriWindow | None = None, name: str | None = None,
            issued_at: dt.datetime | None = None) -> dict[str, Any]:
-    """Every IssuedOutputs field for a certificate and its key. `name`: the certificate's, whose jitter moves
-    its renewal time (None: no jitter, e.g. an upload certplane never renews); `issued_at`: when it was issued."""
+    """Every IssuedOutputs field for a certificate and its key (None: a key certplane is never given, CSR mode;
+    the facts about it come from the leaf). `name`: the certificate's, whose jitter moves its renewal time (None:
+    no jitter, e.g. an upload certplane never renews); `issued_at`: when it was issued."""
+    public = key if key is not None else leaf.public_key()
     renew_at = renewal.renewal_time(leaf.not_valid_before_utc, leaf.not_valid_after_utc, policy, window, name=name)
     return {
         "pkcs12_base64": None, "jks_base64": None, "cert_der_base64": None,
@@ -90,8 +92,8 @@ def render(key: keys.PrivateKey, leaf: x509.Certificate, chain: Sequence[x509.Ce
         "ari_window_start": rfc3339(window.start) if window else None,
         "ari_window_end": rfc3339(window.end) if window else None,
         "fingerprint_sha256": x509util.fingerprint_sha256(leaf),
-        "key_algorithm": keys.spec_of(key).label,
-        "public_key_fingerprint_sha256": keys.public_key_fingerprint_sha256(key),
+        "key_algorithm": keys.spec_of(public).label,  # type: ignore[arg-type]
+        "public_key_fingerprint_sha256": keys.public_key_fingerprint_sha256(public),  # type: ignore[arg-type]
         "issuer": leaf.issuer.rfc4514_string(),
         "dns_names": x509util.dns_names_of(leaf),
         "keystore_password": password,
@@ -103,12 +105,10 @@ def keystore_password(configured: str | None, previous: str | None) -> str:
     return configured or previous or formats.generate_password()
 
 
-def key_for_renewal(spec: keys.KeySpec, old_key_pem: str | None, reuse: bool) -> keys.PrivateKey:
+def key_for_renewal(spec: keys.KeySpec, old_key: keys.PrivateKey | None, reuse: bool) -> keys.PrivateKey:
     """A new key, unless `reuse` and the old key is of the same kind (a changed algorithm always means new)."""
-    if old_key_pem and reuse:
-        old_key = keys.load_private_key(old_key_pem)
-        if keys.spec_of(old_key) == spec:
-            return old_key
+    if old_key is not None and reuse and keys.spec_of(old_key) == spec:
+        return old_key
     return keys.generate_private_key(spec)
 
 
@@ -117,7 +117,7 @@ REISSUED = ("cert_pem", "chain_pem", "fullchain_pem", "serial", "not_before", "n
 
 
 def in_place_diff(reasons: Sequence[str], rerender: bool, changed: Sequence[str], *, rekey: bool,
-                  same_chain: bool = False) -> Any:
+                  same_chain: bool = False, key_field: str = "private_key_pem") -> Any:
     """Certificates are never replaced: re-issue and re-render are updates of the same resource. Each reason is
     shown in `pulumi preview`; the diff names the inputs that changed and, for a re-issue, the certificate's
     own properties (`not_after`, `serial`, ... `private_key_pem` when a new key is made, `chain_pem` unless the
@@ -130,7 +130,7 @@ def in_place_diff(reasons: Sequence[str], rerender: bool, changed: Sequence[str]
     if reasons:
         details.update({name: "update" for name in REISSUED if not (same_chain and name == "chain_pem")})
         if rekey:
-            details["private_key_pem"] = "update"
+            details[key_field] = "update"  # private_key_ref when the key is kept out of state
     return PlannedDiff(details=details, changes=bool(reasons) or rerender)
 
 

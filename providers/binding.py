@@ -5,28 +5,30 @@ rolled back to the previous bundle from state if verify fails; delete = remove; 
 observe what is live, so the next `pulumi up` sees drift and redeploys. The work is in providers/core/deploy;
 which settings move a binding elsewhere (a replacement) is what the target's settings model marks LOCATION.
 
-The previous private key stays in state (encrypted) because rollback needs it.
+The previous private key stays in state (encrypted) because rollback needs it; a key kept out of state
+(`key_storage`) is named by its reference instead, and read from its store when a deploy or a rollback needs it
+(the store keeps the previous key: providers/_custody.py).
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 import pulumi
 from pulumi.dynamic import CheckResult, DiffResult
 from pydantic import PrivateAttr, ValidationInfo, model_validator
 
-from . import _legacy
+from . import _custody, _legacy
 from ._dynamic import CertplaneProvider, CertplaneResource, PlannedDiff, Stored, note
 from ._wire import Unknown, is_unknown, known
 from .core import certificates as x509util
 from .core import clock, deploy, keys
 from .core.audit import AuditContext, Event
 from .core.deploy import Binding, Bundle, DeployTarget, RetiresReplaced, TargetSettings
-from .core.errors import DeployError, DeployFailed, InvalidInputError
+from .core.errors import CertplaneError, DeployError, DeployFailed, InvalidInputError
 from .core.validation import SECRET, Model, State
 
 Pending = Annotated[str | Unknown | None, SECRET]
@@ -48,6 +50,8 @@ class BindingInputs(Model):
     cert_pem: str | Unknown | None = None
     chain_pem: str | Unknown | None = None
     private_key_pem: Pending = None
+    private_key_ref: str | Unknown | None = None  # the key in `key_storage`, when it is kept out of state
+    key_storage: dict[str, Any] | None = None
     keystore_password: Pending = None  # for the PKCS#12/JKS files a target writes
     audit: AuditContext | None = None
 
@@ -74,10 +78,17 @@ class BindingInputs(Model):
         return Binding(self.binding_id, tuple(known(self.server_names)), self.sni, dict(live or {}))
 
     def bundle(self) -> Bundle | None:
-        if not self.cert_pem or not self.private_key_pem:
+        """What this binding serves, its key read from where it is kept (a store is read only here: a deploy or
+        a rollback, never a preview)."""
+        ref = known(self.private_key_ref)
+        if not self.cert_pem or not (self.private_key_pem or ref):
             return None
+        key_pem = known(self.private_key_pem)
+        if not key_pem:
+            key = _custody.load(_custody.settings_of(self.key_storage), None, ref)
+            key_pem = keys.private_key_to_pem(key)
         return Bundle.from_pems(self.certificate, known(self.cert_pem), known(self.chain_pem) or "",
-                                known(self.private_key_pem), known(self.keystore_password) or None)
+                                key_pem, known(self.keystore_password) or None)
 
 
 class BindingOutputs(State):
@@ -115,7 +126,12 @@ class CertificateBindingProvider(CertplaneProvider[BindingInputs, BindingOutputs
         target = deploy.build(inputs.settings)
         if not isinstance(inputs.server_names, Unknown):
             target.check_binding(inputs.binding())
-        if isinstance(inputs.cert_pem, str) and inputs.cert_pem and not is_unknown(inputs.private_key_pem):
+        _custody.settings_of(inputs.key_storage)
+        if isinstance(inputs.cert_pem, str) and inputs.cert_pem and inputs.private_key_pem is None \
+                and inputs.private_key_ref is None:
+            raise InvalidInputError("private_key_pem", "a binding needs the certificate's key (or its "
+                                                       "private_key_ref in key_storage)")
+        if isinstance(inputs.cert_pem, str) and inputs.cert_pem and isinstance(inputs.private_key_pem, str):
             certs = x509util.load_certificates(inputs.cert_pem)
             if not certs:
                 raise InvalidInputError("cert_pem", "is not a PEM certificate")
@@ -166,7 +182,7 @@ class CertificateBindingProvider(CertplaneProvider[BindingInputs, BindingOutputs
     def update_typed(self, _id: str, olds: Olds, news: BindingInputs) -> BindingOutputs:
         target, bundle = deploy.build(news.settings), _required_bundle(news)
         binding = news.binding(olds.outputs.live)
-        live = _deploy_verified(target, binding, bundle, olds.inputs.bundle())
+        live = _deploy_verified(target, binding, bundle, olds.inputs.bundle)
         return _outputs(news, bundle, live, _observed(target, binding.with_live(live)))
 
     def read_typed(self, _id: str, olds: Olds) -> BindingOutputs:
@@ -238,8 +254,10 @@ def _observed(target: DeployTarget, binding: Binding) -> dict[str, str | None]:
         return {}
 
 
-def _deploy_verified(target: DeployTarget, binding: Binding, bundle: Bundle, previous: Bundle | None) -> dict[str, Any]:
-    """Deploy and verify; on any failure put `previous` back (or remove a new binding) and say so in one line.
+def _deploy_verified(target: DeployTarget, binding: Binding, bundle: Bundle,
+                     previous_bundle: Bundle | Callable[[], Bundle | None] | None) -> dict[str, Any]:
+    """Deploy and verify; on any failure put the previous bundle back (or remove a new binding) and say so in one
+    line. The previous bundle is read only for a rollback (its key may be in a store: read it only when needed).
 
     A failed deploy may say what it left, as attributes of its DeployError (core/errors.py DeployFailed):
     `nothing_changed` (it failed before changing anything, or undid what it did: nothing is rolled back, and the
@@ -255,8 +273,9 @@ def _deploy_verified(target: DeployTarget, binding: Binding, bundle: Bundle, pre
         if isinstance(err, DeployFailed) and err.live is not None:
             live = dict(err.live)
         try:
+            previous = previous_bundle() if callable(previous_bundle) else previous_bundle
             target.rollback(binding.with_live(live), previous)
-        except DeployError as again:
+        except CertplaneError as again:
             raise DeployError(f"{err}; rollback failed too: {again}") from None
         raise DeployError(f"{err} ({'previous certificate restored' if previous else 'rolled back'})") from None
     if isinstance(target, RetiresReplaced):  # the new certificate is verified: what it replaced can go

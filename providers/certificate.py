@@ -21,20 +21,25 @@ import uuid
 from collections.abc import Callable, Collection, Mapping
 from typing import Annotated, Any
 
+import pulumi
+from cryptography import x509
 from pulumi.dynamic import DiffResult
 from pydantic import PrivateAttr, ValidationError, ValidationInfo, model_validator
 
-from . import _engine_log, _issued, _legacy
+from . import _custody, _engine_log, _issued, _legacy
 from ._dynamic import CertplaneProvider, CertplaneResource, Stored, note
 from ._wire import UNKNOWN, Unknown
 from .core import clock, keys, renewal
 from .core.acme import ratelimits
 from .core.audit import AuditContext, Event
+from .core import certificates as x509util
 from .core.certificates import CertificateRequest
 from .core.errors import InvalidInputError
+from .core import formats
 from .core.formats import Formats
 from .core.issuers import REGISTRY, AdvisesRenewal, IssueRequest, Issued, IssuerPlugin, Revokes
 from .core.keys import KeySpecField
+from .core.keystore import KeyStorageSettings
 from .core.renewal import RenewalPolicy
 from .core.validation import REISSUE, SECRET, marked, problems
 
@@ -49,6 +54,9 @@ class CertificateInputs(CertificateRequest):
     name: str
     key: KeySpecField | None = None
     key_pem: Pending = None  # a key made elsewhere (a CA's key from a PrivateKey resource)
+    key_ref: str | Unknown | None = None  # a key made elsewhere and kept in `key_storage` (never in state)
+    key_storage: dict[str, Any] | None = None  # where the key is kept (providers/core/keystore); None: in state
+    csr_pem: str | None = None  # CSR mode: a key certplane never generates (key_pem: optionally, the key itself)
     reuse_key: bool = False
     renew: RenewalPolicy | None = None
     reissue_before: renewal.Instant | None = None  # re-issue (with a new key) what was issued before it
@@ -64,9 +72,11 @@ class CertificateInputs(CertificateRequest):
     _plugin: Any = PrivateAttr(default=None)
     _order: Any = PrivateAttr(default=None)
     _credentials: Any = PrivateAttr(default=None)
+    _storage: Any = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _issuer(self, info: ValidationInfo) -> CertificateInputs:
+        self._storage = _custody.settings_of(self.key_storage)
         try:
             plugin = REGISTRY.get(self.issuer_type)
         except InvalidInputError as err:
@@ -92,6 +102,24 @@ class CertificateInputs(CertificateRequest):
         return self._order
 
     @property
+    def storage(self) -> KeyStorageSettings:
+        """Where this certificate's key is kept (providers/_custody.py)."""
+        return self._storage  # type: ignore[no-any-return]
+
+    @property
+    def key_given(self) -> bool:
+        """The key is made elsewhere (key_pem, key_ref, a CSR's): certplane never re-keys it, nor removes it."""
+        return self.key_pem is not None or self.key_ref is not None or self.csr_pem is not None
+
+    def csr(self) -> x509.CertificateSigningRequest | None:
+        if self.csr_pem is None:
+            return None
+        try:
+            return x509util.load_csr(self.csr_pem)
+        except InvalidInputError as err:
+            raise InvalidInputError("csr_pem", err.reason) from None
+
+    @property
     def credentials(self) -> Any:
         """The issuer's credentials model, None when it has none, UNKNOWN in a preview that creates them."""
         return self._credentials
@@ -115,6 +143,7 @@ def _validated(field: str, build: Callable[[], Any]) -> Any:
 class CertificateOutputs(_issued.IssuedOutputs):
     issuer_identity: str | None = None  # what signed it (plug-in defined): a change re-issues
     key_pem_fingerprint: str | None = None  # SPKI fingerprint of a given key_pem
+    private_key_ref: str | None = None  # where the key is when key_storage keeps it out of state
 
 
 REQUEST_FIELDS = tuple(CertificateRequest.model_fields)
@@ -136,18 +165,23 @@ class CertificateProvider(CertplaneProvider[CertificateInputs, CertificateOutput
         return ("key_pem",) if inputs.plugin.retains_credentials else ("key_pem", "issuer_credentials")
 
     def validate(self, inputs: CertificateInputs, olds: Mapping[str, Any]) -> None:
-        inputs.plugin.check(inputs.order, inputs, inputs.key if inputs.key_pem is None else None)
+        inputs.plugin.check(inputs.order, inputs, None if inputs.key_given else inputs.key)
         if inputs.credentials is not None and inputs.credentials is not UNKNOWN:
             try:
                 inputs.plugin.check_credentials(inputs.credentials)
             except InvalidInputError as err:
                 raise err.within("issuer_credentials") from None
+        if inputs.key_pem is not None and inputs.key_ref is not None:
+            raise InvalidInputError("key_ref", "give the key once: key_pem (kept in state) or key_ref (kept in "
+                                               "key_storage)")
         if isinstance(inputs.key_pem, str):
             _given_key(inputs.key_pem)
-        elif inputs.key is None and inputs.key_pem is None:
+        elif inputs.key is None and not inputs.key_given:
             raise InvalidInputError("key", "give a key specification (or key_pem)")
+        _check_custody(inputs)
+        _check_csr(inputs)
         if inputs.reissue_before is not None:
-            if inputs.key_pem is not None:
+            if inputs.key_given:
                 raise InvalidInputError("reissue_before", "re-issues with a new key, and this certificate's key is "
                                                           "given (key_pem): replace the key instead")
             try:
@@ -160,7 +194,8 @@ class CertificateProvider(CertplaneProvider[CertificateInputs, CertificateOutput
     # --- verbs --------------------------------------------------------------------------------------------
 
     def create_typed(self, inputs: CertificateInputs) -> tuple[str, CertificateOutputs]:
-        return f"cert-{uuid.uuid4().hex[:12]}", _issue(inputs, None)
+        resource_id = f"cert-{uuid.uuid4().hex[:12]}"
+        return resource_id, _issue(inputs, None, resource_id)
 
     def diff_typed(self, _id: str, olds: Stored[CertificateInputs, CertificateOutputs],
                    news: CertificateInputs) -> DiffResult:
@@ -168,9 +203,11 @@ class CertificateProvider(CertplaneProvider[CertificateInputs, CertificateOutput
         changed = self.changed(olds, news)
         if news.keystore_password and news.keystore_password != olds.outputs.keystore_password:
             changed.append("keystore_password")
-        rekey = bool(reasons) and news.key_pem is None and (not news.reuse_key or reissue_due(olds, news))
+        rekey = bool(reasons) and not news.key_given and (not news.reuse_key or reissue_due(olds, news))
         result = _issued.in_place_diff(reasons, rerender_needed(olds, news), changed, rekey=rekey,
-                                       same_chain=news.plugin.chain_stable and not issuer_changed(olds, news))
+                                       same_chain=news.plugin.chain_stable and not issuer_changed(olds, news),
+                                       key_field="private_key_ref" if _custody.store_of(news.storage)
+                                       else "private_key_pem")
         # update_typed issues when a reason says so, or when state holds no certificate yet
         forecast_rate_limits(news, olds, ordered=bool(reasons) or (not olds.outputs.issued and bool(result.changes)))
         return result
@@ -179,18 +216,14 @@ class CertificateProvider(CertplaneProvider[CertificateInputs, CertificateOutput
                      news: CertificateInputs) -> CertificateOutputs:
         if not olds.outputs.issued or reissue_reasons(olds, news, quick=False):
             # The old certificate is NOT revoked: it may still be live. A reissue_before drill always re-keys.
-            return _issue(news, olds.outputs, new_key=reissue_due(olds, news))
-        return _rerender(news, olds.outputs)
+            return _issue(news, olds, _id, new_key=reissue_due(olds, news))
+        return _rerender(news, olds, _id)
 
     def delete_typed(self, _id: str, olds: Stored[CertificateInputs, CertificateOutputs]) -> str | None:
-        creds = olds.inputs.credentials
-        if not olds.outputs.issued or (creds is None and olds.inputs.plugin.credentials is not None):
-            return None
-        issuer = olds.inputs.plugin.build(olds.inputs.order, creds)
-        if isinstance(issuer, Revokes) and issuer.revoke(olds.outputs.leaf()):
-            note(f"{olds.inputs.name}: revoked serial {olds.outputs.serial}")
-            return "revoke"
-        return None
+        done = _revoke(olds)
+        if not olds.inputs.key_given:  # a key made elsewhere (a CA's) belongs to whoever made it
+            _custody.forget(olds.inputs.storage, _custody.owner(olds.inputs.name, _id))
+        return done
 
     def audit_event(self, verb: str, inputs: CertificateInputs, olds: Olds | None,
                     outputs: CertificateOutputs | None, done: str | None) -> Event:
@@ -208,6 +241,48 @@ class CertificateProvider(CertplaneProvider[CertificateInputs, CertificateOutput
         return Event(f"certificate {inputs.name}", action, serial=shown.serial if shown else None,
                      fingerprint=shown.fingerprint_sha256 if shown else None,
                      issuer=str(inputs.policy_facts.get("issuer") or inputs.issuer_type))
+
+
+def _check_csr(inputs: CertificateInputs) -> None:
+    """CSR mode: the CSR names what the certificate asks for, the key given with it is its key, and what needs
+    the private key (a self-signed certificate, a keystore) has it."""
+    csr = inputs.csr()
+    if csr is None:
+        return
+    if inputs.key_ref is not None or _custody.store_of(inputs.storage) is not None:
+        raise InvalidInputError("key_storage", "a CSR's key is kept by whoever made the CSR: leave key_storage "
+                                               "out")
+    x509util.check_csr_request(csr, inputs)
+    if isinstance(inputs.key_pem, str):
+        x509util.check_csr_key(csr, _given_key(inputs.key_pem))
+    elif inputs.key_pem is None:
+        if inputs.plugin.needs_private_key:
+            raise InvalidInputError("key_pem", f"a {inputs.issuer_type} certificate is signed with its own key: "
+                                               "give the key with the CSR, or use a CA")
+        formats.check_keystores_need_key(inputs.formats)
+    inputs.plugin.check_csr(inputs.order, inputs, csr)
+
+
+def _check_custody(inputs: CertificateInputs) -> None:
+    """A key kept out of state stays out: no output may carry it (a PKCS#12 or JKS holds the key)."""
+    external = _custody.store_of(inputs.storage) is not None
+    if inputs.key_ref is not None and not external:
+        raise InvalidInputError("key_ref", "a key kept by reference needs the key_storage that holds it")
+    if external and inputs.key_pem is not None:
+        raise InvalidInputError("key_storage", "the key is given in key_pem (so it is in state already): give "
+                                               "it by key_ref, or leave key_storage out")
+    _custody.check_formats(inputs.storage, inputs.formats)
+
+
+def _revoke(olds: Stored[CertificateInputs, CertificateOutputs]) -> str | None:
+    creds = olds.inputs.credentials
+    if not olds.outputs.issued or (creds is None and olds.inputs.plugin.credentials is not None):
+        return None
+    issuer = olds.inputs.plugin.build(olds.inputs.order, creds)
+    if isinstance(issuer, Revokes) and issuer.revoke(olds.outputs.leaf()):
+        note(f"{olds.inputs.name}: revoked serial {olds.outputs.serial}")
+        return "revoke"
+    return None
 
 
 # --- the reasons to re-issue, each a small named check --------------------------------------------------
@@ -232,6 +307,17 @@ def request_changed(olds: Olds, news: CertificateInputs) -> list[str]:
 
 
 def key_changed(olds: Olds, news: CertificateInputs) -> list[str]:
+    if news.key_ref is not None or olds.inputs.key_ref is not None:  # compared by reference: the store may be
+        if isinstance(news.key_ref, Unknown):                          # offline (a root on a removable drive)
+            return [f"{news.name}: key_ref changes (known after apply); re-issuing"]
+        if news.key_ref != olds.inputs.key_ref:
+            return [f"{news.name}: the signing key changed; re-issuing"]
+        return []
+    csr = news.csr()
+    if csr is not None:
+        if keys.public_key_fingerprint_sha256(csr.public_key()) != olds.outputs.key_pem_fingerprint:  # type: ignore[arg-type]
+            return [f"{news.name}: the CSR's key changed; re-issuing"]
+        return []
     if news.key_pem is None:
         if olds.outputs.key_pem_fingerprint:
             return [f"{news.name}: key changed; re-issuing"]  # a generated key replaces a given one
@@ -290,6 +376,8 @@ def rerender_needed(olds: Olds, news: CertificateInputs) -> bool:
         return True
     if news.order != olds.inputs.order:
         return True
+    if news.storage != olds.inputs.storage:
+        return True  # the same key, moved to where it is kept now
     if news.plugin.retains_credentials:
         return news.credentials is UNKNOWN or news.credentials != olds.inputs.credentials
     return False
@@ -395,30 +483,69 @@ def _given_key(pem: str) -> keys.PrivateKey:
         raise InvalidInputError("key_pem", err.reason) from None
 
 
-def _key(news: CertificateInputs, old: CertificateOutputs | None, *, new_key: bool = False) -> keys.PrivateKey:
+def _stored_key(olds: Olds) -> keys.PrivateKey:
+    """The key the certificate in state was issued for: from state, or from the store that keeps it."""
+    return _custody.load(olds.inputs.storage, olds.outputs.private_key_pem, olds.outputs.private_key_ref)
+
+
+def _key(news: CertificateInputs, olds: Olds | None, *, new_key: bool = False) -> keys.PrivateKey | None:
+    """The key to issue for; None in CSR mode without the key (the CSR carries the public key)."""
     if isinstance(news.key_pem, str):
         return _given_key(news.key_pem)
+    if news.csr_pem is not None:
+        return None
+    if isinstance(news.key_ref, str):
+        return _custody.load(news.storage, None, news.key_ref)
     if news.key is None:
         raise InvalidInputError("key", "give a key specification (or key_pem)")
-    return _issued.key_for_renewal(news.key, old.private_key_pem if old else None, news.reuse_key and not new_key)
+    reuse = news.reuse_key and not new_key and olds is not None and olds.outputs.issued
+    return _issued.key_for_renewal(news.key, _stored_key(olds) if reuse and olds else None, reuse)
 
 
-def _issue(news: CertificateInputs, old: CertificateOutputs | None, *, new_key: bool = False) -> CertificateOutputs:
-    key = _key(news, old, new_key=new_key)
+def _keep(news: CertificateInputs, owner: str, key: keys.PrivateKey | None) -> _custody.Kept:
+    """Where the key is kept: a key made elsewhere is only named (key_pem's fingerprint, key_ref); a key of
+    the certificate's own goes to its store before it is used."""
+    if isinstance(news.key_ref, str):
+        return _custody.Kept(private_key_ref=news.key_ref)
+    if key is None:
+        return _custody.Kept()  # CSR mode: the key is wherever the CSR was made
+    if news.key_given:
+        return _custody.Kept(private_key_pem=keys.private_key_to_pem(key))
+    return _custody.keep(news.storage, owner, key)
+
+
+def _issue(news: CertificateInputs, olds: Olds | None, resource_id: str, *,
+           new_key: bool = False) -> CertificateOutputs:
+    key = _key(news, olds, new_key=new_key)
+    owner = _custody.owner(news.name, resource_id)
+    kept = _keep(news, owner, key)  # before the CA sees it: a certificate without its key is useless
     credentials = None if news.credentials is UNKNOWN else news.credentials
     issuer = news.plugin.build(news.order, credentials)
     # Signed at the real time, whatever $CERTPLANE_NOW says: time travel decides *whether* to renew (a preview,
     # or an `up` that renews early what would be due by then), never what a certificate's validity is.
     signed_at = clock.real_now()
-    issued: Issued = issuer.issue(IssueRequest(news.name, news, key, signed_at))
+    issued: Issued = issuer.issue(IssueRequest(news.name, news, key, signed_at, csr=news.csr()))
     for line in issued.notes:
         note(f"{news.name}: {line}")
-    return _outputs(news, key, issued.leaf, issued.chain, _password(news, old), issued.renewal_window, credentials,
-                    issued_at=signed_at)
+    old = olds.outputs if olds else None
+    outputs = _outputs(news, key, kept, issued.leaf, issued.chain, _password(news, old), issued.renewal_window,
+                       credentials, issued_at=signed_at)
+    if not news.key_given:
+        previous = old.private_key_ref if old and olds and olds.inputs.storage == news.storage else None
+        _custody.retire(news.storage, owner, kept, previous)
+    return outputs
 
 
-def _rerender(news: CertificateInputs, old: CertificateOutputs) -> CertificateOutputs:
-    return _outputs(news, old.key(), old.leaf(), old.chain(), _password(news, old), old.window(), news.credentials,
+def _rerender(news: CertificateInputs, olds: Olds, resource_id: str) -> CertificateOutputs:
+    old = olds.outputs
+    key = _key(news, None) if news.key_given else _stored_key(olds)
+    kept = _custody.Kept(private_key_ref=old.private_key_ref)
+    if news.storage != olds.inputs.storage:
+        kept = _keep(news, _custody.owner(news.name, resource_id), key)
+        if old.private_key_ref and not news.key_given:  # never removed in the same step: state still names it
+            note(f"{news.name}: the key moved to {_custody.kind_of(news.storage)} key storage; the copy at "
+                 f"{old.private_key_ref} is no longer used: remove it once this update is done")
+    return _outputs(news, key, kept, old.leaf(), old.chain(), _password(news, old), old.window(), news.credentials,
                     key_pem_fingerprint=old.key_pem_fingerprint,
                     issued_at=clock.parse_rfc3339(old.issued_at) if old.issued_at else None)
 
@@ -428,18 +555,25 @@ def _password(news: CertificateInputs, old: CertificateOutputs | None) -> str:
     return _issued.keystore_password(configured, old.keystore_password if old else None)
 
 
-def _outputs(news: CertificateInputs, key: keys.PrivateKey, leaf: Any, chain: Any, password: str,
-             window: renewal.AriWindow | None, credentials: Any, *, key_pem_fingerprint: str | None = None,
-             issued_at: dt.datetime | None = None) -> CertificateOutputs:
+def _outputs(news: CertificateInputs, key: keys.PrivateKey | None, kept: _custody.Kept, leaf: Any, chain: Any,
+             password: str, window: renewal.AriWindow | None, credentials: Any, *,
+             key_pem_fingerprint: str | None = None, issued_at: dt.datetime | None = None) -> CertificateOutputs:
     rendered = _issued.render(key, leaf, chain, formats_wanted=news.formats, password=password, policy=news.policy,
                               window=window, name=news.name, issued_at=issued_at)
-    if isinstance(news.key_pem, str):
+    if kept.private_key_ref:  # kept out of state: no output carries the key (validate refused pkcs12 and jks)
+        rendered.update(private_key_pem=None, pkcs12_base64=None, jks_base64=None)
+    csr = news.csr()
+    if csr is not None:
+        key_pem_fingerprint = keys.public_key_fingerprint_sha256(csr.public_key())  # type: ignore[arg-type]
+    elif isinstance(news.key_pem, str) and key is not None:
         key_pem_fingerprint = keys.public_key_fingerprint_sha256(key)
     return CertificateOutputs(**rendered, issuer_identity=news.plugin.identity(news.order, credentials),
-                              key_pem_fingerprint=key_pem_fingerprint)
+                              key_pem_fingerprint=key_pem_fingerprint, private_key_ref=kept.private_key_ref)
 
 
 class Certificate(_issued.IssuedCertificate, module="certplane", name="Certificate"):
     """A certificate from an issuer plug-in; inputs as CertificateInputs, outputs as CertificateOutputs."""
 
     provider = CertificateProvider
+
+    private_key_ref: pulumi.Output[str | None]  # where the key is kept when key_storage keeps it out of state

@@ -40,8 +40,8 @@ def cert(**over):
          ["certplane:certificates.www.domains: 'A.example.test' is listed twice"]),
         ({"issuers": {"ca": CA}, "certificates": {"www": cert(colour="blue")}},
          ["certplane:certificates.www.colour: unknown setting (known: domains, ip_addresses, issuer, challenge, key, "
-          "reuse_key, validity_days, client_auth, renew, reissue_before, tags, formats, keystore_password, upload, "
-          "bindings)"]),
+          "reuse_key, validity_days, client_auth, renew, reissue_before, tags, formats, keystore_password, key_storage, "
+          "upload, csr, bindings)"]),
         ({"issuers": {"ca": CA}, "certificates": {"www": cert(formats=["pem", "p7b"])}},
          ["certplane:certificates.www.formats: unknown format 'p7b': use pem, pkcs12, jks, der"]),
         ({"issuers": {"ca": CA}, "certificates": {"www": cert(renew={"before_days": 30, "at_fraction": 0.5})}},

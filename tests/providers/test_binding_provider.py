@@ -148,8 +148,8 @@ def test_files_target_round_trip(tmp_path: Path, ca: LocalCa) -> None:  # noqa: 
     ({"server_names": []}, "binding www--edge: server_names: nginx serves a certificate by name: give at least one"),
     ({"private_key_pem": "not a key"},
      "binding www--edge: private_key_pem: the private key is not a PEM-encoded RSA, ECDSA or Ed25519 key"),
-    ({"private_key_pem": None}, "binding www--edge: private_key_pem: the private key is not a PEM-encoded RSA, "
-                                "ECDSA or Ed25519 key"),
+    ({"private_key_pem": None}, "binding www--edge: private_key_pem: a binding needs the certificate's key (or its "
+                                "private_key_ref in key_storage)"),
 ])
 def test_check_names_the_field_in_one_line(ca: LocalCa, change: dict[str, Any], message: str) -> None:  # noqa: F811
     bundle = ca.bundle(NAMES)
