@@ -156,12 +156,7 @@ class CertificateBindingProvider(CertplaneProvider[BindingInputs, BindingOutputs
         if news.target_type != olds.inputs.target_type or \
                 deploy.location_of(olds.inputs.settings) != deploy.location_of(news.settings):
             replaces.append("target_settings")  # the binding lives somewhere else now
-        changes = [f for f in ("cert_pem", "chain_pem", "sni", "keystore_password")
-                   if is_unknown(getattr(news, f)) or getattr(olds.inputs, f) != getattr(news, f)]
-        if is_unknown(news.server_names) or sorted(olds.inputs.server_names) != sorted(news.server_names):  # type: ignore[arg-type]
-            changes.append("server_names")  # a set of names: their order serves nothing
-        if olds.inputs.settings != news.settings:
-            changes.append("target_settings")
+        changes = _redeploying(olds, news)
         drifted = drift(news.binding_id, olds.outputs) if not replaces else []
         for line in drifted:
             note(line)
@@ -177,9 +172,15 @@ class CertificateBindingProvider(CertplaneProvider[BindingInputs, BindingOutputs
         details = {name: "update" for name in [*replaces, *changes]}
         if drifted:
             details["live_fingerprints"] = "update"  # what is live is not what was deployed: redeploy
+        if not details and _custody_moved(olds, news):
+            note(f"binding {news.binding_id}: {news.certificate}'s key is kept elsewhere now (the same key: "
+                 "nothing to redeploy)")
+            details["private_key_ref"] = "update"
         return PlannedDiff(details=details, replaces=replaces)
 
     def update_typed(self, _id: str, olds: Olds, news: BindingInputs) -> BindingOutputs:
+        if not _redeploying(olds, news) and not drift(news.binding_id, olds.outputs):
+            return olds.outputs  # only where the key is kept changed: state now names it, nothing is deployed
         target, bundle = deploy.build(news.settings), _required_bundle(news)
         binding = news.binding(olds.outputs.live)
         live = _deploy_verified(target, binding, bundle, olds.inputs.bundle)
@@ -204,6 +205,23 @@ class CertificateBindingProvider(CertplaneProvider[BindingInputs, BindingOutputs
                      serial=x509util.serial_hex(leaf) if leaf else None,
                      fingerprint=x509util.fingerprint_sha256(leaf) if leaf else None,
                      target=f"{inputs.target} ({inputs.target_type})")
+
+
+def _redeploying(olds: Olds, news: BindingInputs) -> list[str]:
+    """The inputs whose change means a deploy (a new certificate, other names, other settings)."""
+    changes = [f for f in ("cert_pem", "chain_pem", "sni", "keystore_password")
+               if is_unknown(getattr(news, f)) or getattr(olds.inputs, f) != getattr(news, f)]
+    if is_unknown(news.server_names) or sorted(olds.inputs.server_names) != sorted(news.server_names):  # type: ignore[arg-type]
+        changes.append("server_names")  # a set of names: their order serves nothing
+    if olds.inputs.settings != news.settings:
+        changes.append("target_settings")
+    return changes
+
+
+def _custody_moved(olds: Olds, news: BindingInputs) -> bool:
+    """The same key, kept elsewhere: state must stop holding it (or start naming it), with no deploy."""
+    return (olds.inputs.private_key_pem is None) != (news.private_key_pem is None) \
+        or olds.inputs.key_storage != news.key_storage or olds.inputs.private_key_ref != news.private_key_ref
 
 
 def _required_bundle(inputs: BindingInputs) -> Bundle:

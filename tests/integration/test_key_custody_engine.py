@@ -141,3 +141,65 @@ def test_aws_secretsmanager_key_storage(tmp_path: Path, moto: MotoServer) -> Non
     finally:
         project.destroy()
     assert secrets() == [], "destroy removes the secret (recovery window 0)"
+
+
+def test_a_stack_moves_its_keys_out_of_state_without_reissuing(tmp_path: Path) -> None:
+    """Adopting key custody on a running stack: the same certificate (same serial, nothing redeployed), its key
+    moved from state to the store."""
+    store, certs = tmp_path / "keys", tmp_path / "certs"
+    store.mkdir(mode=0o700)
+    config: dict[str, Any] = {
+        "issuers": {"ca": {"type": "private_ca", "common_name": "Moving Root"}},
+        "certificates": {"www": {"domains": ["www.example.test"], "issuer": "ca", "bindings": [{"target": "disk"}]}},
+        "targets": {"disk": {"type": "files", "directory": str(certs), "formats": ["pem"]}},
+    }
+    project = EngineProject(tmp_path, config)
+    try:
+        project.up()
+        before = project.outputs()["inventory"]["www"]["serial"]
+        key = served_key_matches(certs, "www")
+        config["certificates"]["www"]["key_storage"] = {"type": "file", "directory": str(store)}
+        project.set_config(config)
+        assert changed_steps(project.preview()).get("update") in (1, 2)  # the binding's inputs are not known yet
+        project.up()
+        assert project.outputs()["inventory"]["www"]["serial"] == before, "not re-issued"
+        holding = {r["urn"].rsplit("::", 1)[-1] for r in project.stack.export_stack().deployment["resources"]
+                   if KEY_MARKER in json.dumps(r)}
+        assert holding == {"ca-root-key", "ca-root", "www"}, holding  # the CA's key (in state), www's inputs name it
+        www = next(r for r in project.stack.export_stack().deployment["resources"]
+                   if r["urn"].endswith("::www") and r["type"].endswith(":Certificate"))
+        assert KEY_MARKER not in json.dumps(www["outputs"]), "www's own key is out of state"
+        stored = key_files(store)
+        assert [p.stem for p in stored] == [key[:16]], "the same key, now in the store"
+        assert changed_steps(project.preview()) == {}
+    finally:
+        project.destroy()
+
+
+def test_an_offline_root_is_named_when_it_is_needed(tmp_path: Path) -> None:
+    """Day to day the intermediate signs; when the intermediate itself is due, the root is needed: one line says
+    which drive to plug in, and nothing under it changes."""
+    drive = tmp_path / "usb-drive"
+    drive.mkdir(mode=0o700)
+    project = EngineProject(tmp_path, {
+        "issuers": {"ca": {"type": "private_ca", "common_name": "Offline Root", "intermediate": True,
+                           "intermediate_validity_days": 365,
+                           "root_key_storage": {"type": "file", "directory": str(drive)}}},
+        "certificates": {"www": {"domains": ["www.example.test"], "issuer": "ca", "validity_days": 30}},
+    })
+    try:
+        project.up()
+        drive.rename(tmp_path / "unplugged")
+        with pytest.raises(Exception) as failed:
+            project.up({"CERTPLANE_NOW": from_now(300)})  # the intermediate is due at two thirds of 365 days
+        text = str(failed.value)
+        assert f"key storage directory {drive} does not exist (is the drive mounted?)" in text, text
+        assert "Traceback" not in text
+        intermediate = project.outputs()["issuers"]["ca"]["levels"][1]["fingerprint_sha256"]
+        (tmp_path / "unplugged").rename(drive)
+        project.up({"CERTPLANE_NOW": from_now(300)})  # plugged in: the root signs the new intermediate
+        assert project.outputs()["issuers"]["ca"]["levels"][1]["fingerprint_sha256"] != intermediate
+    finally:
+        if (tmp_path / "unplugged").exists():
+            (tmp_path / "unplugged").rename(drive)
+        project.destroy()
