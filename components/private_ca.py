@@ -33,7 +33,8 @@ class PrivateCa(pulumi.ComponentResource):
             key = PrivateKey(f"{name}-{level.suffix}-key", **level.key.as_dict(), key_storage=storage,  # type: ignore[arg-type]
                              opts=child)
             # A key kept out of state is named by its reference, and read from its store only to sign.
-            given = {"key_ref": key.private_key_ref, "key_storage": storage} if storage \
+            given = {"key_ref": key.private_key_ref, "key_fingerprint": key.public_key_fingerprint_sha256,
+                     "key_storage": storage} if storage \
                 else {"key_pem": key.private_key_pem}
             cert = Certificate(
                 f"{name}-{level.suffix}", **level.request.wire(), **given,

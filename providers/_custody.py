@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .core import keys, keystore
-from .core.errors import InvalidInputError
+from .core.errors import CertplaneError, InvalidInputError
+from .core.validation import LOCATION, marked
 from .core.keystore import KeyStorageSettings, KeyStore
 
 
@@ -89,6 +90,31 @@ def load(settings: KeyStorageSettings, pem: str | None, ref: str | None) -> keys
     return keys.load_private_key(pem or "")
 
 
+def same_store(a: KeyStorageSettings, b: KeyStorageSettings) -> bool:
+    """Whether two settings name the same store (kind and LOCATION-marked settings: a directory, a region, a
+    prefix); other settings (a recovery window, a profile) change how it is reached, not which keys it holds."""
+    if kind_of(a) != kind_of(b):
+        return False
+    return {n: getattr(a, n) for n in marked(type(a), LOCATION)} == {n: getattr(b, n) for n in marked(type(b), LOCATION)}
+
+
+def undo_keep(settings: KeyStorageSettings, owner_id: str, kept: Kept, *, created: bool,
+              named: Collection[str | None] = ()) -> None:
+    """A key stored for an issue that then failed: nothing names it. For a create, the owner (a fresh resource
+    id) holds nothing else: it goes. For an update, the owner's keys but those state names (`named`) go. Best
+    effort: the issue's own failure is what the user needs to read."""
+    store = store_of(settings)
+    if store is None or not kept.private_key_ref:
+        return
+    try:
+        if created:
+            store.delete(owner_id)
+        else:
+            store.prune(owner_id, [ref for ref in named if ref])
+    except CertplaneError:
+        pass  # pruned by the next issue that succeeds
+
+
 def retire(settings: KeyStorageSettings, owner_id: str, current: Kept, previous_ref: str | None) -> None:
     """Prune the owner's keys but the current one and the one before it (still deployed until the new
     certificate is)."""
@@ -104,4 +130,4 @@ def forget(settings: KeyStorageSettings, owner_id: str) -> None:
         store.delete(owner_id)
 
 
-__all__ = ["Kept", "check_formats", "forget", "keep", "kind_of", "load", "owner", "retire", "settings_of", "store_of", "wire"]
+__all__ = ["Kept", "check_formats", "same_store", "undo_keep", "forget", "keep", "kind_of", "load", "owner", "retire", "settings_of", "store_of", "wire"]

@@ -55,6 +55,7 @@ class CertificateInputs(CertificateRequest):
     key: KeySpecField | None = None
     key_pem: Pending = None  # a key made elsewhere (a CA's key from a PrivateKey resource)
     key_ref: str | Unknown | None = None  # a key made elsewhere and kept in `key_storage` (never in state)
+    key_fingerprint: str | Unknown | None = None  # key_ref's SPKI fingerprint: compared, so a moved key is the same
     key_storage: dict[str, Any] | None = None  # where the key is kept (providers/core/keystore); None: in state
     csr_pem: str | None = None  # CSR mode: a key certplane never generates (key_pem: optionally, the key itself)
     reuse_key: bool = False
@@ -144,6 +145,7 @@ class CertificateOutputs(_issued.IssuedOutputs):
     issuer_identity: str | None = None  # what signed it (plug-in defined): a change re-issues
     key_pem_fingerprint: str | None = None  # SPKI fingerprint of a given key_pem
     private_key_ref: str | None = None  # where the key is when key_storage keeps it out of state
+    previous_key_ref: str | None = None  # the key before it, kept in the store until the new one is deployed
 
 
 REQUEST_FIELDS = tuple(CertificateRequest.model_fields)
@@ -221,8 +223,8 @@ class CertificateProvider(CertplaneProvider[CertificateInputs, CertificateOutput
 
     def delete_typed(self, _id: str, olds: Stored[CertificateInputs, CertificateOutputs]) -> str | None:
         done = _revoke(olds)
-        if not olds.inputs.key_given:  # a key made elsewhere (a CA's) belongs to whoever made it
-            _custody.forget(olds.inputs.storage, _custody.owner(olds.inputs.name, _id))
+        if olds.inputs.key_ref is None and olds.outputs.private_key_ref:  # a key of its own, in its store (a
+            _custody.forget(olds.inputs.storage, _custody.owner(olds.inputs.name, _id))  # CA's is the CA's)
         return done
 
     def audit_event(self, verb: str, inputs: CertificateInputs, olds: Olds | None,
@@ -268,6 +270,9 @@ def _check_custody(inputs: CertificateInputs) -> None:
     external = _custody.store_of(inputs.storage) is not None
     if inputs.key_ref is not None and not external:
         raise InvalidInputError("key_ref", "a key kept by reference needs the key_storage that holds it")
+    if inputs.key_ref is not None and inputs.key_fingerprint is None:
+        raise InvalidInputError("key_fingerprint", "a key kept by reference needs its SPKI fingerprint (the "
+                                                   "PrivateKey's public_key_fingerprint_sha256)")
     if external and inputs.key_pem is not None:
         raise InvalidInputError("key_storage", "the key is given in key_pem (so it is in state already): give "
                                                "it by key_ref, or leave key_storage out")
@@ -307,10 +312,10 @@ def request_changed(olds: Olds, news: CertificateInputs) -> list[str]:
 
 
 def key_changed(olds: Olds, news: CertificateInputs) -> list[str]:
-    if news.key_ref is not None or olds.inputs.key_ref is not None:  # compared by reference: the store may be
-        if isinstance(news.key_ref, Unknown):                          # offline (a root on a removable drive)
-            return [f"{news.name}: key_ref changes (known after apply); re-issuing"]
-        if news.key_ref != olds.inputs.key_ref:
+    if news.key_ref is not None:  # compared by fingerprint, never read: the store may be offline (a root's drive)
+        if isinstance(news.key_fingerprint, Unknown) or isinstance(news.key_ref, Unknown):
+            return [f"{news.name}: the signing key changes (known after apply); re-issuing"]
+        if news.key_fingerprint != olds.outputs.key_pem_fingerprint:
             return [f"{news.name}: the signing key changed; re-issuing"]
         return []
     csr = news.csr()
@@ -376,8 +381,10 @@ def rerender_needed(olds: Olds, news: CertificateInputs) -> bool:
         return True
     if news.order != olds.inputs.order:
         return True
-    if news.storage != olds.inputs.storage:
-        return True  # the same key, moved to where it is kept now
+    if news.storage != olds.inputs.storage or news.key_ref != olds.inputs.key_ref:
+        return True  # the same key, kept elsewhere now (or the same store with other settings: state records them)
+    if news.csr_pem is not None and (news.key_pem is None) != (olds.outputs.private_key_pem is None):
+        return True  # a CSR's key given, or taken back
     if news.plugin.retains_credentials:
         return news.credentials is UNKNOWN or news.credentials != olds.inputs.credentials
     return False
@@ -498,7 +505,8 @@ def _key(news: CertificateInputs, olds: Olds | None, *, new_key: bool = False) -
         return _custody.load(news.storage, None, news.key_ref)
     if news.key is None:
         raise InvalidInputError("key", "give a key specification (or key_pem)")
-    reuse = news.reuse_key and not new_key and olds is not None and olds.outputs.issued
+    reuse = bool(news.reuse_key and not new_key and olds is not None and olds.outputs.issued
+                 and not olds.inputs.key_given and (olds.outputs.private_key_pem or olds.outputs.private_key_ref))
     return _issued.key_for_renewal(news.key, _stored_key(olds) if reuse and olds else None, reuse)
 
 
@@ -518,36 +526,56 @@ def _issue(news: CertificateInputs, olds: Olds | None, resource_id: str, *,
            new_key: bool = False) -> CertificateOutputs:
     key = _key(news, olds, new_key=new_key)
     owner = _custody.owner(news.name, resource_id)
+    old = olds.outputs if olds else None
+    # What the store keeps beside a new key: the key the certificate in state has (still deployed until the new
+    # one is), when it is in the same store.
+    previous = old.private_key_ref if old and olds and _custody.same_store(olds.inputs.storage, news.storage) \
+        else None
     kept = _keep(news, owner, key)  # before the CA sees it: a certificate without its key is useless
     credentials = None if news.credentials is UNKNOWN else news.credentials
     issuer = news.plugin.build(news.order, credentials)
     # Signed at the real time, whatever $CERTPLANE_NOW says: time travel decides *whether* to renew (a preview,
     # or an `up` that renews early what would be due by then), never what a certificate's validity is.
     signed_at = clock.real_now()
-    issued: Issued = issuer.issue(IssueRequest(news.name, news, key, signed_at, csr=news.csr()))
+    try:
+        issued: Issued = issuer.issue(IssueRequest(news.name, news, key, signed_at, csr=news.csr()))
+    except BaseException:
+        if kept.private_key_ref and not news.key_given:  # nothing will name the key just stored: let it go
+            _custody.undo_keep(news.storage, owner, kept, created=olds is None,
+                               named=(previous, old.previous_key_ref if old else None))
+        raise
     for line in issued.notes:
         note(f"{news.name}: {line}")
-    old = olds.outputs if olds else None
     outputs = _outputs(news, key, kept, issued.leaf, issued.chain, _password(news, old), issued.renewal_window,
                        credentials, issued_at=signed_at)
     if not news.key_given:
-        previous = old.private_key_ref if old and olds and olds.inputs.storage == news.storage else None
         _custody.retire(news.storage, owner, kept, previous)
+        if previous:
+            outputs = outputs.model_copy(update={"previous_key_ref": previous})
+    if old and old.private_key_ref and olds and not olds.inputs.key_given and previous is None:
+        _left_behind(news.name, old.private_key_ref)
     return outputs
+
+
+def _left_behind(name: str, ref: str) -> None:
+    """A key no longer named by state stays where it was, never removed in the step that stops naming it."""
+    note(f"{name}: the key at {ref} is no longer used: remove it once this update is done")
 
 
 def _rerender(news: CertificateInputs, olds: Olds, resource_id: str) -> CertificateOutputs:
     old = olds.outputs
-    key = _key(news, None) if news.key_given else _stored_key(olds)
+    # A key given by reference is not read to re-render (its store may be offline): the leaf has the public key.
+    key = None if news.key_ref is not None else _key(news, None) if news.key_given else _stored_key(olds)
     kept = _custody.Kept(private_key_ref=old.private_key_ref)
-    if news.storage != olds.inputs.storage:
+    if news.key_ref is not None or not _custody.same_store(olds.inputs.storage, news.storage):
         kept = _keep(news, _custody.owner(news.name, resource_id), key)
-        if old.private_key_ref and not news.key_given:  # never removed in the same step: state still names it
-            note(f"{news.name}: the key moved to {_custody.kind_of(news.storage)} key storage; the copy at "
-                 f"{old.private_key_ref} is no longer used: remove it once this update is done")
-    return _outputs(news, key, kept, old.leaf(), old.chain(), _password(news, old), old.window(), news.credentials,
-                    key_pem_fingerprint=old.key_pem_fingerprint,
-                    issued_at=clock.parse_rfc3339(old.issued_at) if old.issued_at else None)
+        if old.private_key_ref and old.private_key_ref != kept.private_key_ref and not olds.inputs.key_given:
+            _left_behind(news.name, old.private_key_ref)
+    outputs = _outputs(news, key, kept, old.leaf(), old.chain(), _password(news, old), old.window(),
+                       news.credentials, key_pem_fingerprint=old.key_pem_fingerprint,
+                       issued_at=clock.parse_rfc3339(old.issued_at) if old.issued_at else None)
+    return outputs.model_copy(update={"previous_key_ref": old.previous_key_ref}) \
+        if kept.private_key_ref == old.private_key_ref else outputs
 
 
 def _password(news: CertificateInputs, old: CertificateOutputs | None) -> str:
@@ -567,6 +595,8 @@ def _outputs(news: CertificateInputs, key: keys.PrivateKey | None, kept: _custod
         key_pem_fingerprint = keys.public_key_fingerprint_sha256(csr.public_key())  # type: ignore[arg-type]
     elif isinstance(news.key_pem, str) and key is not None:
         key_pem_fingerprint = keys.public_key_fingerprint_sha256(key)
+    elif isinstance(news.key_fingerprint, str):
+        key_pem_fingerprint = news.key_fingerprint
     return CertificateOutputs(**rendered, issuer_identity=news.plugin.identity(news.order, credentials),
                               key_pem_fingerprint=key_pem_fingerprint, private_key_ref=kept.private_key_ref)
 

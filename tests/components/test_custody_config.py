@@ -111,3 +111,16 @@ def test_a_self_signed_csr_needs_its_key(csr_file: Path) -> None:
     assert problems({"certificates": {"www": {"issuer": "self_signed", "csr": {"file": str(csr_file)}}}}) == [
         "certplane:certificates.www.csr.private_key: a self_signed certificate is signed with its own key: give it, "
         "or use a CA"]
+
+
+def test_every_issuer_type_takes_key_storage_for_its_certificates(tmp_path: Path) -> None:
+    arn = "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/11111111-2222-3333-4444-555555555555"
+    storage = file_store(tmp_path)
+    fleet = parse_fleet({
+        "issuers": {"pca": {"type": "aws_pca", "certificate_authority_arn": arn, "key_storage": storage},
+                    "le": {"type": "acme", "directory_url": "https://127.0.0.1:14000/dir", "key_storage": storage,
+                           "dns": {"provider": "challtestsrv", "url": "http://127.0.0.1:8055"}}},
+        "certificates": {"a": {"domains": ["a.example.test"], "issuer": "pca"},
+                         "b": {"domains": ["b.example.test"], "issuer": "le"}}})
+    assert {n: type(c.key_storage).__name__ for n, c in fleet.certificates.items()} == {"a": "FileSettings",
+                                                                                         "b": "FileSettings"}

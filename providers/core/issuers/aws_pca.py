@@ -382,7 +382,7 @@ class AwsPcaPlugin(IssuerPlugin[AwsPcaSettings, AwsPcaOrder, Model]):
     order = AwsPcaOrder
 
     def order_values(self, settings: AwsPcaSettings) -> dict[str, Any]:
-        return {k: v for k, v in settings.wire().items() if k != "reissue_before"}
+        return {k: v for k, v in settings.wire().items() if k not in IssuerSettings.model_fields}  # not the order's
 
     def check(self, order: AwsPcaOrder, request: CertificateRequest, key: KeySpec | None) -> None:
         if key is not None and key.algorithm == "ed25519":

@@ -124,26 +124,46 @@ class SecretsManagerKeyStore:
         return key
 
     def prune(self, owner: str, keep: Collection[str]) -> None:
+        """Stage what is kept, in the order given (the current key, then the one before it): AWSCURRENT on the
+        first, AWSPREVIOUS on the second, whatever a failed issue's `put` moved; every other version loses its
+        labels (AWS then deprecates it). A reader of the secret by AWSCURRENT gets the key of the certificate in
+        state, never an orphan."""
         name = self.secret_name(owner)
-        kept = set()
+        kept: list[str] = []
         for ref in keep:
             with contextlib.suppress(KeyStoreError):  # another store's reference protects nothing here
-                kept.add(self._parse(ref)[1])
+                kept.append(self._parse(ref)[1])
         sm = self._client()
         found = self._call(name, "describe_secret", lambda: sm.describe_secret(SecretId=name),
                            passes={"ResourceNotFoundException"})
         if found is None or found.get("DeletedDate"):
             return  # nothing left to let go of
+        for stage, wanted in zip(("AWSCURRENT", "AWSPREVIOUS"), kept):
+            holder = self._holder(sm, name, stage)
+            if holder != wanted:
+                self._stage(sm, name, stage, wanted, holder)
+        for version in self._versions(sm, name):
+            vid = version.get("VersionId")
+            if not isinstance(vid, str) or vid in kept:
+                continue
+            for stage in version.get("VersionStages", []):
+                if stage != "AWSCURRENT":  # on a kept version once moved above; a secret always has one
+                    self._unstage(sm, name, stage, vid)
+
+    def _stage(self, sm: Any, name: str, stage: str, version: str, holder: str | None) -> None:
+        moved = {"RemoveFromVersionId": holder} if holder else {}
+        self._call(name, "update_secret_version_stage", lambda: sm.update_secret_version_stage(
+            SecretId=name, VersionStage=stage, MoveToVersionId=version, **moved))
+
+    def _versions(self, sm: Any, name: str) -> list[dict[str, Any]]:
         listed = self._call(name, "list_secret_version_ids",
                             lambda: sm.list_secret_version_ids(SecretId=name, IncludeDeprecated=False),
                             passes={"ResourceNotFoundException"})
-        for version in (listed or {}).get("Versions", []):
-            vid = version.get("VersionId")
-            if vid in kept:
-                continue
-            for stage in version.get("VersionStages", []):
-                if stage != "AWSCURRENT":  # a secret always has a current version: the next put moves it
-                    self._unstage(sm, name, stage, vid)
+        return list((listed or {}).get("Versions", []))
+
+    def _holder(self, sm: Any, name: str, stage: str) -> str | None:
+        return next((str(v["VersionId"]) for v in self._versions(sm, name) if stage in v.get("VersionStages", [])),
+                    None)
 
     def _unstage(self, sm: Any, name: str, stage: str, vid: str) -> None:
         self._call(name, "update_secret_version_stage", lambda: sm.update_secret_version_stage(

@@ -68,10 +68,23 @@ def test_putting_the_same_key_again_is_the_same_version(moto: MotoServer) -> Non
     assert len(versions) == 2
 
 
+def test_prune_stages_what_is_kept_after_an_orphan_took_awscurrent(moto: MotoServer) -> None:
+    """A failed issue after its put: the orphan holds AWSCURRENT; pruning with what state names puts the labels
+    back on the certificate's keys (a reader by AWSCURRENT gets the key of the certificate in state)."""
+    s = store(moto)
+    previous, current = s.put("www", new_key()), s.put("www", new_key())
+    orphan = s.put("www", new_key())
+    s.prune("www", [current, previous])
+    stages = {v["VersionId"]: v["VersionStages"]
+              for v in sm(moto).list_secret_version_ids(SecretId="certplane/www", IncludeDeprecated=True)["Versions"]}
+    assert stages[current.split("#")[1]] == ["AWSCURRENT"] and stages[previous.split("#")[1]] == ["AWSPREVIOUS"]
+    assert stages.get(orphan.split("#")[1], []) == []
+
+
 def test_prune_unstages_the_versions_not_kept_never_the_current(moto: MotoServer) -> None:
     s = store(moto)
     oldest, previous, current = (s.put("www", new_key()) for _ in range(3))
-    s.prune("www", [previous, current])
+    s.prune("www", [current, previous])
     stages = {v["VersionId"]: v["VersionStages"]
               for v in sm(moto).list_secret_version_ids(SecretId="certplane/www")["Versions"]}
     assert stages[current.split("#")[1]] == ["AWSCURRENT"] and stages[previous.split("#")[1]] == ["AWSPREVIOUS"]
