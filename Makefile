@@ -11,6 +11,7 @@ help:
 	@echo "make test-slow  the fault suite (tests/reliability: ups killed mid-way, server faults, concurrent stacks; ~6 min)"
 	@echo "make bench      certplane vs a floor of trivial dynamic resources at N=100 and 500 (BENCH_N='100 500 2000'), then bench_core; see bench/README.md"
 	@echo "make bench-acme 50 ACME certificates on one Pebble: certplane vs the acme library floor, certbot and lego (installs both under ~/.cache/certplane/bench; BENCH_ACME_ARGS='--runs 3')"
+	@echo "make bench-probe ./certplane check --probe over 200 nginx bindings vs a floor of raw concurrent TLS handshakes (BENCH_PROBE_ARGS='--runs 7'); see bench/README.md"
 
 bootstrap:
 	@tools/bootstrap.sh
@@ -42,3 +43,8 @@ BENCH_ACME_ARGS ?= --n 50 --runs 3
 .PHONY: bench-acme
 bench-acme: bootstrap
 	@. tools/env.sh && python bench/bench_acme.py $(BENCH_ACME_ARGS)
+
+BENCH_PROBE_ARGS ?= --n 200 --runs 7
+.PHONY: bench-probe
+bench-probe: bootstrap
+	@. tools/env.sh && python bench/bench_probe.py $(BENCH_PROBE_ARGS)
