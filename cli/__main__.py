@@ -11,9 +11,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # providers.core (the shared clock) lives at the repo root
 
+import importlib  # noqa: E402
+from types import ModuleType  # noqa: E402
+
 from cli import EXIT_UNKNOWN, CliError  # noqa: E402
-from cli import audit, check, inventory, metrics, plan, report  # noqa: E402
-from cli.stack import Source  # noqa: E402
+
+COMMANDS = ("inventory", "check", "report", "metrics", "plan", "audit")
 
 EPILOG = """\
 exit codes: 0 healthy, 1 warning, 2 critical, 3 could not check (bad option, missing stack...).
@@ -28,7 +31,26 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_UNKNOWN, f"certplane: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_module(name: str) -> ModuleType:
+    """A command's module, imported when that command runs: each pulls in what it alone needs (the deploy
+    targets, pydantic, keystores), and a CLI that cron or a probe loop starts every minute should not pay for
+    the others."""
+    return importlib.import_module(f"cli.{name}")
+
+
+def chosen_command(argv: list[str]) -> str | None:
+    """The command named on the command line (its options are only built for it)."""
+    return next((arg for arg in argv if arg in COMMANDS), None)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser; a command's own options (and its --help text) only for the command in `argv` (None:
+    every command's, e.g. for documentation)."""
+    wanted = set(COMMANDS) if argv is None else {chosen_command(argv)}
+
+    def module(name: str) -> ModuleType | None:
+        return command_module(name) if name in wanted else None
+
     common = Parser(add_help=False)
     where = common.add_argument_group("which inventory")
     where.add_argument("--stack", metavar="NAME",
@@ -52,10 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
     fmt.add_argument("--csv", action="store_true", help="CSV on stdout (spreadsheets)")
 
+    check = module("check")
     chk = sub.add_parser("check", parents=[common], help="health check for cron/CI/monitoring; alerts once",
-                         description=check.__doc__, epilog=EPILOG,
+                         description=check.__doc__ if check else None, epilog=EPILOG,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
-    check.add_arguments(chk)
+    if check:
+        check.add_arguments(chk)
 
     rep = sub.add_parser("report", parents=[common], help="self-contained HTML report with an expiry timeline",
                          description="Write one self-contained HTML page (inline CSS and SVG, no network): "
@@ -68,14 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--grace-days", type=float, default=1.0, metavar="DAYS",
                      help="renewal-overdue grace, as for check (default: 1)")
 
+    metrics = module("metrics")
     met = sub.add_parser("metrics", parents=[common],
                          help="Prometheus metrics: a node_exporter textfile, stdout, or serve /metrics",
-                         description=metrics.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                         description=metrics.__doc__ if metrics else None,
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
                          epilog="exit codes: 0 written (or served until stopped), 3 could not read the inventory "
                                 "(a bad option, a missing stack...; an existing --textfile is left as it was).\n"
                                 "environment: CERTPLANE_NOW (RFC 3339) time-travels x509_cert_expired and "
                                 "certplane_renewal_overdue; the stack and backend as for the other commands.")
-    metrics.add_arguments(met)
+    if metrics:
+        metrics.add_arguments(met)
 
     # plan and audit read the stack's own files (no inventory), so they take a stack and a project only
     named = Parser(add_help=False)
@@ -83,36 +110,45 @@ def build_parser() -> argparse.ArgumentParser:
     named.add_argument("--cwd", metavar="DIR",
                        help="Pulumi project directory (default: $CERTPLANE_PROJECT_DIR, else this repo)")
 
+    plan = module("plan")
     pln = sub.add_parser("plan", parents=[named], help="what the next `pulumi up` would do, per certificate (for pull requests)",
-                         description=plan.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                         description=plan.__doc__ if plan else None,
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
                          epilog="exit codes: 0 no changes, 2 changes, 1 cannot plan (an error, or a mandatory "
                                 "policy stops it).")
-    plan.add_arguments(pln)
+    if plan:
+        plan.add_arguments(pln)
 
+    audit = module("audit")
     aud = sub.add_parser("audit", parents=[named], help="the audit trail of issues, renewals, deploys and revocations; --verify",
-                         description=audit.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    audit.add_arguments(aud)
+                         description=audit.__doc__ if audit else None,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    if audit:
+        audit.add_arguments(aud)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
+    command = command_module(args.command)
     if args.command == "plan":
         try:
-            return plan.run(args, args.stack, args.cwd)
+            return int(command.run(args, args.stack, args.cwd))
         except CliError as err:
             print(f"certplane: error: {err}", file=sys.stderr)
-            return plan.EXIT_ERROR
+            return int(command.EXIT_ERROR)
     if args.command == "audit":
         try:
-            return audit.run(args)
+            return int(command.run(args))
         except CliError as err:
             print(f"certplane: error: {err}", file=sys.stderr)
             return EXIT_UNKNOWN
+    from cli.stack import Source
+
     source = Source(stack=args.stack, project_dir=args.cwd, inventory_file=args.inventory_file)
-    commands = {"inventory": inventory.run, "check": check.run, "report": report.run, "metrics": metrics.run}
     try:
-        return commands[args.command](args, source)
+        return int(command.run(args, source))
     except CliError as err:
         print(f"certplane: error: {err}", file=sys.stderr)
         return EXIT_UNKNOWN

@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from providers.core.certificates import fingerprint_sha256
+from providers.core.pem import fingerprint_sha256
 from providers.core.clock import rfc3339
 
-from . import EXIT_CRITICAL, EXIT_OK, EXIT_WARNING, CliError, notify, observe, probe, render
+from . import EXIT_CRITICAL, EXIT_OK, EXIT_WARNING, CliError, notify, probe, render
 from .expiry import LEVELS, expiry_findings, parse_warn_days, urgency_key, worst
 from .model import Certificate, Endpoint, Finding, parse_endpoint_spec
 from .render import count_certificates, fmt_days, fmt_time, plural
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace, source: Source) -> int:
     notes: list[str] = []
 
     probed: list[probe.ProbeResult] = []
-    observed: list[observe.Observation] = []
+    observed: list[Any] = []  # observe.Observation: imported (every deploy target) only when there is one to ask
     probe_seconds = 0.0
     if args.probe or args.endpoint:
         jobs = probe_jobs(certs, args.endpoint or [])
@@ -97,6 +97,8 @@ def run(args: argparse.Namespace, source: Source) -> int:
             finally:
                 progress.close()
         if asks:  # the targets that do not terminate TLS themselves: ask their API what they hold
+            from . import observe
+
             progress = render.Progress("asking targets", len(asks))
             try:
                 observed = observe.observe_all(asks, workers=args.probe_workers,

@@ -33,7 +33,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from providers.core.certificates import fingerprint_sha256, same_fingerprint
+from providers.core.pem import fingerprint_sha256, same_fingerprint
 from providers.core.deploy import DEFAULT
 from providers.core.deploy._support import atomic_write
 from providers.core.errors import InvalidInputError

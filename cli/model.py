@@ -220,7 +220,7 @@ def parse_issuers(raw: Any) -> list[Certificate]:
     """The stack's `issuers` output (issuer name -> trust: `levels`, each with its `cert_pem`) as one entry of kind
     CA_KIND per level, facts read from the PEM itself (it holds no key). Absent or malformed: no CA entries (a
     stack from before the output, or one without a private CA); a level whose PEM does not parse is named."""
-    from providers.core import certificates as x509util
+    from providers.core import pem as x509util
     from providers.core import keys
 
     if not isinstance(raw, dict):

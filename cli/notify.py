@@ -28,7 +28,6 @@ import http.client
 import json
 import os
 import re
-import smtplib
 import socket
 import ssl
 import tempfile
@@ -38,8 +37,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 
@@ -370,6 +367,9 @@ def webhook_sender(url: str, timeout: float) -> Channel:
 
 def smtp_sender(host: str, port: int, mail_from: str, mail_to: Sequence[str], timeout: float) -> Channel:
     user, password = os.environ.get(SMTP_USER_ENV), os.environ.get(SMTP_PASSWORD_ENV)
+    import smtplib  # only for a check that mails (the email package costs every other run its start-up)
+    from email.message import EmailMessage
+    from email.utils import formatdate, make_msgid
 
     def send(alerts: list[Alert], stack: str, now: str) -> None:
         headline, body = summary_text(alerts, stack)

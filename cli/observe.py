@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from providers.core import deploy
-from providers.core.certificates import same_fingerprint
+from providers.core.pem import same_fingerprint
 from providers.core.deploy import Binding
 from providers.core.errors import CertplaneError
 

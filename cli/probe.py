@@ -17,7 +17,7 @@ from typing import TypeVar
 from cryptography import x509
 
 from providers.core import tls
-from providers.core.certificates import covers, fingerprint_sha256, same_fingerprint, signed_by, subject_alt_names
+from providers.core.pem import covers, fingerprint_sha256, same_fingerprint, signed_by, subject_alt_names
 
 from .model import Certificate, Endpoint, Finding
 

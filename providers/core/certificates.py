@@ -19,12 +19,28 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import AfterValidator, model_validator
 
 from .errors import InvalidInputError
+# Reading certificates lives in .pem (no pydantic: the CLI's start-up); re-exported for everything else.
+from .pem import chain_to_pem as chain_to_pem
+from .pem import covers as covers
+from .pem import describe as describe
+from .pem import dns_match as dns_match
+from .pem import dns_names_of as dns_names_of
+from .pem import fingerprint_of_pem as fingerprint_of_pem
+from .pem import fingerprint_sha256 as fingerprint_sha256
+from .pem import is_ca as is_ca
+from .pem import is_self_issued as is_self_issued
+from .pem import load_certificates as load_certificates
+from .pem import pem_blocks as pem_blocks
+from .pem import same_fingerprint as same_fingerprint
+from .pem import serial_hex as serial_hex
+from .pem import signed_by as signed_by
+from .pem import subject_alt_names as subject_alt_names
+from .pem import to_pem as to_pem
 from .keys import PrivateKey, PublicKey, same_public_key, signature_hash
 from .validation import Model, policy, whole_number
 
 BACKDATE = dt.timedelta(minutes=5)  # tolerate clock skew between issuer and relying parties
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\s.*?-----END \1-----", re.S)
 
 
 @dataclass(frozen=True)
@@ -243,98 +259,6 @@ def sign_certificate(
 
 # --- PEM and identity helpers -------------------------------------------------------------------------------
 
-def pem_blocks(text: str) -> list[tuple[str, str]]:
-    """All PEM blocks in `text` as (label, block), in order; anything between blocks is ignored."""
-    return [(m.group(1), m.group(0)) for m in _PEM_BLOCK.finditer(text or "")]
-
-
-def load_certificates(text: str) -> list[x509.Certificate]:
-    certs = []
-    for label, block in pem_blocks(text):
-        if label in ("CERTIFICATE", "TRUSTED CERTIFICATE", "X509 CERTIFICATE"):
-            certs.append(x509.load_pem_x509_certificate(block.replace(label, "CERTIFICATE").encode()))
-    return certs
-
-
-def to_pem(cert: x509.Certificate) -> str:
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def chain_to_pem(certs: list[x509.Certificate]) -> str:
-    return "".join(to_pem(c) for c in certs)
-
-
-def fingerprint_sha256(cert: x509.Certificate) -> str:
-    """Uppercase colon-separated, as `openssl x509 -fingerprint -sha256` prints it."""
-    return ":".join(f"{b:02X}" for b in cert.fingerprint(hashes.SHA256()))
-
-
-def same_fingerprint(a: str, b: str) -> bool:
-    """Fingerprints compared as people write them: case and colons do not matter."""
-    def norm(text: str) -> str:
-        return text.replace(":", "").strip().lower()
-
-    return norm(a) == norm(b)
-
-
-def fingerprint_of_pem(pem: str | bytes | None) -> str | None:
-    """The fingerprint of the first certificate in `pem`, None when there is none."""
-    certs = load_certificates(pem.decode() if isinstance(pem, bytes) else (pem or ""))
-    return fingerprint_sha256(certs[0]) if certs else None
-
-
-def serial_hex(cert: x509.Certificate) -> str:
-    return f"{cert.serial_number:x}"
-
-
-def dns_names_of(cert: x509.Certificate) -> list[str]:
-    return subject_alt_names(cert)[0]
-
-
-def subject_alt_names(cert: x509.Certificate) -> tuple[list[str], list[str]]:
-    """(DNS names, IP addresses) of the subjectAltName extension; empty when there is none."""
-    try:
-        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return [], []
-    return ext.get_values_for_type(x509.DNSName), [str(ip) for ip in ext.get_values_for_type(x509.IPAddress)]
-
-
-def dns_match(pattern: str, name: str) -> bool:
-    """RFC 6125: exact, or `*` as the whole leftmost label matching exactly one label."""
-    pattern, name = pattern.lower().rstrip("."), name.lower().rstrip(".")
-    if pattern == name:
-        return True
-    if pattern.startswith("*."):
-        head, _, rest = name.partition(".")
-        return bool(head) and rest == pattern[2:]
-    return False
-
-
-def covers(cert: x509.Certificate, name: str) -> bool:
-    """Whether a client connecting to `name` (a DNS name or an IP address) accepts `cert` for it (its SANs)."""
-    dns, ips = subject_alt_names(cert)
-    try:
-        ip = ipaddress.ip_address(name)
-    except ValueError:
-        return any(dns_match(p, name) for p in dns)
-    return any(ipaddress.ip_address(v) == ip for v in ips)
-
-
-def describe(cert: x509.Certificate) -> str:
-    cns = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    if cns:
-        return f"'CN={cns[0].value!s}'"
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = san.get_values_for_type(x509.DNSName)
-        if names:
-            return f"'{names[0]}'"
-    except x509.ExtensionNotFound:
-        pass
-    return f"'serial {cert.serial_number:x}'"
-
-
 def build_csr(key: PrivateKey, domains: Sequence[str]) -> bytes:
     """A PEM CSR with every domain as a SAN; the first is also the CN when it fits (64 characters). For a CA
     that signs a request (ACME, AWS Private CA)."""
@@ -500,23 +424,3 @@ def request_pem(names: Sequence[str], *, key: PrivateKey | None,
     return build_csr(key, names)
 
 
-def is_self_issued(cert: x509.Certificate) -> bool:
-    return cert.issuer == cert.subject
-
-
-def is_ca(cert: x509.Certificate) -> bool:
-    try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
-        return False
-
-
-def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """True when `issuer`'s key verifies `cert`'s signature and the names line up."""
-    if cert.issuer != issuer.subject:
-        return False
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, Exception):  # noqa: BLE001 - InvalidSignature and friends
-        return False
-    return True

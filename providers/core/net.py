@@ -5,9 +5,6 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Annotated
-
-from pydantic import AfterValidator
 
 from .errors import InvalidInputError
 
@@ -67,21 +64,16 @@ def _valid_host(host: str) -> bool:
         return bool(_HOST.match(host))
 
 
-def _host_port(text: str) -> str:
+def host_port(text: str) -> str:
+    """`text` when it is `HOST:PORT` (the setting type is validation.HostPort)."""
     parse_address(text)
     return text
 
 
-def _host_optional_port(text: str) -> str:
+def host_optional_port(text: str) -> str:
+    """`text` when it is `HOST` or `HOST:PORT` (the setting type is validation.HostOptionalPort)."""
     parse_address(text, default_port=53)
     return text
-
-
-HostPort = Annotated[str, AfterValidator(_host_port)]
-"""A `HOST:PORT` setting, kept as the user wrote it."""
-
-HostOptionalPort = Annotated[str, AfterValidator(_host_optional_port)]
-"""A `HOST` or `HOST:PORT` setting (a DNS server: port 53 when left out)."""
 
 
 def is_ip(text: str) -> bool:

@@ -7,6 +7,7 @@ it to confirm a rotation; `certplane check --probe` uses it to audit every endpo
 
 from __future__ import annotations
 
+import functools
 import socket
 import ssl
 import time
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from .certificates import fingerprint_sha256
+from .pem import fingerprint_sha256
 from .net import is_ip
 
 PROBE_LABEL = "certplane-probe"
@@ -34,12 +35,20 @@ def probe_name(server_name: str) -> str:
     return PROBE_LABEL + server_name[1:] if server_name.startswith("*.") else server_name
 
 
-def handshake(host: str, port: int, server_name: str | None, *, timeout: float = 3.0) -> tuple[x509.Certificate, ...]:
-    """The chain the server sends for `server_name` (leaf first); no SNI when it is None or an IP address
-    (RFC 6066). Raises TlsError."""
+@functools.cache
+def _client_context() -> ssl.SSLContext:
+    """One client context for every handshake (making one loads OpenSSL's defaults each time; wrapping sockets
+    with a shared one is thread-safe)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # compared by the caller, not validated against a trust store
+    return context
+
+
+def handshake(host: str, port: int, server_name: str | None, *, timeout: float = 3.0) -> tuple[x509.Certificate, ...]:
+    """The chain the server sends for `server_name` (leaf first); no SNI when it is None or an IP address
+    (RFC 6066). Raises TlsError."""
+    context = _client_context()
     sni = None if server_name is None or is_ip(server_name) else server_name
     try:
         with socket.create_connection((host, port), timeout=timeout) as raw:

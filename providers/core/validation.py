@@ -23,6 +23,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       ValidationInfo, model_validator)
 
 from .errors import InputProblems, InvalidInputError, join_field
+from .net import host_optional_port, host_port
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -274,9 +275,15 @@ ProjectPath = Annotated[str, Field(min_length=1), AfterValidator(project_path)]
 """A filesystem path; relative ones are relative to the project directory (`context={"base_dir": ...}` in
 config, the provider process's working directory on the engine side, which is the same directory)."""
 
+HostPort = Annotated[str, AfterValidator(host_port)]
+"""A `HOST:PORT` setting, kept as the user wrote it (providers.core.net parses it)."""
+
+HostOptionalPort = Annotated[str, AfterValidator(host_optional_port)]
+"""A `HOST` or `HOST:PORT` setting (a DNS server: port 53 when left out)."""
+
 SecretText = Annotated[str, SECRET]
 """Key material, a password or a credential: a Pulumi secret, never in a repr or a message."""
 
 
-__all__ = ["Argv", "LOCATION", "STORED", "policy", "Marker", "Model", "ProjectPath", "project_path", "REISSUE", "SECRET", "SecretText", "State", "secret_paths",
+__all__ = ["Argv", "HostOptionalPort", "HostPort", "LOCATION", "STORED", "policy", "Marker", "Model", "ProjectPath", "project_path", "REISSUE", "SECRET", "SecretText", "State", "secret_paths",
            "first_problem", "marked", "number", "parse", "problems", "unknown_setting", "whole_number"]

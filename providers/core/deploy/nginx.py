@@ -28,7 +28,8 @@ from typing import Annotated, Any, Literal
 
 from ..certificates import check_dns_name, fingerprint_of_pem
 from ..errors import DeployError, DeployFailed, InvalidInputError
-from ..net import HostPort, parse_address
+from ..net import parse_address
+from ..validation import HostPort
 from ..tls import probe_name, served_fingerprint
 from ..validation import LOCATION, Argv, ProjectPath, number, whole_number
 from . import base

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Protocol
 
 from ..errors import CertplaneError
-from ..net import HostOptionalPort
+from ..validation import HostOptionalPort
 from ..plugins import Factory
 from ..validation import Model, whole_number
 

@@ -19,7 +19,8 @@ import dns.update
 from pydantic import field_validator, model_validator
 
 from ..errors import InvalidInputError
-from ..net import HostOptionalPort, parse_address
+from ..net import parse_address
+from ..validation import HostOptionalPort
 from ..validation import SECRET
 from .base import DnsError, DnsPlugin, DnsSettings, Port, Timeout, Ttl
 

@@ -15,7 +15,8 @@ from acme import challenges, standalone
 
 from ..acme.solver import Challenge
 from ..errors import CertplaneError
-from ..net import HostPort, parse_address
+from ..net import parse_address
+from ..validation import HostPort
 from ..validation import Model, whole_number
 from .base import Http01Plugin
 
