@@ -5,6 +5,7 @@ owner only."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import stat
 from collections.abc import Iterator
@@ -45,7 +46,14 @@ def secret_values(deployment: dict[str, Any]) -> set[str]:
 
 
 def _piece(value: str) -> str:
-    """A run of the value distinctive enough to search for (a PEM key: a line of its body)."""
+    """A run of the value distinctive enough to search for (a PEM key: a line of its body). A secret's plaintext
+    in an export is the JSON text of the value (`"-----BEGIN…\\n…"`): decoded first, or every key of one type
+    would give the same first 40 characters (their PKCS#8 header), and the count of distinct secrets would vary
+    with the keys' random lengths."""
+    if value.startswith('"'):
+        with contextlib.suppress(ValueError):
+            decoded = json.loads(value)
+            value = decoded if isinstance(decoded, str) else value
     lines = [ln for ln in value.splitlines() if ln and not ln.startswith("-----")]
     return lines[len(lines) // 2] if len(lines) > 2 else value[:40]
 
