@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from components.config import ConfigProblems, parse_fleet
+from tests.support.csr import dns_san, openssl_csr
 
 CA = {"type": "private_ca", "common_name": "Root"}
 NAMES = ["www.example.test", "example.test"]
@@ -23,11 +23,8 @@ def problems(raw: dict, base_dir: Path | None = None) -> list[str]:
 def csr_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CSR made by openssl for NAMES (its key stays with its owner)."""
     directory = tmp_path_factory.mktemp("csr")
-    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-keyout", str(directory / "owner.key"), "-out", str(directory / "www.csr"),
-                    "-subj", f"/CN={NAMES[0]}", "-addext", "subjectAltName=" + ",".join(f"DNS:{n}" for n in NAMES)],
-                   check=True, capture_output=True, timeout=60)
-    return directory / "www.csr"
+    csr, _key = openssl_csr(directory, subject=f"/CN={NAMES[0]}", san=dns_san(NAMES), name="www")
+    return csr
 
 
 def file_store(tmp_path: Path) -> dict:

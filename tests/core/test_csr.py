@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,16 +19,13 @@ from providers.core import keys
 from providers.core.certificates import (CertificateRequest, check_csr_key, check_csr_request, csr_names,
                                          load_csr)
 from providers.core.errors import InvalidInputError
+from tests.support import csr as support_csr
 from tests.support.pki import make_ca
 
 
 def openssl_csr(tmp_path: Path, newkey: list[str], subject: str, san: str | None, name: str = "req") -> tuple[str, str]:
     """(CSR PEM, key PEM) made by the openssl binary."""
-    key, csr = tmp_path / f"{name}.key", tmp_path / f"{name}.csr"
-    argv = ["openssl", "req", "-new", *newkey, "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", subject]
-    if san:
-        argv += ["-addext", f"subjectAltName={san}"]
-    subprocess.run(argv, check=True, capture_output=True, timeout=60)
+    csr, key = support_csr.openssl_csr(tmp_path, subject=subject, san=san, newkey=newkey, name=name)
     return csr.read_text(), key.read_text()
 
 

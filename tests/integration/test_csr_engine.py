@@ -15,6 +15,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from tests.support import csr as support_csr
+
 from .harness import EngineProject, changed_steps, from_now
 
 pytestmark = pytest.mark.integration
@@ -22,11 +24,8 @@ pytestmark = pytest.mark.integration
 
 def openssl_csr(directory: Path, name: str, names: list[str]) -> tuple[Path, str]:
     """A CSR file made by openssl, and its key's PEM (the key kept by the test only, as its owner would)."""
-    key, csr = directory / f"{name}.key", directory / f"{name}.csr"
-    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={names[0]}",
-                    "-addext", "subjectAltName=" + ",".join(f"DNS:{n}" for n in names)],
-                   check=True, capture_output=True, timeout=60)
+    csr, key = support_csr.openssl_csr(directory, subject=f"/CN={names[0]}", san=support_csr.dns_san(names),
+                                       name=name)
     return csr, key.read_text()
 
 

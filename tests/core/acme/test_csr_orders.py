@@ -5,7 +5,6 @@ before the CA is asked."""
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,12 @@ from providers.core.acme import orders
 from providers.core.acme.errors import AcmeError
 from providers.core.certificates import load_csr
 from providers.core.errors import InvalidInputError
+from tests.support import csr as support_csr
 from tests.support.acme import challtestsrv_dns, verify_chain
 
 
 def openssl_csr(tmp_path: Path, subject: str, san: str) -> tuple[x509.CertificateSigningRequest, keys.PrivateKey]:
-    key, csr = tmp_path / "k.pem", tmp_path / "r.csr"
-    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-keyout", str(key), "-out", str(csr), "-subj", subject, "-addext", f"subjectAltName={san}"],
-                   check=True, capture_output=True, timeout=60)
+    csr, key = support_csr.openssl_csr(tmp_path, subject=subject, san=san)
     return load_csr(csr.read_text()), keys.load_private_key(key.read_text())
 
 

@@ -83,22 +83,6 @@ def sub_ca(moto: MotoServer) -> dict[str, Any]:
             "root": outside.cert}
 
 
-@pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, dict[str, Any]]]]:
-    """Every acm-pca operation certplane makes, with its parameters as given to botocore."""
-    seen: list[tuple[str, dict[str, Any]]] = []
-    made = aws.session
-
-    def hooked(access: Any) -> Any:
-        session = made(access)
-        session.events.register("before-parameter-build.acm-pca",
-                                lambda params, model, **_: seen.append((model.name, dict(params))))
-        return session
-
-    monkeypatch.setattr(aws, "session", hooked)
-    yield seen
-
-
 def one_line(err: BaseException) -> str:
     text = str(err)
     assert "\n" not in text and "Traceback" not in text, text

@@ -5,7 +5,6 @@ submit the CSR as it is; the leaf is always for the CSR's key. The CSRs are made
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from providers.core.errors import InvalidInputError
 from providers.core.issuers import IssueRequest
 from providers.core.issuers import aws_pca, self_signed
 from tests.support.acme import challtestsrv_dns, new_account, verify_chain
+from tests.support import csr as support_csr
 from tests.support.pki import make_ca
 from tools.servers.moto import MotoServer, create_private_ca
 from tools.servers.pebble import PebbleServer
@@ -31,14 +31,11 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def openssl_csr(tmp_path: Path, names: tuple[str, ...] = NAMES, newkey: tuple[str, ...] = ("-newkey", "ec", "-pkeyopt",
-                "ec_paramgen_curve:P-256"), name: str = "hsm") -> tuple[x509.CertificateSigningRequest, str]:
-    """(the CSR, its key's PEM): what a team holding the key would hand over (the key kept for the tests only)."""
-    key, csr = tmp_path / f"{name}.key", tmp_path / f"{name}.csr"
-    subprocess.run(["openssl", "req", "-new", *newkey, "-nodes", "-keyout", str(key), "-out", str(csr),
-                    "-subj", f"/O=HSM Team/CN={names[0]}", "-addext",
-                    "subjectAltName=" + ",".join(f"DNS:{n}" for n in names)],
-                   check=True, capture_output=True, timeout=60)
+def openssl_csr(tmp_path: Path, names: tuple[str, ...] = NAMES, newkey: tuple[str, ...] = support_csr.EC_P256,
+                name: str = "hsm") -> tuple[x509.CertificateSigningRequest, str]:
+    """(the CSR, its key's PEM)."""
+    csr, key = support_csr.openssl_csr(tmp_path, subject=f"/O=HSM Team/CN={names[0]}",
+                                       san=support_csr.dns_san(names), newkey=newkey, name=name)
     return load_csr(csr.read_text()), key.read_text()
 
 
@@ -124,25 +121,8 @@ def test_self_signed_without_the_key_is_refused(tmp_path: Path) -> None:
 
 # --- aws_pca on moto -------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def pca_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
-    from providers.core import aws
-
-    seen: list[tuple[str, dict[str, Any]]] = []
-    made = aws.session
-
-    def hooked(access: Any) -> Any:
-        session = made(access)
-        session.events.register("before-parameter-build.acm-pca",
-                                lambda params, model, **_: seen.append((model.name, dict(params))))
-        return session
-
-    monkeypatch.setattr(aws, "session", hooked)
-    return seen
-
-
 def test_aws_pca_submits_the_csr_as_is_and_its_token_follows_the_csr(moto: MotoServer, tmp_path: Path,
-                                                                      pca_calls: list[Any]) -> None:
+                                                                      calls: list[Any]) -> None:
     ca = create_private_ca(moto.endpoint_url, "us-east-1", "CSR Root PCA")
     plugin, order = plugin_for({"type": "aws_pca", "certificate_authority_arn": ca["arn"],
                                 "endpoint_url": moto.endpoint_url})
@@ -156,7 +136,7 @@ def test_aws_pca_submits_the_csr_as_is_and_its_token_follows_the_csr(moto: MotoS
     other = issuer.issue(IssueRequest("www", request, None, now(), again))
     assert spki(first.leaf) == spki(csr) and spki(other.leaf) == spki(again)
     assert sorted(x509util.dns_names_of(first.leaf)) == sorted(NAMES)
-    sent = [params for name, params in pca_calls if name == "IssueCertificate"]
+    sent = [params for name, params in calls if name == "IssueCertificate"]
     assert sent[0]["Csr"] == csr.public_bytes(serialization.Encoding.PEM)
     tokens = [p["IdempotencyToken"] for p in sent]
     assert tokens[0] == tokens[1] != tokens[2]
