@@ -229,9 +229,11 @@ class CertplaneProvider(ResourceProvider, Generic[I, O]):
         return current
 
     def _outs(self, inputs: I, outputs: BaseModel) -> dict[str, Any]:
+        """What state keeps: the inputs the resource keeps, then its outputs, unset (None) values left out (state
+        is rewritten whole after every step: every byte counts N times; a missing value reads back as None)."""
         dropped = self.not_kept(inputs)
         kept = {k: v for k, v in _wire.to_wire(inputs).items() if k not in dropped}
-        return {**kept, **outputs.model_dump(mode="json")}
+        return {k: v for k, v in {**kept, **outputs.model_dump(mode="json")}.items() if v is not None}
 
     def _errors(self, verb: str, raw: Mapping[str, Any]) -> Any:
         _watch_engine()

@@ -24,7 +24,6 @@ class IssuedOutputs(State):
 
     cert_pem: str | None = None
     chain_pem: str | None = None
-    fullchain_pem: str | None = None
     private_key_pem: Secret = None
     serial: str | None = None
     not_before: str | None = None
@@ -80,9 +79,10 @@ def render(key: keys.PrivateKey | None, leaf: x509.Certificate, chain: Sequence[
     no jitter, e.g. an upload certplane never renews); `issued_at`: when it was issued."""
     public = key if key is not None else leaf.public_key()
     renew_at = renewal.renewal_time(leaf.not_valid_before_utc, leaf.not_valid_after_utc, policy, window, name=name)
+    rendered = formats.render(formats_wanted, key=key, leaf=leaf, chain=list(chain), password=password)
+    del rendered["fullchain_pem"]  # cert_pem + chain_pem: published by the component, never stored twice
     return {
-        "pkcs12_base64": None, "jks_base64": None, "cert_der_base64": None,
-        **formats.render(formats_wanted, key=key, leaf=leaf, chain=list(chain), password=password),
+        "pkcs12_base64": None, "jks_base64": None, "cert_der_base64": None, **rendered,
         "serial": x509util.serial_hex(leaf),
         "not_before": rfc3339(leaf.not_valid_before_utc),
         "not_after": rfc3339(leaf.not_valid_after_utc),
@@ -112,7 +112,7 @@ def key_for_renewal(spec: keys.KeySpec, old_key: keys.PrivateKey | None, reuse: 
     return keys.generate_private_key(spec)
 
 
-REISSUED = ("cert_pem", "chain_pem", "fullchain_pem", "serial", "not_before", "not_after", "renewal_time",
+REISSUED = ("cert_pem", "chain_pem", "serial", "not_before", "not_after", "renewal_time",
             "fingerprint_sha256")  # what every re-issue changes (the key too, unless it is kept)
 
 
@@ -139,7 +139,6 @@ class IssuedCertificate(CertplaneResource):
 
     cert_pem: pulumi.Output[str]
     chain_pem: pulumi.Output[str]
-    fullchain_pem: pulumi.Output[str]
     private_key_pem: pulumi.Output[str]
     serial: pulumi.Output[str]
     not_before: pulumi.Output[str]
@@ -158,6 +157,11 @@ class IssuedCertificate(CertplaneResource):
 
     def __init__(self, name: str, *, opts: pulumi.ResourceOptions | None = None, **props: Any) -> None:
         super().__init__(name, {"name": name, **props}, opts)
+
+    @property
+    def fullchain_pem(self) -> pulumi.Output[str]:
+        """The leaf, then its chain: what TLS servers send (derived, so state holds the PEMs once)."""
+        return pulumi.Output.all(self.cert_pem, self.chain_pem).apply(lambda v: (v[0] or "") + (v[1] or ""))
 
 
 __all__ = ["IssuedCertificate", "IssuedOutputs", "in_place_diff", "key_for_renewal", "keystore_password", "render"]

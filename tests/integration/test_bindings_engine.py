@@ -50,7 +50,7 @@ def test_deploy_rotate_on_renewal_and_repair_drift(tmp_path, nginx):
         # The plan names what changes: the certificate's own properties (a new key: reuse_key is off), and for
         # the binding only the certificate it will serve; nothing else (its server names did not change).
         lines = {ln.split()[2]: ln for ln in preview.stdout.splitlines() if ln.startswith(" ~ ")}
-        assert lines["www"].endswith("update [diff: ~cert_pem,fingerprint_sha256,fullchain_pem,not_after,not_before,"
+        assert lines["www"].endswith("update [diff: ~cert_pem,fingerprint_sha256,not_after,not_before,"
                                      "private_key_pem,renewal_time,serial]"), preview.stdout
         assert lines["www--edge"].endswith("update [diff: ~cert_pem]"), preview.stdout
         assert "binding www--edge: deploying www's new certificate to edge (nginx)" in preview.stdout

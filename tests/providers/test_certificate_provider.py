@@ -105,7 +105,7 @@ def test_domain_change_reissues_and_says_so(provider, created, capfd):
     assert diff.changes is True and diff.replaces == []
     # The preview names what changes: the input, and the certificate's own properties (a new key with it; the
     # same CA, so the same chain).
-    assert diff.details == {name: "update" for name in ("domains", "cert_pem", "fullchain_pem", "serial",
+    assert diff.details == {name: "update" for name in ("domains", "cert_pem", "serial",
                                                         "not_before", "not_after", "renewal_time",
                                                         "fingerprint_sha256", "private_key_pem")}
     assert "certplane: www: domains adds example.test; re-issuing" in capfd.readouterr().err

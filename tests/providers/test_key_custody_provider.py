@@ -47,7 +47,7 @@ def test_state_names_the_key_and_a_renewal_keeps_the_one_before(store: Path, mon
     at(monkeypatch, "2026-11-27T12:00:00Z")
     created = provider.create(in_store(store))
     outs = created.outs
-    assert outs["private_key_pem"] is None and outs["private_key_ref"].startswith("file:")
+    assert outs.get("private_key_pem") is None and outs["private_key_ref"].startswith("file:")
     first = outs["private_key_ref"]
     at(monkeypatch, "2027-02-10T12:00:00Z")  # due
     renewed = provider.update(created.id, outs, in_store(store)).outs
@@ -84,7 +84,7 @@ def test_a_key_given_by_reference_is_not_read_to_rerender(store: Path, tmp_path:
     storage = {"type": "file", "directory": str(drive)}
     at(monkeypatch, "2026-11-27T12:00:00Z")
     key = PrivateKeyProvider().create({"algorithm": "ecdsa", "name": "root-key", "key_storage": storage}).outs
-    assert key["private_key_pem"] is None
+    assert key.get("private_key_pem") is None
     root = {"name": "root", "common_name": "Drive Root", "is_ca": True, "validity_days": 3650, "formats": ["pem"],
             "issuer_type": "self_signed", "key_ref": key["private_key_ref"],
             "key_fingerprint": key["public_key_fingerprint_sha256"], "key_storage": storage}
@@ -95,4 +95,4 @@ def test_a_key_given_by_reference_is_not_read_to_rerender(store: Path, tmp_path:
     diff = provider.diff(created.id, created.outs, news)
     assert diff.changes
     outs = provider.update(created.id, created.outs, news).outs
-    assert outs["serial"] == created.outs["serial"] and outs["private_key_pem"] is None
+    assert outs["serial"] == created.outs["serial"] and outs.get("private_key_pem") is None

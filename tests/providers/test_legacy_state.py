@@ -17,6 +17,11 @@ ISSUED = ("cert_pem", "chain_pem", "fullchain_pem", "private_key_pem", "serial",
           "cert_der_base64", "keystore_password")
 
 
+def old_outputs(outs: dict[str, Any]) -> dict[str, Any]:
+    """The outputs as that release wrote them: every one, unset ones as null, and fullchain_pem stored too."""
+    return {**{k: outs.get(k) for k in ISSUED}, "fullchain_pem": outs["cert_pem"] + outs["chain_pem"]}
+
+
 def issued_now(inputs: dict[str, Any]) -> dict[str, Any]:
     return CertificateProvider().create(CertificateProvider().check({}, inputs).inputs).outs
 
@@ -26,7 +31,7 @@ def v1_signed_here(outs: dict[str, Any], **inputs: Any) -> dict[str, Any]:
     return {"name": "www", "key": {"algorithm": "ecdsa", "curve": "P-256"}, "reuse_key": False,
             "common_name": "www.example.test", "organization": None, "ip_addresses": [], "validity_days": 90,
             "is_ca": False, "path_length": None, "client_auth": False, "permitted_dns_domains": [], "renew": None,
-            "formats": ["pem"], **inputs, **{k: outs[k] for k in ISSUED}, "key_pem_fingerprint": None}
+            "formats": ["pem"], **inputs, **old_outputs(outs), "key_pem_fingerprint": None}
 
 
 def test_a_v1_self_signed_certificate_needs_no_update(capfd):
@@ -82,7 +87,7 @@ def v1_acme(outs: dict[str, Any], **over: Any) -> dict[str, Any]:
             "dns": {"provider": "rfc2136", "nameserver": "127.0.0.1", "tsig_key_name": "k", "tsig_secret": "c2VjcmV0"},
             "http01": None, "key": {"algorithm": "ecdsa", "curve": "P-256"}, "profile": None,
             "revoke_on_destroy": False, "revoke_reason": None, "order_timeout_seconds": None, "renew": None,
-            "formats": ["pem"], "reuse_key": False, **{k: outs[k] for k in ISSUED}, **over}
+            "formats": ["pem"], "reuse_key": False, **old_outputs(outs), **over}
 
 
 def test_a_refresh_of_v1_state_writes_no_secret_under_a_new_name():
