@@ -262,13 +262,19 @@ def renew_after(fleet: Fleet, said: str, pattern: str) -> None:
 # --- ACME ------------------------------------------------------------------------------------------------------
 
 def test_issued_and_renewed_while_pebble_rejects_half_of_all_nonces(converged: Fleet) -> None:
-    """Pebble at 50% badNonce: every POST may be refused; the bounded nonce retries absorb it."""
-    before = converged.serial()
-    converged.acme.observed.clear()
-    converged.project.up(env=RENEWAL_DUE)
-    assert converged.serial() != before
-    rejected = sum(1 for _, _, _, body in converged.acme.observed if b"badNonce" in body)
-    posts = sum(1 for method, _, _, _ in converged.acme.observed if method == "POST")
+    """Pebble at 50% badNonce: every POST may be refused; the bounded nonce retries absorb it. Pebble draws each
+    rejection at random: a renewal (~8 POSTs) sees fewer than two 3.5% of the time, so it renews again, at most three
+    times, until the fault was really there (fewer than two in three renewals: about 1 in 670,000)."""
+    rejected = posts = 0
+    for _ in range(3):
+        before = converged.serial()
+        converged.acme.observed.clear()
+        converged.project.up(env=RENEWAL_DUE)
+        assert converged.serial() != before
+        rejected += sum(1 for _, _, _, body in converged.acme.observed if b"badNonce" in body)
+        posts += sum(1 for method, _, _, _ in converged.acme.observed if method == "POST")
+        if rejected >= 2:
+            break
     assert posts >= 8 and rejected >= 2, (posts, rejected)  # the fault was really there
     converged.assert_converged()
 
