@@ -123,6 +123,7 @@ class PebbleServer(ChalltestsrvDns, ManagedServer):
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="certplane-pebble-"))
         self.acme_port = acme_port or free_port()
         self.management_port = management_port or free_port()
+        self._ports_given = acme_port is not None or management_port is not None
         self.dns_port = dns_port or free_port()
         self.challtestsrv_port = challtestsrv_port or free_port()
         self.dns_server = dns_server or f"127.0.0.1:{self.dns_port}"
@@ -169,13 +170,24 @@ class PebbleServer(ChalltestsrvDns, ManagedServer):
             "profiles": self.profiles,
         }
         config_path = self.workdir / "pebble-config.json"
-        config_path.write_text(json.dumps({"pebble": config}, indent=2))
         self._start_challtestsrv(f"127.0.0.1:{self.http01_port}" if self.challtestsrv_http01 else "")
         env = {**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": str(self.nonce_reject),
                "PEBBLE_AUTHZREUSE": str(self.authz_reuse)}
-        self._spawn([str(BIN / "pebble"), "-config", str(config_path), "-dnsserver", self.dns_server],
-                    "pebble", env=env)
-        self._wait_http(self.directory_url, what="pebble")
+        for attempt in range(3):  # a free port can be taken between choosing it and Pebble binding it
+            config_path.write_text(json.dumps({"pebble": config}, indent=2))
+            self._spawn([str(BIN / "pebble"), "-config", str(config_path), "-dnsserver", self.dns_server],
+                        "pebble", env=env)
+            try:
+                self._wait_http(self.directory_url, what="pebble")
+                break
+            except RuntimeError:
+                log = (self.workdir / "pebble.log").read_text(errors="replace")
+                if attempt == 2 or self._ports_given or "address already in use" not in log:
+                    raise
+                self._procs.pop().wait(timeout=5)  # it exited: start again on other ports
+                self.acme_port, self.management_port = free_port(), free_port()
+                config.update(listenAddress=f"127.0.0.1:{self.acme_port}", tlsPort=free_port(),
+                              managementListenAddress=f"127.0.0.1:{self.management_port}")
         self.root_pem = self.get_management("/roots/0").decode()
         self.root_path.write_text(self.root_pem)
 
