@@ -20,7 +20,7 @@ from typing import Any
 
 from .core import keys, keystore
 from .core.errors import CertplaneError, InvalidInputError
-from .core.validation import LOCATION, marked
+from .core.validation import location_of
 from .core.keystore import KeyStorageSettings, KeyStore
 
 
@@ -95,7 +95,7 @@ def same_store(a: KeyStorageSettings, b: KeyStorageSettings) -> bool:
     prefix); other settings (a recovery window, a profile) change how it is reached, not which keys it holds."""
     if kind_of(a) != kind_of(b):
         return False
-    return {n: getattr(a, n) for n in marked(type(a), LOCATION)} == {n: getattr(b, n) for n in marked(type(b), LOCATION)}
+    return location_of(a) == location_of(b)
 
 
 def undo_keep(settings: KeyStorageSettings, owner_id: str, kept: Kept, *, created: bool,

@@ -52,10 +52,12 @@ class SpawnedProcesses:
     _procs: list[subprocess.Popen[bytes]]
 
     def _spawn(self, argv: list[str], name: str, env: dict[str, str] | None = None) -> None:
-        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - owned by the process
+        path = self.workdir / f"{name}.log"
+        log = open(path, "wb")  # noqa: SIM115 - owned by the process
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                                 cwd=self.workdir, start_new_session=True)
         log.close()
+        proc.log_path = path  # type: ignore[attr-defined]
         self._procs.append(proc)
 
     def _ssl_context(self) -> ssl.SSLContext:
@@ -68,8 +70,8 @@ class SpawnedProcesses:
         last: Exception | None = None
         while time.monotonic() < deadline:
             for proc in self._procs:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{what} exited early (code {proc.returncode}); see {self.workdir}")
+                if proc.poll() is not None:  # its log's last line: the work directory goes when it stops
+                    raise RuntimeError(f"{what} exited early (code {proc.returncode}): {_last_line(proc)}")
             try:
                 ctx = self._ssl_context() if url.startswith("https") else None
                 with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:
@@ -83,6 +85,16 @@ class SpawnedProcesses:
                 last = err
             time.sleep(0.05)
         raise RuntimeError(f"{what} did not answer {url} within {self.start_timeout:g}s: {last}")
+
+
+def _last_line(proc: subprocess.Popen[Any]) -> str:
+    """The last line a spawned server wrote (why it exited), or where its log was."""
+    path = getattr(proc, "log_path", None)
+    try:
+        lines = [ln for ln in Path(path).read_text(errors="replace").splitlines() if ln.strip()] if path else []
+    except OSError:
+        lines = []
+    return lines[-1].strip()[:300] if lines else f"no output (log {path})"
 
 
 def end_process(proc: subprocess.Popen[Any] | None, *, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 from ..plugins import Registry
-from ..validation import LOCATION, first_problem, marked
+from .. import validation
+from ..validation import first_problem
 from .base import (DEFAULT, Binding, Bundle, DeployTarget, Endpoint, RetiresReplaced, ServesTls, TargetPlugin,
                    TargetSettings)
 
@@ -47,7 +48,7 @@ def get_target(kind: str, raw: Any) -> DeployTarget:
 
 def location_of(settings: TargetSettings) -> dict[str, Any]:
     """The settings that say *where* a binding lives (LOCATION-marked): changing one moves the binding."""
-    return {name: getattr(settings, name) for name in marked(type(settings), LOCATION)}
+    return validation.location_of(settings)
 
 
 __all__ = ["DEFAULT", "REGISTRY", "Binding", "Bundle", "DeployTarget", "Endpoint", "RetiresReplaced", "ServesTls",
