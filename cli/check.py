@@ -18,12 +18,11 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from providers.core.pem import fingerprint_sha256
 from providers.core.clock import rfc3339
 
-from . import EXIT_CRITICAL, EXIT_OK, EXIT_WARNING, CliError, notify, probe, render
+from . import EXIT_CRITICAL, EXIT_OK, EXIT_WARNING, CliError, probe, render
 from .expiry import LEVELS, expiry_findings, parse_warn_days, urgency_key, worst
 from .model import Certificate, Endpoint, Finding, parse_endpoint_spec
 from .render import count_certificates, fmt_days, fmt_time, plural
@@ -31,6 +30,10 @@ from .stack import Source, load
 
 EXIT_BY_LEVEL = {"ok": EXIT_OK, "warning": EXIT_WARNING, "critical": EXIT_CRITICAL}
 DEFAULT_STATE_FILE = Path(".certplane") / "check-state.json"
+NOTIFY_TIMEOUT = 10.0  # seconds, each notification call
+
+if TYPE_CHECKING:
+    from . import notify  # imported by a run that has a channel to send to (the HTTP and mail stacks are not light)
 
 
 def probe_jobs(certs: list[Certificate], extra: list[str]) -> list[tuple[str, Endpoint]]:
@@ -54,10 +57,14 @@ def probe_jobs(certs: list[Certificate], extra: list[str]) -> list[tuple[str, En
 
 
 def build_channels(args: argparse.Namespace) -> list[notify.Channel]:
+    smtp_fields = {"--smtp-host": args.smtp_host, "--mail-from": args.mail_from, "--mail-to": args.mail_to}
+    if not args.webhook and not any(smtp_fields.values()):
+        return []
+    from . import notify
+
     channels = []
     if args.webhook:
         channels.append(notify.webhook_sender(args.webhook, args.notify_timeout))
-    smtp_fields = {"--smtp-host": args.smtp_host, "--mail-from": args.mail_from, "--mail-to": args.mail_to}
     if any(smtp_fields.values()):
         missing = [flag for flag, value in smtp_fields.items() if not value]
         if missing:
@@ -118,6 +125,8 @@ def run(args: argparse.Namespace, source: Source) -> int:
     status = worst(list(levels.values()))
     outcomes: list[notify.Outcome] = []
     if channels:  # whatever happens here, the exit code stays the health verdict
+        from . import notify
+
         state_path = Path(args.state_file) if args.state_file else loaded.project_dir / DEFAULT_STATE_FILE
         # long enough for an overlapping run to finish sending (every channel's timeout, with room to spare)
         state = notify.StateFile(state_path, lock_timeout=max(notify.LOCK_TIMEOUT,
@@ -146,8 +155,8 @@ def run(args: argparse.Namespace, source: Source) -> int:
             } for c in certs],
             "probes": [{"certificate": r.certificate, **r.endpoint.as_dict(), "ok": not r.error,
                         "error": r.error, "seconds": round(r.seconds, 3),
-                        "served_fingerprint_sha256": fingerprint_sha256(r.chain[0]) if r.chain else None,
-                        "served_chain_length": len(r.chain)} for r in probed],
+                        "served_fingerprint_sha256": r.served_fingerprint,
+                        "served_chain_length": len(r.served)} for r in probed],
             "targets": [{"certificate": o.certificate, "binding": o.placement.binding_id, "target": o.placement.target,
                          "type": o.placement.type, "ok": not o.error, "error": o.error, "held": o.seen,
                          "seconds": round(o.seconds, 3)} for o in observed],
@@ -215,5 +224,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mail-from", metavar="ADDRESS", help="sender address")
     group.add_argument("--mail-to", action="append", metavar="ADDRESS",
                        help="recipient (repeatable or comma-separated)")
-    group.add_argument("--notify-timeout", type=float, default=notify.DEFAULT_TIMEOUT, metavar="SECONDS",
-                       help=f"timeout of each notification call (default: {notify.DEFAULT_TIMEOUT:g})")
+    group.add_argument("--notify-timeout", type=float, default=NOTIFY_TIMEOUT, metavar="SECONDS",
+                       help=f"timeout of each notification call (default: {NOTIFY_TIMEOUT:g})")

@@ -24,7 +24,6 @@ import contextlib
 import datetime as dt
 import errno
 import fcntl
-import http.client
 import json
 import os
 import re
@@ -32,9 +31,7 @@ import socket
 import ssl
 import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +43,6 @@ from .expiry import crossed_thresholds, worst
 from .model import Certificate, Finding
 from .render import fmt_days, fmt_time
 
-DEFAULT_TIMEOUT = 10.0
 SMTP_USER_ENV, SMTP_PASSWORD_ENV = "CERTPLANE_SMTP_USER", "CERTPLANE_SMTP_PASSWORD"
 SMTP_CA_FILE_ENV = "CERTPLANE_SMTP_CA_FILE"  # trust for a relay with a private CA (default: system store)
 STATE_VERSION = 1
@@ -282,13 +278,6 @@ def parse_webhook_url(url: str) -> tuple[WebhookTarget | None, str]:
     return WebhookTarget(clean, authorization, shown), ""
 
 
-class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    """A webhook is POSTed to exactly its URL: urllib would follow a 301/302/303 as a GET without the body."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # the 3xx surfaces as an HTTPError
-
-
 def _one_line(text: object, limit: int = 200) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[:limit - 1] + "…"
@@ -318,9 +307,19 @@ def _scrubber(url: str, target: WebhookTarget | None) -> Callable[[str], str]:
 
 
 def webhook_sender(url: str, timeout: float) -> Channel:
+    import http.client  # only a run that sends imports the HTTP stack (`check` starts faster without it)
+    import urllib.error
+    import urllib.request
+
+    class RefuseRedirects(urllib.request.HTTPRedirectHandler):
+        """A webhook is POSTed to exactly its URL: urllib would follow a 301/302/303 as a GET without the body."""
+
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None  # the 3xx surfaces as an HTTPError
+
     target, problem = parse_webhook_url(url)
     scrub = _scrubber(url, target)
-    opener = urllib.request.build_opener(_RefuseRedirects)
+    opener = urllib.request.build_opener(RefuseRedirects)
 
     def send(alerts: list[Alert], stack: str, now: str) -> None:
         if target is None:

@@ -3,23 +3,28 @@
 Certificates are not validated against a trust store here (private CAs are the point of certplane); instead
 each served certificate is compared with the inventory (SHA-256 fingerprint), its chain is checked to link
 leaf -> issuer with real signature verification, and its SANs must cover the probed name.
+
+The handshakes need only the standard library; reading what they served needs `cryptography`, whose import
+(~60 ms, a third of a 200-endpoint run) is done while the handshake threads wait on the network, not before.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
-
-from cryptography import x509
+from types import ModuleType
+from typing import TYPE_CHECKING, TypeVar
 
 from providers.core import tls
-from providers.core.pem import covers, fingerprint_sha256, same_fingerprint, signed_by, subject_alt_names
 
 from .model import Certificate, Endpoint, Finding
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -28,13 +33,30 @@ DEFAULT_TIMEOUT = 5.0
 MAX_WORKERS = 8
 
 
+def certificate_reading() -> ModuleType:
+    """providers.core.pem (and with it cryptography), imported on first use."""
+    from providers.core import pem
+
+    return pem
+
+
 @dataclass(frozen=True)
 class ProbeResult:
     certificate: str
     endpoint: Endpoint
-    chain: tuple[x509.Certificate, ...] = ()
+    served: tuple[bytes, ...] = ()  # the chain as sent (DER, leaf first)
     error: str | None = None
     seconds: float = 0.0
+
+    @functools.cached_property
+    def chain(self) -> tuple[x509.Certificate, ...]:
+        from cryptography import x509
+
+        return tuple(x509.load_der_x509_certificate(der) for der in self.served)
+
+    @property
+    def served_fingerprint(self) -> str | None:
+        return certificate_reading().fingerprint_sha256(self.chain[0]) if self.served else None
 
 
 def default_server_name(cert: Certificate) -> str | None:
@@ -49,10 +71,10 @@ def probe(certificate: str, endpoint: Endpoint, timeout: float = DEFAULT_TIMEOUT
     """One TLS handshake (core's), bounded by `timeout` seconds for the connect and for the handshake."""
     start = time.monotonic()
     try:
-        chain = tls.handshake(endpoint.host, endpoint.port, endpoint.server_name, timeout=timeout)
+        served = tls.handshake_der(endpoint.host, endpoint.port, endpoint.server_name, timeout=timeout)
     except tls.TlsError as err:
         return ProbeResult(certificate, endpoint, error=err.reason, seconds=time.monotonic() - start)
-    return ProbeResult(certificate, endpoint, chain=chain, seconds=time.monotonic() - start)
+    return ProbeResult(certificate, endpoint, served=served, seconds=time.monotonic() - start)
 
 
 def add_probe_arguments(parser: argparse.ArgumentParser, *, probe_help: str, endpoint_help: str) -> None:
@@ -66,13 +88,16 @@ def add_probe_arguments(parser: argparse.ArgumentParser, *, probe_help: str, end
 
 
 def concurrently(task: Callable[[str, J], R], jobs: Sequence[tuple[str, J]], *, workers: int, prefix: str,
-                 on_done: Callable[[R], None] | None = None) -> list[R]:
+                 on_done: Callable[[R], None] | None = None, meanwhile: Callable[[], object] | None = None) -> list[R]:
     """`task(certificate, job)` for every job on a small thread pool; results in the order of `jobs`, each
-    passed to `on_done` as it is collected (a progress line)."""
+    passed to `on_done` as it is collected (a progress line). `meanwhile` runs on this thread once every job is
+    handed out, before the first result is awaited."""
     if not jobs:
         return []
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs))), thread_name_prefix=prefix) as pool:
         futures = [pool.submit(task, name, job) for name, job in jobs]
+        if meanwhile:
+            meanwhile()
         results = []
         for future in futures:
             result = future.result()
@@ -86,11 +111,12 @@ def probe_all(jobs: Sequence[tuple[str, Endpoint]], *, timeout: float = DEFAULT_
               workers: int = MAX_WORKERS, on_done: Callable[[ProbeResult], None] | None = None) -> list[ProbeResult]:
     """Probe concurrently; results in the order of `jobs`."""
     return concurrently(lambda name, endpoint: probe(name, endpoint, timeout), jobs, workers=workers,
-                        prefix="probe", on_done=on_done)
+                        prefix="probe", on_done=on_done, meanwhile=certificate_reading)
 
 
 def chain_problem(chain: Sequence[x509.Certificate]) -> str | None:
     """None when the served chain links leaf -> issuer -> ... (the root may be left out), else why not."""
+    signed_by = certificate_reading().signed_by
     leaf = chain[0]
     if leaf.issuer == leaf.subject and signed_by(leaf, leaf):
         return None  # self-signed: nothing to link to
@@ -112,10 +138,11 @@ def assess(cert: Certificate, result: ProbeResult) -> list[Finding]:
     where = result.endpoint.label
     if result.error:
         return [Finding(cert.name, "critical", "endpoint-unreachable", f"{where}: {result.error}", endpoint=where)]
+    pem = certificate_reading()
     out = []
     leaf = result.chain[0]
-    served = fingerprint_sha256(leaf)
-    if cert.fingerprint_sha256 and not same_fingerprint(served, cert.fingerprint_sha256):
+    served = pem.fingerprint_sha256(leaf)
+    if cert.fingerprint_sha256 and not pem.same_fingerprint(served, cert.fingerprint_sha256):
         subject = leaf.subject.rfc4514_string() or "(empty subject)"
         out.append(Finding(cert.name, "critical", "endpoint-mismatch",
                            f"{where}: serves another certificate ({subject}, serial {leaf.serial_number:x}, "
@@ -125,8 +152,8 @@ def assess(cert: Certificate, result: ProbeResult) -> list[Finding]:
     if problem:
         out.append(Finding(cert.name, "critical", "chain-incomplete", f"{where}: {problem}", endpoint=where))
     name = result.endpoint.server_name or result.endpoint.host
-    if not covers(leaf, name):
-        dns, ips = subject_alt_names(leaf)
+    if not pem.covers(leaf, name):
+        dns, ips = pem.subject_alt_names(leaf)
         names = ", ".join(dns + ips) or "no subjectAltName"
         out.append(Finding(cert.name, "critical", "hostname-mismatch",
                            f"{where}: hostname mismatch: the served certificate covers {names}, not {name}",

@@ -25,10 +25,10 @@ from providers.core.errors import InputProblems, InvalidInputError
 from providers.core import formats
 from providers.core.formats import Formats
 from providers.core.issuers import IssuerSettings, IssuerSettingsField
-from providers.core.keys import KeySpec, KeySpecField
+from providers.core.keys import KeySpec
 from providers.core.keystore import KeyStorageField, KeyStorageSettings
 from providers.core.renewal import RenewalPolicy
-from providers.core.validation import Model, ProjectPath, SecretText, parse, secret_paths
+from providers.core.validation import KeySpecField, Model, ProjectPath, SecretText, parse, secret_paths
 
 NAMESPACE = "certplane"
 SELF_SIGNED = issuers.SELF_SIGNED

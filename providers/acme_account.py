@@ -22,8 +22,8 @@ from .core import keys
 from .core.acme import client as acme_client
 from .core.errors import CertplaneError, InvalidInputError
 from .core.issuers.acme import DirectoryUrl, load_account_key
-from .core.keys import KeySpec, KeySpecField
-from .core.validation import SECRET, Model, State
+from .core.keys import KeySpec
+from .core.validation import SECRET, KeySpecField, Model, State
 
 REPLACE_FIELDS = ("directory_url", "key")  # and account_key_pem when given, compared as keys (see diff_typed)
 GONE = frozenset({"deactivated", "revoked", "unknown"})  # what account_status says only when the CA is definite

@@ -38,10 +38,9 @@ from .core.errors import InvalidInputError
 from .core import formats
 from .core.formats import Formats
 from .core.issuers import REGISTRY, AdvisesRenewal, IssueRequest, Issued, IssuerPlugin, Revokes
-from .core.keys import KeySpecField
 from .core.keystore import KeyStorageSettings
 from .core.renewal import RenewalPolicy
-from .core.validation import REISSUE, SECRET, marked, problems
+from .core.validation import REISSUE, KeySpecField, SECRET, marked, problems
 
 Pending = Annotated[str | Unknown | None, SECRET]
 

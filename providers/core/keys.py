@@ -1,14 +1,17 @@
-"""Private keys: specification, generation, PEM round trips and public fingerprints."""
+"""Private keys: specification, generation, PEM round trips and public fingerprints.
+
+No pydantic here (the CLI reads keys' facts and starts faster without it): the model field for a KeySpec is
+`validation.KeySpecField`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Annotated, Literal, Union
+from typing import Literal, Union
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from pydantic import PlainSerializer, PlainValidator
 
 from .errors import InvalidInputError
 
@@ -79,11 +82,6 @@ class KeySpec:
 
 def _at(field: str, sub: str) -> str:
     return f"{field}.{sub}" if field else sub
-
-
-KeySpecField = Annotated[KeySpec, PlainValidator(lambda raw: KeySpec.parse(raw, field="")),
-                         PlainSerializer(lambda spec: spec.as_dict(), return_type=dict)]
-"""A key specification as a model field: validated by `KeySpec.parse`, written back as its mapping."""
 
 
 def generate_private_key(spec: KeySpec) -> PrivateKey:

@@ -3,6 +3,9 @@
 Trust is not checked here (private CAs are the point of certplane): callers compare what was served with what
 they expect (a fingerprint, a chain, a name), which is stricter than "some CA vouches for it". Deploy targets use
 it to confirm a rotation; `certplane check --probe` uses it to audit every endpoint.
+
+`handshake_der` is the standard library only: a probe that reads certificates later imports `cryptography` (tens
+of milliseconds) while its handshakes wait on the network, not before them (cli/probe.py).
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-
-from .pem import fingerprint_sha256
 from .net import is_ip
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 PROBE_LABEL = "certplane-probe"
 
@@ -46,7 +50,15 @@ def _client_context() -> ssl.SSLContext:
 
 
 def handshake(host: str, port: int, server_name: str | None, *, timeout: float = 3.0) -> tuple[x509.Certificate, ...]:
-    """The chain the server sends for `server_name` (leaf first); no SNI when it is None or an IP address
+    """The chain the server sends for `server_name` (leaf first), parsed; see handshake_der. Raises TlsError."""
+    from cryptography import x509
+
+    return tuple(x509.load_der_x509_certificate(der) for der in handshake_der(host, port, server_name,
+                                                                               timeout=timeout))
+
+
+def handshake_der(host: str, port: int, server_name: str | None, *, timeout: float = 3.0) -> tuple[bytes, ...]:
+    """The chain the server sends for `server_name` (leaf first, DER); no SNI when it is None or an IP address
     (RFC 6066). Raises TlsError."""
     context = _client_context()
     sni = None if server_name is None or is_ip(server_name) else server_name
@@ -66,7 +78,7 @@ def handshake(host: str, port: int, server_name: str | None, *, timeout: float =
     return chain
 
 
-def _served_chain(sock: ssl.SSLSocket) -> tuple[x509.Certificate, ...]:
+def _served_chain(sock: ssl.SSLSocket) -> tuple[bytes, ...]:
     getter = getattr(sock, "get_unverified_chain", None)  # public from Python 3.13
     if getter is None:
         getter = sock._sslobj.get_unverified_chain  # type: ignore[attr-defined]  # 3.10-3.12
@@ -76,11 +88,13 @@ def _served_chain(sock: ssl.SSLSocket) -> tuple[x509.Certificate, ...]:
     if not ders:
         leaf = sock.getpeercert(binary_form=True)
         ders = [leaf] if leaf else []
-    return tuple(x509.load_der_x509_certificate(d) for d in ders)
+    return tuple(ders)
 
 
 def served_fingerprint(host: str, port: int, server_name: str | None, *, timeout: float = 3.0) -> str | None:
     """SHA-256 fingerprint of the served leaf, or None when no handshake completes."""
+    from .pem import fingerprint_sha256
+
     try:
         return fingerprint_sha256(handshake(host, port, server_name, timeout=timeout)[0])
     except (TlsError, ValueError):
@@ -116,4 +130,4 @@ def await_served(host: str, port: int, names: Sequence[str], fingerprint: str, *
     return Served(tuple(pending) or tuple(names[:1]), seen, tries)  # unsettled though the last round was good
 
 
-__all__ = ["PROBE_LABEL", "Served", "TlsError", "await_served", "handshake", "probe_name", "served_fingerprint"]
+__all__ = ["PROBE_LABEL", "Served", "TlsError", "await_served", "handshake", "handshake_der", "probe_name", "served_fingerprint"]

@@ -19,13 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, get_args, get_origin
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
-                      ValidationInfo, model_validator)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, PlainValidator,
+                      ValidationError, ValidationInfo, model_validator)
 
 from .errors import InputProblems, InvalidInputError, join_field
+from .keys import KeySpec
 from .net import host_optional_port, host_port
 
 M = TypeVar("M", bound=BaseModel)
+
+KeySpecField = Annotated[KeySpec, PlainValidator(lambda raw: KeySpec.parse(raw, field="")),
+                         PlainSerializer(lambda spec: spec.as_dict(), return_type=dict)]
+"""A key specification as a model field: validated by `KeySpec.parse`, written back as its mapping."""
 
 
 @dataclass(frozen=True)

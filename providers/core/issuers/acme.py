@@ -22,9 +22,9 @@ from ..acme.ratelimits import RateLimits
 from ..certificates import CertificateRequest, csr_public_key
 from ..clock import real_now
 from ..errors import CertplaneError, InvalidInputError
-from ..keys import KeySpec, KeySpecField, PrivateKey
+from ..keys import KeySpec, PrivateKey
 from ..renewal import AriWindow, RenewalPolicy
-from ..validation import REISSUE, SECRET, Model, ProjectPath, SecretText, parse, policy, whole_number
+from ..validation import REISSUE, SECRET, KeySpecField, Model, ProjectPath, SecretText, parse, policy, whole_number
 from .base import AccountRequest, IssueRequest, Issued, IssuerPlugin, IssuerSettings, OrderSettings
 
 KIND = "acme"

@@ -15,10 +15,10 @@ from ..certificates import (CertificateRequest, PermittedDomains, ValidityDays, 
                             is_self_issued, load_certificates, name_attribute, outside_constraints,
                             sign_certificate)
 from ..errors import InvalidInputError
-from ..keys import KeySpec, KeySpecField
+from ..keys import KeySpec
 from ..keystore import KeyStorageField
 from ..renewal import RenewalPolicy
-from ..validation import Model, SecretText, policy, whole_number
+from ..validation import KeySpecField, Model, SecretText, policy, whole_number
 from .base import CaLevel, IssueRequest, Issued, IssuerPlugin, IssuerSettings, OrderSettings
 
 KIND = "private_ca"
