@@ -117,6 +117,7 @@ def build_fleet(work: Path, n: int, ports: list[int]) -> tuple[NginxServer, Path
             "endpoints": [{"host": "127.0.0.1", "port": port, "server_name": name, "target": "nginx"}],
             "bindings": [], "tags": {"owner": "bench", "env": "bench"},
             "chain_not_after": rfc3339(not_after), "chain_earliest_subject": leaf.cert.subject.rfc4514_string(),
+            "served_sha256": x509util.verified_bundle_digest([leaf.cert, ca.cert], [name]),
         }
         names.append(name)
     (sites_dir(conf_dir) / "probe.conf").write_text("".join(blocks))

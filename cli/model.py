@@ -84,6 +84,7 @@ class Certificate:
     chain_not_after: dt.datetime | None = None  # the earliest not_after over the leaf and its served chain
     chain_earliest_subject: str | None = None  # the subject of that certificate, when known
     kind: str = "certificate"  # or CA_KIND: a private CA's certificate (one level of its hierarchy)
+    served_sha256: str | None = None  # the leaf and chain an endpoint should send, checked at `up` (digest.py)
 
     @property
     def owner(self) -> str:
@@ -212,6 +213,7 @@ def parse_inventory(raw: Any) -> list[Certificate]:
             chain_not_after=parse_time(chain, f"{where}.chain_not_after") if chain else not_after,
             chain_earliest_subject=str(subject) if subject else None,
             kind=CA_KIND if entry.get("kind") == CA_KIND else "certificate",
+            served_sha256=str(entry["served_sha256"]) if entry.get("served_sha256") else None,
         ))
     return certs
 
@@ -220,9 +222,6 @@ def parse_issuers(raw: Any) -> list[Certificate]:
     """The stack's `issuers` output (issuer name -> trust: `levels`, each with its `cert_pem`) as one entry of kind
     CA_KIND per level, facts read from the PEM itself (it holds no key). Absent or malformed: no CA entries (a
     stack from before the output, or one without a private CA); a level whose PEM does not parse is named."""
-    from providers.core import pem as x509util
-    from providers.core import keys
-
     if not isinstance(raw, dict):
         return []
     out = []
@@ -231,6 +230,9 @@ def parse_issuers(raw: Any) -> list[Certificate]:
         for level in levels if isinstance(levels, list) else []:
             if not isinstance(level, dict) or not isinstance(level.get("cert_pem"), str):
                 continue
+            from providers.core import keys  # (cryptography: imported only when there is a CA to read)
+            from providers.core import pem as x509util
+
             where = f"issuers.{issuer}.{level.get('level') or 'level'}"
             try:
                 cert = x509util.load_certificates(level["cert_pem"])[0]

@@ -66,22 +66,18 @@ class ManagedCertificate(pulumi.ComponentResource):
 
         spec = self.spec
 
-        def earliest_expiry(leaf_not_after: str, cert_pem: str | None,
-                            chain_pem: str | None) -> tuple[str, str | None]:
+        def parsed(pem: str | None) -> list[Any]:
+            try:
+                return x509util.load_certificates(pem or "")
+            except ValueError:
+                return []
+
+        def earliest_expiry(leaf_not_after: str, leaf: list[Any], chain: list[Any]) -> tuple[str, str | None]:
             """(RFC 3339 not_after, subject) of the certificate that expires first among the leaf (its
             `not_after` output) and its served chain; the leaf wins a tie. What does not parse is skipped (the
             leaf's expiry stands, with no subject when the leaf's PEM does not parse)."""
-            earliest, subject = clock.parse_rfc3339(leaf_not_after), None
-            try:
-                leaf = x509util.load_certificates(cert_pem or "")
-                if leaf:
-                    subject = leaf[0].subject.rfc4514_string() or None
-            except ValueError:
-                pass
-            try:
-                chain = x509util.load_certificates(chain_pem or "")
-            except ValueError:
-                chain = []
+            earliest = clock.parse_rfc3339(leaf_not_after)
+            subject = (leaf[0].subject.rfc4514_string() or None) if leaf else None
             for cert in chain:
                 if cert.not_valid_after_utc < earliest:
                     earliest, subject = cert.not_valid_after_utc, cert.subject.rfc4514_string() or None
@@ -90,9 +86,11 @@ class ManagedCertificate(pulumi.ComponentResource):
         def build(values: list[Any]) -> dict[str, Any]:
             fields = dict(zip(PUBLIC_FIELDS, values[:-3]))
             cert_pem, chain_pem, placements = values[-3:]
-            chain_not_after, chain_subject = earliest_expiry(fields["not_after"], cert_pem, chain_pem)
+            leaf, chain = parsed(cert_pem)[:1], parsed(chain_pem)
+            chain_not_after, chain_subject = earliest_expiry(fields["not_after"], leaf, chain)
             days = clock.days_between(clock.now(), clock.parse_rfc3339(chain_not_after))
             domains = list(spec.domains or fields["dns_names"] or [])
+            served = x509util.verified_bundle_digest(leaf + chain, domains) if leaf else None
             return {
                 "domains": domains,
                 "issuer": issuer_name,
@@ -112,6 +110,9 @@ class ManagedCertificate(pulumi.ComponentResource):
                 # expire before the leaf): days_remaining counts to it
                 "chain_not_after": chain_not_after,
                 "chain_earliest_subject": chain_subject,
+                # what a TLS endpoint serving this certificate sends (leaf, chain), checked here: `check --probe`
+                # accepts exactly these bytes without checking them again
+                **({"served_sha256": served} if served else {}),
             }
 
         domains = list(spec.domains) or self.certificate.dns_names

@@ -23,7 +23,8 @@ from .errors import InvalidInputError
 from .pem import chain_to_pem as chain_to_pem
 from .pem import covers as covers
 from .pem import describe as describe
-from .pem import dns_match as dns_match
+from .pem import verified_bundle_digest as verified_bundle_digest
+from .net import dns_match as dns_match
 from .pem import dns_names_of as dns_names_of
 from .pem import fingerprint_of_pem as fingerprint_of_pem
 from .pem import fingerprint_sha256 as fingerprint_sha256

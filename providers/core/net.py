@@ -84,4 +84,15 @@ def is_ip(text: str) -> bool:
     return True
 
 
-__all__ = ["Address", "HostOptionalPort", "HostPort", "is_ip", "parse_address"]
+def dns_match(pattern: str, name: str) -> bool:
+    """RFC 6125: exact, or `*` as the whole leftmost label matching exactly one label."""
+    pattern, name = pattern.lower().rstrip("."), name.lower().rstrip(".")
+    if pattern == name:
+        return True
+    if pattern.startswith("*."):
+        head, _, rest = name.partition(".")
+        return bool(head) and rest == pattern[2:]
+    return False
+
+
+__all__ = ["Address", "dns_match", "host_optional_port", "host_port", "is_ip", "parse_address"]

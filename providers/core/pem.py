@@ -10,6 +10,9 @@ import re
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from .digest import bundle_digest, colon_hex
+from .net import dns_match
+
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\s.*?-----END \1-----", re.S)
 
 
@@ -36,7 +39,7 @@ def chain_to_pem(certs: list[x509.Certificate]) -> str:
 
 def fingerprint_sha256(cert: x509.Certificate) -> str:
     """Uppercase colon-separated, as `openssl x509 -fingerprint -sha256` prints it."""
-    return ":".join(f"{b:02X}" for b in cert.fingerprint(hashes.SHA256()))
+    return colon_hex(cert.fingerprint(hashes.SHA256()))
 
 
 def same_fingerprint(a: str, b: str) -> bool:
@@ -70,17 +73,6 @@ def subject_alt_names(cert: x509.Certificate) -> tuple[list[str], list[str]]:
     return ext.get_values_for_type(x509.DNSName), [str(ip) for ip in ext.get_values_for_type(x509.IPAddress)]
 
 
-def dns_match(pattern: str, name: str) -> bool:
-    """RFC 6125: exact, or `*` as the whole leftmost label matching exactly one label."""
-    pattern, name = pattern.lower().rstrip("."), name.lower().rstrip(".")
-    if pattern == name:
-        return True
-    if pattern.startswith("*."):
-        head, _, rest = name.partition(".")
-        return bool(head) and rest == pattern[2:]
-    return False
-
-
 def covers(cert: x509.Certificate, name: str) -> bool:
     """Whether a client connecting to `name` (a DNS name or an IP address) accepts `cert` for it (its SANs)."""
     dns, ips = subject_alt_names(cert)
@@ -89,6 +81,22 @@ def covers(cert: x509.Certificate, name: str) -> bool:
     except ValueError:
         return any(dns_match(p, name) for p in dns)
     return any(ipaddress.ip_address(v) == ip for v in ips)
+
+
+def verified_bundle_digest(chain: list[x509.Certificate], names: list[str]) -> str | None:
+    """`digest.bundle_digest` of `chain` (leaf first, as a server sends it) when each certificate is signed by
+    the next and the leaf's SANs hold every one of `names` (case aside); None otherwise, or for a leaf alone.
+
+    The inventory records it, so `certplane check --probe` can accept an endpoint that sends exactly these bytes
+    without parsing or verifying them again: what it would find was found here. Anything else is checked in
+    full."""
+    if len(chain) < 2 or any(not signed_by(cert, issuer) for cert, issuer in zip(chain, chain[1:])):
+        return None
+    dns, ips = subject_alt_names(chain[0])
+    held = {n.lower().rstrip(".") for n in dns} | set(ips)
+    if any(n.lower().rstrip(".") not in held for n in names):
+        return None
+    return bundle_digest([c.public_bytes(serialization.Encoding.DER) for c in chain])
 
 
 def describe(cert: x509.Certificate) -> str:

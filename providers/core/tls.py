@@ -4,8 +4,8 @@ Trust is not checked here (private CAs are the point of certplane): callers comp
 they expect (a fingerprint, a chain, a name), which is stricter than "some CA vouches for it". Deploy targets use
 it to confirm a rotation; `certplane check --probe` uses it to audit every endpoint.
 
-`handshake_der` is the standard library only: a probe that reads certificates later imports `cryptography` (tens
-of milliseconds) while its handshakes wait on the network, not before them (cli/probe.py).
+`handshake_der` is the standard library only: a probe that compares the bytes served with what it expects
+never imports `cryptography` (tens of milliseconds) unless they differ (cli/probe.py).
 """
 
 from __future__ import annotations

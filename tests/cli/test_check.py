@@ -8,6 +8,8 @@ import os
 import socket
 import ssl
 import stat
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
+from providers.core.clock import rfc3339
 from tools.servers import free_port
 
 from .helpers import BASE, entry, issue, run_cli, write_inventory
@@ -175,6 +179,78 @@ def test_probe_hostname_mismatch(tmp_path, pki, tls_server):
     assert [p["server_name"] for p in probes] == ["www.example.test", "x.apps.example.test"]
     codes = [f["code"] for f in json.loads(ok.stdout)["certificates"][0]["findings"]]
     assert codes == ["hostname-mismatch"]  # only the inventory's endpoint
+
+
+def recorded(leaf, *chain) -> str:  # noqa: ANN001
+    """The inventory's `served_sha256` for this leaf and chain, made as the component makes it."""
+    from providers.core.pem import verified_bundle_digest
+
+    digest = verified_bundle_digest([leaf.cert, *(c.cert for c in chain)], ["www.example.test"])
+    assert digest is not None
+    return digest
+
+
+def recorded_inventory(tmp_path: Path, leaf, port: int, digest: str, server_name: str = "www.example.test") -> Path:  # noqa: ANN001
+    return write_inventory(tmp_path / "inv.json", {"www": entry(
+        not_after=BASE, cert=leaf, domains=("www.example.test",), targets=("edge",), served_sha256=digest,
+        endpoints=[{"host": "127.0.0.1", "port": port, "server_name": server_name}])})
+
+
+def test_probe_of_what_the_inventory_recorded_needs_no_certificate_parsing(tmp_path, pki, tls_server):
+    """The endpoint sends the very leaf and chain checked at `up`: healthy, and `cryptography` never imported."""
+    leaf = pki.leaf("www.example.test")
+    server = tls_server(leaf, (pki.intermediate,))
+    inv = recorded_inventory(tmp_path, leaf, server.port, recorded(leaf, pki.intermediate))
+    script = ("import runpy, sys; sys.argv = ['certplane', 'check', '--probe', '--json', '--inventory-file', "
+              f"{str(inv)!r}]\ntry:\n    runpy.run_module('cli', run_name='__main__')\nexcept SystemExit as e:\n"
+              "    print('EXIT', e.code, 'cryptography' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[2], env={**os.environ, "CERTPLANE_NOW": rfc3339(BASE - 40 * DAY)})
+    assert out.stdout.strip().splitlines()[-1] == "EXIT 0 False", out.stdout + out.stderr
+    doc = json.loads(out.stdout[:out.stdout.rindex("EXIT")])
+    assert doc["status"] == "ok" and doc["probes"][0]["served_fingerprint_sha256"] == leaf.fingerprint
+    assert server.server_names == ["www.example.test"]
+
+
+@pytest.mark.parametrize("served", ["leaf alone", "wrong intermediate", "another leaf"])
+def test_probe_of_other_bytes_than_recorded_is_checked_in_full(tmp_path, pki, tls_server, served):
+    leaf = pki.leaf("www.example.test")
+    digest = recorded(leaf, pki.intermediate)
+    impostor = issue("Test Intermediate CA", issuer=pki.root, ca=True)
+    other = pki.leaf("www.example.test")
+    server = {"leaf alone": lambda: tls_server(leaf),
+              "wrong intermediate": lambda: tls_server(leaf, (impostor,)),
+              "another leaf": lambda: tls_server(other, (pki.intermediate,))}[served]()
+    result = check(recorded_inventory(tmp_path, leaf, server.port, digest), "--probe", "--json")
+    assert result.returncode == 2
+    codes = [f["code"] for f in json.loads(result.stdout)["certificates"][0]["findings"]]
+    assert codes == {"leaf alone": ["chain-incomplete"], "wrong intermediate": ["chain-incomplete"],
+                     "another leaf": ["endpoint-mismatch"]}[served]
+
+
+def test_probe_of_recorded_bytes_for_a_name_outside_the_domains_is_checked_in_full(tmp_path, pki, tls_server):
+    leaf = pki.leaf("www.example.test")
+    server = tls_server(leaf, (pki.intermediate,))
+    inv = recorded_inventory(tmp_path, leaf, server.port, recorded(leaf, pki.intermediate),
+                             server_name="api.example.test")
+    result = check(inv, "--probe", "--json")
+    assert result.returncode == 2
+    assert [f["code"] for f in json.loads(result.stdout)["certificates"][0]["findings"]] == ["hostname-mismatch"]
+
+
+def test_verified_bundle_digest_only_for_a_chain_that_links_and_holds_the_names(pki):
+    from providers.core.digest import bundle_digest
+    from providers.core.pem import verified_bundle_digest
+
+    leaf = pki.leaf("www.example.test", "*.apps.example.test")
+    chain = [leaf.cert, pki.intermediate.cert]
+    ders = [c.public_bytes(serialization.Encoding.DER) for c in chain]
+    assert verified_bundle_digest(chain, ["WWW.example.test.", "*.apps.example.test"]) == bundle_digest(ders)
+    assert verified_bundle_digest(chain, ["x.apps.example.test"]) is None  # a domain, not a SAN: not recorded
+    assert verified_bundle_digest([leaf.cert], ["www.example.test"]) is None  # nothing to link
+    impostor = issue("Test Intermediate CA", issuer=pki.root, ca=True)
+    assert verified_bundle_digest([leaf.cert, impostor.cert], ["www.example.test"]) is None
+    assert bundle_digest(ders[:1]) != bundle_digest(ders)
 
 
 def test_probe_unreachable_endpoint_and_ad_hoc_endpoint_option(tmp_path, pki, tls_server):

@@ -102,3 +102,51 @@ def test_the_inventory_entry_has_the_earliest_expiry_of_the_served_chain(tmp_pat
         assert bare["chain_not_after"] == bare["not_after"] and bare["chain_earliest_subject"] is None
 
     return fleet.inventory.apply(check)
+
+
+def issue_for(name: str, issuer: tuple[x509.Certificate, Any]) -> x509.Certificate:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(issuer[0].subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - dt.timedelta(days=1)).not_valid_after(NOW + dt.timedelta(days=60))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .sign(issuer[1], hashes.SHA256()))
+
+
+SIGNED = issue_for("signed.example.test", LONG_INTERMEDIATE)
+
+
+class ServedMocks(Mocks):
+    """`signed` links to the intermediate served after it; `unlinked` is served with an intermediate that did not
+    sign it; `leafonly` has no chain."""
+
+    SERVED = {
+        "signed": (SIGNED, pem(SIGNED), pem(LONG_INTERMEDIATE[0])),
+        "unlinked": (SIGNED, pem(SIGNED), pem(SHORT_INTERMEDIATE[0])),
+        "leafonly": (SIGNED, pem(SIGNED), ""),
+        "othername": (SIGNED, pem(SIGNED), pem(LONG_INTERMEDIATE[0])),
+    }
+
+
+@pulumi.runtime.test
+def test_the_inventory_records_what_an_endpoint_should_send_only_when_it_checks_out(tmp_path: Path) -> Any:
+    """`served_sha256`: the leaf and chain as served, recorded only when each is signed by the next and the leaf's
+    SANs hold the certificate's domains (`check --probe` then accepts those bytes without checking them again)."""
+    from providers.core.digest import bundle_digest
+
+    pulumi.runtime.set_mocks(ServedMocks(), preview=False)
+    from components.fleet import Fleet
+
+    domains = {"signed": "signed", "unlinked": "signed", "leafonly": "signed", "othername": "other"}
+    config = {"issuers": {"ca": {"type": "private_ca", "common_name": "Root"}},
+              "certificates": {name: {"domains": [f"{domain}.example.test"], "issuer": "ca"}
+                               for name, domain in domains.items()}}
+    fleet = Fleet("certplane", parse_fleet(config, base_dir=tmp_path), base_dir=tmp_path)
+    served = [c.public_bytes(serialization.Encoding.DER) for c in (SIGNED, LONG_INTERMEDIATE[0])]
+
+    def check(inventory: dict[str, Any]) -> None:
+        assert inventory["signed"]["served_sha256"] == bundle_digest(served)
+        for name in ("unlinked", "leafonly", "othername"):
+            assert "served_sha256" not in inventory[name], name
+
+    return fleet.inventory.apply(check)
