@@ -44,6 +44,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.bytecode import compile_bytecode  # noqa: E402
 from tests.integration.harness import PROJECT_FILES, engine_env  # noqa: E402
 
 FLOOR = ROOT / "bench" / "floor"
@@ -77,24 +78,26 @@ def certplane_config(n: int) -> dict[str, Any]:
 class Project:
     """One side: a temp project dir, its own PULUMI_HOME and file:// backend, one stack, driven by the CLI."""
 
-    def __init__(self, base: Path, kind: str, n: int, timeout: float) -> None:
+    def __init__(self, base: Path, kind: str, n: int, timeout: float, program: Path = ROOT,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.kind, self.n, self.timeout = kind, n, timeout
         self.dir, home, self.backend = base / "project", base / "pulumi-home", base / "state"
         for d in (self.dir, home, self.backend):
             d.mkdir(parents=True)
-        src = ROOT if kind == "certplane" else FLOOR
+        src = program if kind == "certplane" else FLOOR
         names = PROJECT_FILES if kind == "certplane" else ("__main__.py", "floor_provider.py")
         for name in names:
             if (src / name).is_dir():
                 shutil.copytree(src / name, self.dir / name, ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 shutil.copy2(src / name, self.dir / name)
+        compile_bytecode(self.dir)
         project = yaml.safe_load((src / "Pulumi.yaml").read_text())
         project["runtime"]["options"]["virtualenv"] = str(ROOT / ".venv")  # as EngineProject does
         (self.dir / "Pulumi.yaml").write_text(yaml.safe_dump(project))
         inherited = {k: v for k, v in os.environ.items()
                      if not k.startswith(("PULUMI_", "CERTPLANE_")) and k != "PATH"}
-        self.env = {**inherited, **engine_env(home, self.backend)}
+        self.env = {**inherited, **engine_env(home, self.backend), **(extra_env or {})}
         self.project_name = project["name"]
         self.cli("stack", "init", "--secrets-provider", "passphrase")
         self.generation = 0
@@ -316,7 +319,9 @@ def bench_n(n: int, args: argparse.Namespace, monitor: bool) -> dict[str, Any]:
     result: dict[str, Any] = {"n": n, "resources_each_side": n + CA_RESOURCES, "steps": {}, "peak_rss_kib": {},
                               "cpu_by_process_s": {}}
     with tempfile.TemporaryDirectory(prefix=f"bench-fleet-{n}-") as tmp:
-        sides = {kind: Project(Path(tmp) / kind, kind, n, args.timeout) for kind in ("floor", "certplane")}
+        sides = {kind: Project(Path(tmp) / kind, kind, n, args.timeout, args.program,
+                               dict(args.env) if kind == "certplane" or args.env_both else None)
+                 for kind in ("floor", "certplane")}
         for step in STEPS:
             samples: dict[str, list[dict[str, Any]]] = {"floor": [], "certplane": []}
             for r in range(runs[step]):
@@ -441,6 +446,12 @@ def main() -> int:
     parser.add_argument("--create-runs", type=int, default=1, help="runs of the create step (default 1)")
     parser.add_argument("--renew-runs", type=int, default=1, help="runs of the renew step (default 1)")
     parser.add_argument("--timeout", type=float, default=1800, help="bound on each pulumi command, seconds")
+    parser.add_argument("--program", type=Path, default=ROOT,
+                        help="the certplane tree to copy (default: this one; e.g. a worktree before a change)")
+    parser.add_argument("--env", action="append", default=[], type=lambda t: tuple(t.split("=", 1)),
+                        metavar="NAME=VALUE", help="an environment setting for certplane's side (repeatable), e.g. "
+                                                   "PULUMI_PARALLEL_DIFF=true; the floor runs with the defaults")
+    parser.add_argument("--env-both", action="store_true", help="give the --env settings to the floor as well")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak RSS polling")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where <date>.json and <date>.md go")
     parser.add_argument("--render", type=Path, help="only write the Markdown table again from a results .json")
