@@ -7,7 +7,6 @@ import secrets
 from collections.abc import Sequence
 from typing import Annotated
 
-import jks  # type: ignore[import-untyped]  # pyjks ships no type hints
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
@@ -89,6 +88,8 @@ def pkcs12_bytes(key: PrivateKey, leaf: x509.Certificate, chain: list[x509.Certi
 def jks_bytes(key: PrivateKey, leaf: x509.Certificate, chain: list[x509.Certificate], password: str,
               alias: str = DEFAULT_ALIAS) -> bytes:
     """A Java KeyStore (type JKS) holding one PrivateKeyEntry with the full chain."""
+    import jks  # type: ignore[import-untyped]  # pyjks ships no type hints; imported here, as only JKS needs it (~0.1 s)
+
     key_der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
     certs = [c.public_bytes(serialization.Encoding.DER) for c in [leaf, *chain]]

@@ -55,7 +55,7 @@ class Model(_NoSecretsInRepr):
     """Base of every settings and input model: immutable, a SECRET field never in its repr, and a misspelt
     setting is an error that names the setting and suggests the one meant."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -77,7 +77,7 @@ class Model(_NoSecretsInRepr):
 class State(_NoSecretsInRepr):
     """Base of decoded provider state: tolerant of fields written by older or newer code."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, defer_build=True)
 
 
 def unknown_setting(key: str, known: Iterable[str]) -> str:

@@ -3,6 +3,7 @@ certificates for internal names (what ACM Private CA, Vault PKI and step-ca do a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -104,10 +105,28 @@ def _signing_key(credentials: PrivateCaCredentials) -> keys.PrivateKey:
         raise InvalidInputError("ca_private_key_pem", err.reason) from None
 
 
-def load(credentials: PrivateCaCredentials, *, read_key: bool = True
-         ) -> tuple[x509.Certificate, keys.PrivateKey | None, tuple[x509.Certificate, ...]]:
+LoadedCa = tuple[x509.Certificate, keys.PrivateKey | None, tuple[x509.Certificate, ...]]
+
+
+def load(credentials: PrivateCaCredentials, *, read_key: bool = True) -> LoadedCa:
     """(CA certificate, its key, the chain to serve after a leaf), each checked; raises InvalidInputError.
-    `read_key` False: a key in a store is not read (the key None), a key given is still checked."""
+    `read_key` False: a key in a store is not read (the key None), a key given is still checked.
+
+    A key given in the credentials is loaded and checked once per process for the same text: every leaf of a
+    fleet carries the same CA, and the provider checks each of them (parsing and matching a P-384 key per leaf
+    was a few percent of a no-op preview)."""
+    if credentials.ca_key_ref is None:
+        return _load_given(credentials.ca_cert_pem, credentials.ca_private_key_pem or "", credentials.ca_chain_pem)
+    return _load(credentials, read_key=read_key)
+
+
+@functools.lru_cache(maxsize=16)
+def _load_given(ca_cert_pem: str, ca_private_key_pem: str, ca_chain_pem: str) -> LoadedCa:
+    return _load(PrivateCaCredentials(ca_cert_pem=ca_cert_pem, ca_private_key_pem=ca_private_key_pem,
+                                      ca_chain_pem=ca_chain_pem), read_key=True)
+
+
+def _load(credentials: PrivateCaCredentials, *, read_key: bool) -> LoadedCa:
     certs = load_certificates(credentials.ca_cert_pem)
     if not certs:
         raise InvalidInputError("ca_cert_pem", "is not a PEM certificate")
