@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gzip
 import json
 import os
 import platform
@@ -176,10 +177,15 @@ class Project:
                                f"{changed[:10]}")
 
     def checkpoint_path(self) -> Path:
-        return self.backend / ".pulumi" / "stacks" / self.project_name / f"{STACK}.json"
+        """The stack's checkpoint file (`.json.gz` under PULUMI_DIY_BACKEND_GZIP)."""
+        plain = self.backend / ".pulumi" / "stacks" / self.project_name / f"{STACK}.json"
+        packed = plain.with_name(plain.name + ".gz")
+        return packed if packed.exists() and not plain.exists() else plain
 
     def checkpoint(self) -> dict[str, Any]:
-        return json.loads(self.checkpoint_path().read_text())
+        path = self.checkpoint_path()
+        data = path.read_bytes()
+        return json.loads(gzip.decompress(data) if path.suffix == ".gz" else data)
 
     def dynamic_resources(self) -> list[dict[str, Any]]:
         resources = self.checkpoint()["checkpoint"].get("latest", {}).get("resources") or []
