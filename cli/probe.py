@@ -135,9 +135,11 @@ def chain_problem(chain: Sequence[x509.Certificate]) -> str | None:
 
 
 def serves_as_recorded(cert: Certificate, result: ProbeResult) -> bool:
-    """The endpoint sent the very bytes the inventory checked (leaf and chain), for one of the certificate's
-    domains: every finding of `assess` is known to be absent. False sends the endpoint to the full check."""
-    if cert.served_sha256 is None or len(result.served) < 2 or bundle_digest(result.served) != cert.served_sha256:
+    """The endpoint sent the very bytes the inventory checked at `up` (leaf and chain: each signed by the next,
+    or a leaf alone signed by its private CA's root), for one of the certificate's domains: nothing `assess` looks
+    for can be wrong. False sends the endpoint to the full check (which, knowing no roots, calls a leaf served
+    alone incomplete)."""
+    if cert.served_sha256 is None or not result.served or bundle_digest(result.served) != cert.served_sha256:
         return False
     name = result.endpoint.server_name or result.endpoint.host
     if is_ip(name):

@@ -35,6 +35,8 @@ class ManagedCertificate(pulumi.ComponentResource):
         self.cert_name = name
         child = pulumi.ResourceOptions(parent=self)
         self.spec = spec
+        # the root of a private CA: what a leaf served alone (a CA without an intermediate) is checked against
+        self.root_cert_pem = issuer.ca.root_cert_pem if issuer is not None and issuer.ca is not None else None
         common: dict[str, Any] = {
             "formats": list(spec.formats), "renew": spec.renew.wire() if spec.renew else None,
             "keystore_password": spec.keystore_password,
@@ -84,13 +86,15 @@ class ManagedCertificate(pulumi.ComponentResource):
             return clock.rfc3339(earliest), subject
 
         def build(values: list[Any]) -> dict[str, Any]:
-            fields = dict(zip(PUBLIC_FIELDS, values[:-3]))
-            cert_pem, chain_pem, placements = values[-3:]
+            fields = dict(zip(PUBLIC_FIELDS, values[:-4]))
+            cert_pem, chain_pem, root_pem, placements = values[-4:]
             leaf, chain = parsed(cert_pem)[:1], parsed(chain_pem)
             chain_not_after, chain_subject = earliest_expiry(fields["not_after"], leaf, chain)
             days = clock.days_between(clock.now(), clock.parse_rfc3339(chain_not_after))
             domains = list(spec.domains or fields["dns_names"] or [])
-            served = x509util.verified_bundle_digest(leaf + chain, domains) if leaf else None
+            root = parsed(root_pem)[:1]
+            served = (x509util.verified_bundle_digest(leaf + chain, domains, anchor=root[0] if root else None)
+                      if leaf else None)
             return {
                 "domains": domains,
                 "issuer": issuer_name,
@@ -119,7 +123,7 @@ class ManagedCertificate(pulumi.ComponentResource):
         placed = pulumi.Output.from_input(domains).apply(
             lambda names: observed_by_api(self.cert_name, spec.bindings, self.bindings, targets, list(names or [])))
         return pulumi.Output.all(*[getattr(self.certificate, f) for f in PUBLIC_FIELDS], self.certificate.cert_pem,
-                                 self.certificate.chain_pem, placed).apply(build)
+                                 self.certificate.chain_pem, self.root_cert_pem, placed).apply(build)
 
     def download(self) -> dict[str, Any]:
         cert = self.certificate

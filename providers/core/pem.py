@@ -83,14 +83,22 @@ def covers(cert: x509.Certificate, name: str) -> bool:
     return any(ipaddress.ip_address(v) == ip for v in ips)
 
 
-def verified_bundle_digest(chain: list[x509.Certificate], names: list[str]) -> str | None:
+def verified_bundle_digest(chain: list[x509.Certificate], names: list[str], *,
+                           anchor: x509.Certificate | None = None) -> str | None:
     """`digest.bundle_digest` of `chain` (leaf first, as a server sends it) when each certificate is signed by
-    the next and the leaf's SANs hold every one of `names` (case aside); None otherwise, or for a leaf alone.
+    the next and the leaf's SANs hold every one of `names` (case aside); None otherwise. A chain that does not
+    end below a root it was given (`anchor`, which a client trusts and a server does not send: a leaf served
+    alone by a CA without an intermediate) needs at least two certificates.
 
     The inventory records it, so `certplane check --probe` can accept an endpoint that sends exactly these bytes
     without parsing or verifying them again: what it would find was found here. Anything else is checked in
     full."""
-    if len(chain) < 2 or any(not signed_by(cert, issuer) for cert, issuer in zip(chain, chain[1:])):
+    if not chain or any(not signed_by(cert, issuer) for cert, issuer in zip(chain, chain[1:])):
+        return None
+    last = chain[-1]
+    below_anchor = (anchor is not None and is_self_issued(anchor) and last != anchor
+                    and signed_by(last, anchor))
+    if len(chain) < 2 and not below_anchor:
         return None
     dns, ips = subject_alt_names(chain[0])
     held = {n.lower().rstrip(".") for n in dns} | set(ips)

@@ -190,7 +190,8 @@ def recorded(leaf, *chain) -> str:  # noqa: ANN001
     return digest
 
 
-def recorded_inventory(tmp_path: Path, leaf, port: int, digest: str, server_name: str = "www.example.test") -> Path:  # noqa: ANN001
+def recorded_inventory(tmp_path: Path, leaf, port: int, digest: str,  # noqa: ANN001
+                       server_name: str = "www.example.test") -> Path:
     return write_inventory(tmp_path / "inv.json", {"www": entry(
         not_after=BASE, cert=leaf, domains=("www.example.test",), targets=("edge",), served_sha256=digest,
         endpoints=[{"host": "127.0.0.1", "port": port, "server_name": server_name}])})
@@ -205,11 +206,28 @@ def test_probe_of_what_the_inventory_recorded_needs_no_certificate_parsing(tmp_p
               f"{str(inv)!r}]\ntry:\n    runpy.run_module('cli', run_name='__main__')\nexcept SystemExit as e:\n"
               "    print('EXIT', e.code, 'cryptography' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                         cwd=Path(__file__).resolve().parents[2], env={**os.environ, "CERTPLANE_NOW": rfc3339(BASE - 40 * DAY)})
+                         cwd=Path(__file__).resolve().parents[2],
+                         env={**os.environ, "CERTPLANE_NOW": rfc3339(BASE - 40 * DAY)})
     assert out.stdout.strip().splitlines()[-1] == "EXIT 0 False", out.stdout + out.stderr
     doc = json.loads(out.stdout[:out.stdout.rindex("EXIT")])
     assert doc["status"] == "ok" and doc["probes"][0]["served_fingerprint_sha256"] == leaf.fingerprint
     assert server.server_names == ["www.example.test"]
+
+
+def test_probe_of_a_leaf_served_alone_under_its_private_root(tmp_path, pki, tls_server):
+    """A CA without an intermediate: the server sends the leaf alone (clients trust the root). Recorded at `up`
+    against that root, it is healthy; the full check, which knows no roots, would call the chain incomplete."""
+    from providers.core.pem import verified_bundle_digest
+
+    leaf = issue("www.example.test", issuer=pki.root, dns=("www.example.test",))
+    server = tls_server(leaf)
+    digest = verified_bundle_digest([leaf.cert], ["www.example.test"], anchor=pki.root.cert)
+    assert digest is not None
+    assert verified_bundle_digest([leaf.cert], ["www.example.test"], anchor=pki.intermediate.cert) is None
+    result = check(recorded_inventory(tmp_path, leaf, server.port, digest), "--probe")
+    assert result.returncode == 0, result.stdout
+    unrecorded = check(probe_inventory(tmp_path, leaf, server.port), "--probe")
+    assert unrecorded.returncode == 2 and "chain incomplete" in unrecorded.stdout
 
 
 @pytest.mark.parametrize("served", ["leaf alone", "wrong intermediate", "another leaf"])

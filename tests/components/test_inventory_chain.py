@@ -114,17 +114,19 @@ def issue_for(name: str, issuer: tuple[x509.Certificate, Any]) -> x509.Certifica
 
 
 SIGNED = issue_for("signed.example.test", LONG_INTERMEDIATE)
+UNDER_ROOT = issue_for("rootleaf.example.test", ROOT)  # a CA without an intermediate: served alone
 
 
 class ServedMocks(Mocks):
     """`signed` links to the intermediate served after it; `unlinked` is served with an intermediate that did not
-    sign it; `leafonly` has no chain."""
+    sign it; `leafonly` (an intermediate's leaf) has no chain; `rootleaf` is the root's own leaf, served alone."""
 
     SERVED = {
         "signed": (SIGNED, pem(SIGNED), pem(LONG_INTERMEDIATE[0])),
         "unlinked": (SIGNED, pem(SIGNED), pem(SHORT_INTERMEDIATE[0])),
         "leafonly": (SIGNED, pem(SIGNED), ""),
         "othername": (SIGNED, pem(SIGNED), pem(LONG_INTERMEDIATE[0])),
+        "rootleaf": (UNDER_ROOT, pem(UNDER_ROOT), ""),
     }
 
 
@@ -137,7 +139,8 @@ def test_the_inventory_records_what_an_endpoint_should_send_only_when_it_checks_
     pulumi.runtime.set_mocks(ServedMocks(), preview=False)
     from components.fleet import Fleet
 
-    domains = {"signed": "signed", "unlinked": "signed", "leafonly": "signed", "othername": "other"}
+    domains = {"signed": "signed", "unlinked": "signed", "leafonly": "signed", "othername": "other",
+               "rootleaf": "rootleaf"}
     config = {"issuers": {"ca": {"type": "private_ca", "common_name": "Root"}},
               "certificates": {name: {"domains": [f"{domain}.example.test"], "issuer": "ca"}
                                for name, domain in domains.items()}}
@@ -146,6 +149,9 @@ def test_the_inventory_records_what_an_endpoint_should_send_only_when_it_checks_
 
     def check(inventory: dict[str, Any]) -> None:
         assert inventory["signed"]["served_sha256"] == bundle_digest(served)
+        # the CA's own root (the mocks' CA certificate) signed it: a leaf alone is what its endpoints serve
+        alone = [UNDER_ROOT.public_bytes(serialization.Encoding.DER)]
+        assert inventory["rootleaf"]["served_sha256"] == bundle_digest(alone)
         for name in ("unlinked", "leafonly", "othername"):
             assert "served_sha256" not in inventory[name], name
 
