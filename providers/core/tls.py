@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .digest import fingerprint_of_der
 from .net import is_ip
 
 if TYPE_CHECKING:
@@ -93,11 +94,9 @@ def _served_chain(sock: ssl.SSLSocket) -> tuple[bytes, ...]:
 
 def served_fingerprint(host: str, port: int, server_name: str | None, *, timeout: float = 3.0) -> str | None:
     """SHA-256 fingerprint of the served leaf, or None when no handshake completes."""
-    from .pem import fingerprint_sha256
-
     try:
-        return fingerprint_sha256(handshake(host, port, server_name, timeout=timeout)[0])
-    except (TlsError, ValueError):
+        return fingerprint_of_der(handshake_der(host, port, server_name, timeout=timeout)[0])
+    except TlsError:
         return None
 
 
