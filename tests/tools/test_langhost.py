@@ -87,6 +87,26 @@ def test_run_passes_the_go_hosts_arguments_and_config_and_reports_the_exit_code(
     assert json.loads(got["secret_keys"]) == ["p:a"]
 
 
+def test_run_passes_a_config_too_long_for_the_environment_through_a_pipe(tmp_path):
+    """Over 128 KiB, one environment string stops the program from starting at all ("Argument list too long"):
+    ~1,000 certificates. Such a config reaches the executor whole, in its environment, by way of a pipe."""
+    record = tmp_path / "record.json"
+    fake = tmp_path / "fake-exec"
+    fake.write_text("import json, os, sys\n"
+                    f"json.dump({{'argv': sys.argv[1:], 'config': os.environ['PULUMI_CONFIG'], "
+                    f"'fd': os.environ.get('PULUMI_CONFIG_FD'), 'path0': sys.path[0]}}, open({str(record)!r}, 'w'))\n"
+                    "sys.exit(0)\n")
+    config = {f"p:c{i:05d}": "x" * 100 for i in range(3000)}  # ~330 KB
+    with running_host(executor=fake, engine="127.0.0.1:7") as (stub, _stderr):
+        resp = stub.Run(language_pb2.RunRequest(
+            project="p", stack="s", pwd=str(tmp_path), info=program(tmp_path), monitor_address="127.0.0.1:9",
+            config=config), timeout=60)
+    assert resp.error == ""
+    got = json.loads(record.read_text())
+    assert json.loads(got["config"]) == config and got["fd"] is None
+    assert got["argv"][:2] == ["--monitor", "127.0.0.1:9"] and got["path0"] == str(tmp_path)
+
+
 def test_install_dependencies_creates_the_virtualenv_and_streams_pip(tmp_path):
     """`pulumi install`: the project's virtualenv option is honoured, output is streamed back."""
     (tmp_path / "requirements.txt").write_text("# nothing to install\n")

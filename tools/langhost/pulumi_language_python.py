@@ -6,7 +6,9 @@ serve the Go language host (`github.com/pulumi/pulumi/sdk/python/cmd/pulumi-lang
 program needs and to run the program; the program itself talks to the engine's resource monitor through the
 Python SDK.  This adapter runs the SDK's own `pulumi-language-python-exec` script exactly as the Go host does
 (same arguments, same `PULUMI_CONFIG` / `PULUMI_CONFIG_SECRET_KEYS` environment), so the engine, state,
-diffs, backends and dynamic providers are the real ones.
+diffs, backends and dynamic providers are the real ones. One difference: a stack config too long for one
+environment string (over ~100 KB, where the Go host fails with "Argument list too long", pulumi/pulumi#8680)
+reaches the program through a pipe (`config_from_pipe.py`).
 
 Protocol (as the engine expects of any plugin): start a gRPC server on a free loopback port, print the port on
 the first line of stdout, serve until the engine kills us.  The engine's address is the last argument.
@@ -69,6 +71,20 @@ def _python_for(info: Any) -> str:
         if python.exists():
             return str(python)
     return os.environ.get("PULUMI_PYTHON_CMD") or sys.executable
+
+
+CONFIG_IN_ENV_MAX = 100_000  # bytes: Linux refuses one environment string over 128 KiB (MAX_ARG_STRLEN)
+CONFIG_FD_ENV = "PULUMI_CONFIG_FD"
+CONFIG_SHIM = Path(__file__).resolve().with_name("config_from_pipe.py")
+
+
+def _write_and_close(fd: int, data: bytes) -> None:
+    """All of `data` into the pipe, then EOF; a child that exits without reading it ends the write."""
+    try:
+        with os.fdopen(fd, "wb") as pipe:
+            pipe.write(data)
+    except BrokenPipeError:
+        pass
 
 
 class PythonLanguageRuntime(language_pb2_grpc.LanguageRuntimeServicer):  # type: ignore[misc]
@@ -151,12 +167,28 @@ class PythonLanguageRuntime(language_pb2_grpc.LanguageRuntimeServicer):  # type:
         args.append(info.entry_point or ".")
         args += list(request.args)
         env = dict(os.environ)
-        env["PULUMI_CONFIG"] = json.dumps(dict(request.config))
+        config = json.dumps(dict(request.config))
         env["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(list(request.configSecretKeys))
+        pipe: tuple[int, int] | None = None
+        if len(config) > CONFIG_IN_ENV_MAX:  # too long for one environment string: through a pipe instead
+            pipe = os.pipe()
+            env[CONFIG_FD_ENV] = str(pipe[0])
+            args = [args[0], "-u", str(CONFIG_SHIM), *args[2:]]
+        else:
+            env["PULUMI_CONFIG"] = config
         try:
-            child = subprocess.Popen(args, env=env, cwd=request.pwd or None)
+            child = subprocess.Popen(args, env=env, cwd=request.pwd or None, pass_fds=pipe[:1] if pipe else ())
         except OSError as err:
+            if pipe:
+                os.close(pipe[1])
             return language_pb2.RunResponse(error=f"could not run the Python program: {err}")
+        finally:
+            if pipe:
+                os.close(pipe[0])
+        writer = threading.Thread(target=_write_and_close, args=(pipe[1], config.encode()), daemon=True) \
+            if pipe else None
+        if writer:
+            writer.start()  # the pipe holds 64 KiB: the rest goes as the child reads it
         with self._lock:
             self._children.add(child)
         try:
@@ -164,6 +196,8 @@ class PythonLanguageRuntime(language_pb2_grpc.LanguageRuntimeServicer):  # type:
         finally:
             with self._lock:
                 self._children.discard(child)
+            if writer:
+                writer.join(timeout=5)
         sys.stdout.flush()
         sys.stderr.flush()
         if code == 0:
