@@ -157,7 +157,7 @@ def assess(cert: Certificate, result: ProbeResult) -> list[Finding]:
     pem = certificate_reading()
     out = []
     leaf = result.chain[0]
-    served = pem.fingerprint_sha256(leaf)
+    served = result.served_fingerprint or ""
     if cert.fingerprint_sha256 and not pem.same_fingerprint(served, cert.fingerprint_sha256):
         subject = leaf.subject.rfc4514_string() or "(empty subject)"
         out.append(Finding(cert.name, "critical", "endpoint-mismatch",

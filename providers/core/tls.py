@@ -129,4 +129,5 @@ def await_served(host: str, port: int, names: Sequence[str], fingerprint: str, *
     return Served(tuple(pending) or tuple(names[:1]), seen, tries)  # unsettled though the last round was good
 
 
-__all__ = ["PROBE_LABEL", "Served", "TlsError", "await_served", "handshake", "handshake_der", "probe_name", "served_fingerprint"]
+__all__ = ["PROBE_LABEL", "Served", "TlsError", "await_served", "handshake", "handshake_der", "probe_name",
+           "served_fingerprint"]

@@ -280,6 +280,7 @@ ProjectPath = Annotated[str, Field(min_length=1), AfterValidator(project_path)]
 """A filesystem path; relative ones are relative to the project directory (`context={"base_dir": ...}` in
 config, the provider process's working directory on the engine side, which is the same directory)."""
 
+
 def location_of(settings: BaseModel) -> dict[str, Any]:
     """The settings that say *where* something lives (LOCATION-marked): a binding's target, a key store. A
     change of one of them is a move; any other setting changes how it is reached."""
@@ -296,5 +297,5 @@ SecretText = Annotated[str, SECRET]
 """Key material, a password or a credential: a Pulumi secret, never in a repr or a message."""
 
 
-__all__ = ["Argv", "location_of", "HostOptionalPort", "HostPort", "LOCATION", "STORED", "policy", "Marker", "Model", "ProjectPath", "project_path", "REISSUE", "SECRET", "SecretText", "State", "secret_paths",
+__all__ = ["Argv", "KeySpecField", "location_of", "HostOptionalPort", "HostPort", "LOCATION", "STORED", "policy", "Marker", "Model", "ProjectPath", "project_path", "REISSUE", "SECRET", "SecretText", "State", "secret_paths",
            "first_problem", "marked", "number", "parse", "problems", "unknown_setting", "whole_number"]

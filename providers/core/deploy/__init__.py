@@ -7,8 +7,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 from ..plugins import Registry
-from .. import validation
-from ..validation import first_problem
+from ..validation import first_problem, location_of
 from .base import (DEFAULT, Binding, Bundle, DeployTarget, Endpoint, RetiresReplaced, ServesTls, TargetPlugin,
                    TargetSettings)
 
@@ -44,11 +43,6 @@ def build(settings: TargetSettings) -> DeployTarget:
 def get_target(kind: str, raw: Any) -> DeployTarget:
     """The target for `kind`, built from validated settings; unknown kinds name the known ones."""
     return build(parse_settings(kind, raw))
-
-
-def location_of(settings: TargetSettings) -> dict[str, Any]:
-    """The settings that say *where* a binding lives (LOCATION-marked): changing one moves the binding."""
-    return validation.location_of(settings)
 
 
 __all__ = ["DEFAULT", "REGISTRY", "Binding", "Bundle", "DeployTarget", "Endpoint", "RetiresReplaced", "ServesTls",
