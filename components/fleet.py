@@ -10,6 +10,7 @@ import pulumi
 
 from providers._dynamic import use_audit_log
 
+from ._sealed import gather
 from .config import FleetConfig
 from .issuers import IssuerHandle, provision
 from .managed_certificate import ManagedCertificate
@@ -40,7 +41,7 @@ class Fleet(pulumi.ComponentResource):
                                          policy_facts=facts, opts=child)
             self.managed[cert_name] = managed
             entries[cert_name] = managed.inventory_entry(issuer_name, config.targets)
-        self.inventory = pulumi.Output.from_input(entries)
+        self.inventory = gather(entries)
         self.certificates = {n: m.download() for n, m in self.managed.items()}
         # Trust anchors out: other stacks and client trust stores consume the private CAs (no key, plain data).
         self.issuers_trust = {n: h.ca.trust for n, h in self.issuers.items() if h.ca is not None}

@@ -16,6 +16,7 @@ from providers.core.deploy import TargetSettings
 from providers.core.validation import SECRET, marked
 from providers.uploaded_certificate import UploadedCertificate
 
+from ._sealed import Sealed, seal, unseal
 from .bindings import bind, endpoints, observed_by_api
 from .config import CertificateConfig
 from .issuers import IssuerHandle
@@ -60,10 +61,11 @@ class ManagedCertificate(pulumi.ComponentResource):
                              key_storage=self.key_storage)
         self.register_outputs({"serial": self.certificate.serial})
 
-    def inventory_entry(self, issuer_name: str, targets: Mapping[str, TargetSettings]) -> pulumi.Output[dict[str, Any]]:
+    def inventory_entry(self, issuer_name: str, targets: Mapping[str, TargetSettings]) -> pulumi.Output[Sealed]:
         """Plain data for dashboards and other stacks: never a secret. TLS endpoints (targets that terminate TLS
         themselves) and the other bindings (targets to ask through their API) are listed so `certplane check
-        --probe` can verify what is served."""
+        --probe` can verify what is served. Sealed (components/_sealed.py): the fleet gathers every entry into
+        the `inventory` output without the SDK lifting each field into an Output of its own."""
         from providers.core import certificates as x509util
 
         spec = self.spec
@@ -87,7 +89,7 @@ class ManagedCertificate(pulumi.ComponentResource):
 
         def build(values: list[Any]) -> dict[str, Any]:
             fields = dict(zip(PUBLIC_FIELDS, values[:-4]))
-            cert_pem, chain_pem, root_pem, placements = values[-4:]
+            cert_pem, chain_pem, root_pem, placements = *values[-4:-1], unseal(values[-1])
             leaf, chain = parsed(cert_pem)[:1], parsed(chain_pem)
             chain_not_after, chain_subject = earliest_expiry(fields["not_after"], leaf, chain)
             days = clock.days_between(clock.now(), clock.parse_rfc3339(chain_not_after))
@@ -121,9 +123,11 @@ class ManagedCertificate(pulumi.ComponentResource):
 
         domains = list(spec.domains) or self.certificate.dns_names
         placed = pulumi.Output.from_input(domains).apply(
-            lambda names: observed_by_api(self.cert_name, spec.bindings, self.bindings, targets, list(names or [])))
-        return pulumi.Output.all(*[getattr(self.certificate, f) for f in PUBLIC_FIELDS], self.certificate.cert_pem,
-                                 self.certificate.chain_pem, self.root_cert_pem, placed).apply(build)
+            lambda names: seal(observed_by_api(self.cert_name, spec.bindings, self.bindings, targets,
+                                               list(names or []))))
+        return seal(pulumi.Output.all(*[getattr(self.certificate, f) for f in PUBLIC_FIELDS],
+                                      self.certificate.cert_pem, self.certificate.chain_pem, self.root_cert_pem,
+                                      placed).apply(build))
 
     def download(self) -> dict[str, Any]:
         cert = self.certificate
