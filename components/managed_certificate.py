@@ -59,7 +59,11 @@ class ManagedCertificate(pulumi.ComponentResource):
         self.key_storage = _custody.wire(spec.key_storage) if spec.upload is None else None
         self.bindings = bind(name, self.certificate, spec.bindings, targets, domains, parent=self,
                              key_storage=self.key_storage)
-        self.register_outputs({"serial": self.certificate.serial})
+        # Registered, and with nothing: the engine skips the checkpoint rewrite of a component whose outputs did
+        # not change (pulumi/pulumi#15976), and a `serial` here changed with every issuance, so each certificate
+        # created or renewed cost one more rewrite of the whole checkpoint (create at N=100: 15.2 -> 11.1 s).
+        # Nothing read it; the certificate resource and the inventory carry the serial.
+        self.register_outputs({})
 
     def inventory_entry(self, issuer_name: str, targets: Mapping[str, TargetSettings]) -> pulumi.Output[Sealed]:
         """Plain data for dashboards and other stacks: never a secret. TLS endpoints (targets that terminate TLS
