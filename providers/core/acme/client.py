@@ -8,6 +8,7 @@ existing account by its key so accounts are created once and reused by every ord
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import time
@@ -25,7 +26,7 @@ from acme import messages
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ..errors import InvalidInputError
-from ..keys import KeySpec, PrivateKey, spec_of
+from ..keys import KeySpec, PrivateKey, load_private_key, spec_of
 from .errors import AcmeError, RetryPolicy, annotate, is_transient, one_line, problem_from_json, redact_url, translate
 
 USER_AGENT = "certplane"
@@ -83,6 +84,19 @@ class CertplaneNetwork(acme_client.ClientNetwork):
     def post(self, *args: Any, **kwargs: Any) -> requests.Response:
         return self._retrying(self._post_once, *args, **kwargs)
 
+    def _get_nonce(self, url: str, new_nonce_url: str) -> str:
+        """A nonce no other request gets, also when threads share this network (`shared_client`): the library
+        checks for a spare nonce and pops it in two steps, so two threads could both see the last one and one
+        would pop an empty set. `set.pop` alone is atomic; a fresh nonce is fetched when none is spare."""
+        for _ in range(NONCE_FETCHES):
+            try:
+                return self._nonces.pop()
+            except KeyError:
+                response = (self.head(url) if new_nonce_url is None else
+                            self._check_response(self.head(new_nonce_url), content_type=None))
+                self._add_nonce(response)
+        raise acme_errors.Error(f"no nonce after {NONCE_FETCHES} requests to newNonce")
+
     def get(self, url: str, content_type: str = acme_client.ClientNetwork.JSON_CONTENT_TYPE,
             **kwargs: Any) -> requests.Response:
         return self._retrying(super().get, url, content_type=content_type, **kwargs)
@@ -108,6 +122,8 @@ def check_key_spec(spec: KeySpec) -> KeySpec:
 
 
 DIRECTORY_NEEDS = ("newNonce", "newAccount", "newOrder")
+NONCE_FETCHES = 5  # fresh nonces one request may fetch while other threads take them first
+SHARED_CLIENTS = 16  # (connection, account) pairs a process keeps a client for
 DIRECTORY_RESOURCES = (*DIRECTORY_NEEDS, "newAuthz", "revokeCert", "keyChange", "renewalInfo")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 """The only hosts a plain http:// directory may name: a CA on this machine (Pebble, a test step-ca)."""
@@ -190,6 +206,19 @@ def connect(conn: Connection, account_key: PrivateKey, account_url: str | None =
     if account_url:
         net.account = messages.RegistrationResource(uri=account_url, body=messages.Registration())
     return client
+
+
+def shared_client(conn: Connection, account_key_pem: str, account_url: str) -> acme_client.ClientV2:
+    """One client per CA connection and account for the whole process: the certificate provider's concurrent
+    orders share its directory, its nonces and its HTTP connections (as one `acme` library client is shared
+    by threads), instead of each order reading the directory, fetching a nonce and opening a TLS connection of
+    its own. What fails is not kept: the next order connects again."""
+    return _shared_client(conn, account_key_pem, account_url)
+
+
+@functools.lru_cache(maxsize=SHARED_CLIENTS)
+def _shared_client(conn: Connection, account_key_pem: str, account_url: str) -> acme_client.ClientV2:
+    return connect(conn, load_private_key(account_key_pem), account_url)
 
 
 def read_directory(url: str, net: CertplaneNetwork) -> messages.Directory:
@@ -334,5 +363,5 @@ def deactivate_account(client: acme_client.ClientV2, account_url: str) -> None:
 
 __all__ = ["Account", "CertplaneNetwork", "Connection", "LOOPBACK_HOSTS", "USER_AGENT", "account_status",
            "account_url", "check_directory_url", "check_eab", "check_email", "check_key_spec", "connect",
-           "deactivate_account", "external_account_required", "find_account", "json_body", "jwk_for", "profiles", "read_directory",
+           "deactivate_account", "external_account_required", "find_account", "json_body", "jwk_for", "profiles", "read_directory", "shared_client",
            "register_account"]

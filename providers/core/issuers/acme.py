@@ -185,8 +185,7 @@ class AcmeIssuer:
         conn = acme_client.Connection(self.order.directory_url, self.order.ca_bundle)
         if retry is not None:
             conn = acme_client.Connection(conn.directory_url, conn.ca_bundle, retry=retry, timeout=5)
-        return acme_client.connect(conn, keys.load_private_key(self.credentials.account_key_pem),
-                                   self.credentials.account_url)
+        return acme_client.shared_client(conn, self.credentials.account_key_pem, self.credentials.account_url)
 
     def _solver(self) -> Any:
         if self.order.challenge == "dns-01":
