@@ -35,7 +35,13 @@ except ConfigProblems as problems:
 
 secret_keys = {f"{NAMESPACE}:{k}" for k in ("issuers", "certificates", "targets")
                if pulumi.runtime.is_config_secret(f"{NAMESPACE}:{k}")}
-fleet = Fleet("certplane", fleet_config, base_dir=Path.cwd(), plain_secrets=plain_secrets(fleet_config, secret_keys))
-pulumi.export("inventory", fleet.inventory)
-pulumi.export("certificates", fleet.certificates)
-pulumi.export("issuers", fleet.issuers_trust)
+
+
+async def main() -> pulumi.Inputs:
+    """The fleet, declared while its first registrations are already on their way (Fleet.declare)."""
+    fleet = await Fleet("certplane", fleet_config, base_dir=Path.cwd(),
+                        plain_secrets=plain_secrets(fleet_config, secret_keys), streamed=True).declare()
+    return {"inventory": fleet.inventory, "certificates": fleet.certificates, "issuers": fleet.issuers_trust}
+
+
+pulumi.run(main)
