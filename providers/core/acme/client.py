@@ -208,16 +208,12 @@ def connect(conn: Connection, account_key: PrivateKey, account_url: str | None =
     return client
 
 
+@functools.lru_cache(maxsize=SHARED_CLIENTS)
 def shared_client(conn: Connection, account_key_pem: str, account_url: str) -> acme_client.ClientV2:
     """One client per CA connection and account for the whole process: the certificate provider's concurrent
     orders share its directory, its nonces and its HTTP connections (as one `acme` library client is shared
     by threads), instead of each order reading the directory, fetching a nonce and opening a TLS connection of
     its own. What fails is not kept: the next order connects again."""
-    return _shared_client(conn, account_key_pem, account_url)
-
-
-@functools.lru_cache(maxsize=SHARED_CLIENTS)
-def _shared_client(conn: Connection, account_key_pem: str, account_url: str) -> acme_client.ClientV2:
     return connect(conn, load_private_key(account_key_pem), account_url)
 
 
@@ -363,5 +359,5 @@ def deactivate_account(client: acme_client.ClientV2, account_url: str) -> None:
 
 __all__ = ["Account", "CertplaneNetwork", "Connection", "LOOPBACK_HOSTS", "USER_AGENT", "account_status",
            "account_url", "check_directory_url", "check_eab", "check_email", "check_key_spec", "connect",
-           "deactivate_account", "external_account_required", "find_account", "json_body", "jwk_for", "profiles", "read_directory", "shared_client",
-           "register_account"]
+           "deactivate_account", "external_account_required", "find_account", "json_body", "jwk_for", "profiles", "read_directory",
+           "register_account", "shared_client"]
