@@ -95,11 +95,9 @@ def verified_bundle_digest(chain: list[x509.Certificate], names: list[str], *,
     full."""
     if not chain or any(not signed_by(cert, issuer) for cert, issuer in zip(chain, chain[1:])):
         return None
-    last = chain[-1]
-    below_anchor = (anchor is not None and is_self_issued(anchor) and last != anchor
-                    and signed_by(last, anchor))
-    if len(chain) < 2 and not below_anchor:
-        return None
+    if len(chain) < 2 and not (anchor is not None and is_self_issued(anchor) and chain[0] != anchor
+                               and signed_by(chain[0], anchor)):
+        return None  # a leaf alone counts only below the root it was given (verified only then: a signature)
     dns, ips = subject_alt_names(chain[0])
     held = {n.lower().rstrip(".") for n in dns} | set(ips)
     if any(n.lower().rstrip(".") not in held for n in names):
