@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import itertools
+import json
 import os
 import re
 import shutil
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,7 @@ from .test_readme import fresh_checkout, fresh_shell
 pytestmark = pytest.mark.integration
 WORKFLOWS = ROOT / ".github" / "workflows"
 STACK = "team"
+SHARD = "team-eu"  # a second stack of the same fleet, for the matrix
 PASSPHRASE = "ci-passphrase-3f9a61c2"  # must never appear in a step's output
 REPOSITORY = "example/certplane"
 EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.S)
@@ -65,6 +69,7 @@ class Context:
     job_ok: bool = True
     static: bool = False  # validating a whole file: step references need only name a step of the job
     workspace: Path = ROOT
+    matrix: dict[str, Any] = field(default_factory=dict)  # this job's entry of its strategy's matrix
 
     def lookup(self, path: str) -> Any:
         root, *rest = path.split(".")
@@ -80,6 +85,10 @@ class Context:
                     raise Unresolvable(f"{path}: the test's `{root}` context has no {part!r}")
                 value = value[part]
             return value
+        if root == "matrix":
+            if len(rest) != 1 or rest[0] not in self.matrix:
+                raise Unresolvable(f"{path}: the job's matrix has no such key (keys: {sorted(self.matrix)})")
+            return self.matrix[rest[0]]
         if root == "steps":
             if len(rest) < 2 or rest[0] not in self.step_ids or rest[1] not in ("outputs", "outcome", "conclusion") \
                     or (rest[1] == "outputs") != (len(rest) == 3) or len(rest) > 3:
@@ -105,6 +114,11 @@ class Context:
             return not self.job_ok
         if name == "cancelled" and not args:
             return False
+        if name == "fromJSON" and len(args) == 1:
+            try:
+                return json.loads(str(args[0]))
+            except ValueError:  # GitHub fails the run before any job starts
+                raise AssertionError(f"fromJSON({args[0]!r}): not JSON, the workflow would not start") from None
         if name == "hashFiles" and args:
             for pattern in args:  # each pattern must match a file, or the cache key would never change
                 assert glob.glob(str(self.workspace / pattern)), f"hashFiles({pattern!r}) matches no file"
@@ -180,6 +194,11 @@ class Context:
         if not isinstance(value, str):
             return value
         return EXPRESSION.sub(lambda m: text_of(self.evaluate(m.group(1))), value)
+
+    def value(self, value: Any) -> Any:
+        """A setting's value: one whole `${{ }}` keeps its type (a list for a matrix), anything else is text."""
+        wrapped = EXPRESSION.fullmatch(value.strip()) if isinstance(value, str) else None
+        return self.evaluate(wrapped.group(1)) if wrapped else self.interpolate(value)
 
     def condition(self, value: Any) -> bool:
         """An `if:` (a bare expression or one `${{ }}`); no `if:` means success()."""
@@ -329,11 +348,25 @@ def run_script(argv: list[str], cwd: Path, env: dict[str, str], timeout: float) 
     return proc.returncode, output
 
 
-def run_job(workflow: str, repo: Path, ctx: Context, *, job_id: str | None = None) -> JobRun:
-    """Run one job of a workflow in `repo` as GitHub's runner would (see the module's docstring)."""
+def matrix_of(job: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
+    """The entries of a job's `strategy.matrix`, in GitHub's order (one empty entry for a job without one)."""
+    matrix = ctx.value((job.get("strategy") or {}).get("matrix") or {})
+    assert isinstance(matrix, dict) and not {"include", "exclude"} & set(matrix), "only plain matrices are simulated"
+    axes = {k: ctx.value(v) for k, v in matrix.items()}
+    for key, values in axes.items():
+        assert isinstance(values, list) and values, f"matrix {key}: {values!r} is not a non-empty list: " \
+                                                    "GitHub would not start the job"
+    return [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
+
+
+def run_job(workflow: str, repo: Path, ctx: Context, *, job_id: str | None = None,
+            matrix: dict[str, Any] | None = None) -> JobRun:
+    """Run one job of a workflow in `repo` as GitHub's runner would (see the module's docstring), for one entry
+    of its matrix."""
     doc = load_workflow(workflow)
     job_id = job_id or next(iter(doc["jobs"]))
     job = doc["jobs"][job_id]
+    ctx.matrix = matrix or {}
     ctx.step_ids = {str(s["id"]) for s in job["steps"] if "id" in s}
     ctx.workspace = repo
     assert ctx.condition(job.get("if", "success()")), f"{workflow}: job {job_id} would be skipped"
@@ -405,7 +438,7 @@ class Repository:
     secrets: dict[str, str]
     runs: int = 0
 
-    def checkout(self, stack_config: dict[str, Any]) -> Path:
+    def checkout(self, stacks: dict[str, dict[str, Any]]) -> Path:
         """A fresh copy as a CI checkout has it, with the committed Pulumi.<stack>.yaml. Its .tools is not this
         checkout's (fresh_checkout links it): `make bootstrap` installs its own from ~/.cache/certplane, as a
         fresh clone does, rather than rewriting the shared one's language host to point into a temp copy."""
@@ -414,8 +447,9 @@ class Repository:
         repo.mkdir()
         fresh_checkout(repo)
         (repo / ".tools").unlink()
-        (repo / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump(
-            {"config": {f"certplane:{k}": v for k, v in stack_config.items()}}, sort_keys=False))
+        for stack, stack_config in stacks.items():
+            (repo / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(
+                {"config": {f"certplane:{k}": v for k, v in stack_config.items()}}, sort_keys=False))
         return repo
 
     def context(self, event: str, **overrides: dict[str, str]) -> Context:
@@ -431,11 +465,31 @@ class Repository:
                        runner={"os": "Linux", "temp": str(self.tmp)})
 
     def run(self, workflow: str, event: str, stack_config: dict[str, Any], **overrides: dict[str, str]) -> JobRun:
-        job = run_job(workflow, self.checkout(stack_config), self.context(event, **overrides))
-        everything = job.log + job.summary + "".join(job.comments.values())
-        assert PASSPHRASE not in everything, "the passphrase was printed"
-        assert "PRIVATE KEY" not in everything, "a private key was printed"
-        return job
+        """The workflow's one job, for a repository whose CERTPLANE_STACKS names one stack."""
+        jobs = self.run_matrix(workflow, event, {STACK: stack_config}, **overrides)
+        assert len(jobs) == 1, f"one stack was expected, the matrix has {sorted(jobs)}"
+        return next(iter(jobs.values()))
+
+    def run_matrix(self, workflow: str, event: str, stacks: dict[str, dict[str, Any]],
+                   **overrides: dict[str, str]) -> dict[str, JobRun]:
+        """Every entry of the job's matrix side by side, as GitHub runs them: each its own runner and checkout
+        (with every stack's committed file), all on the one shared backend. By the entry's `stack`."""
+        doc = load_workflow(workflow)
+        job = next(iter(doc["jobs"].values()))
+        entries = matrix_of(job, self.context(event, **overrides))
+
+        checkouts = [self.checkout(stacks) for _ in entries]
+
+        def one(entry: dict[str, Any], repo: Path) -> JobRun:
+            return run_job(workflow, repo, self.context(event, **overrides), matrix=entry)
+
+        with ThreadPoolExecutor(max_workers=len(entries)) as pool:
+            runs = dict(zip((str(e.get("stack")) for e in entries), pool.map(one, entries, checkouts)))
+        for run in runs.values():
+            everything = run.log + run.summary + "".join(run.comments.values())
+            assert PASSPHRASE not in everything, "the passphrase was printed"
+            assert "PRIVATE KEY" not in everything, "a private key was printed"
+        return runs
 
     def operator(self, command: str) -> subprocess.CompletedProcess[str]:
         """What the operator does once by hand (docs/CI.md), in a checkout of their own."""
@@ -461,7 +515,8 @@ def require_current_venv() -> None:
 @pytest.fixture
 def repository(tmp_path: Path) -> Repository:
     (tmp_path / "state").mkdir()
-    return Repository(tmp_path, vars={"CERTPLANE_STACK": STACK, "AWS_ROLE_ARN": "", "AWS_REGION": ""},
+    return Repository(tmp_path, vars={"CERTPLANE_STACKS": json.dumps([STACK]), "AWS_ROLE_ARN": "",
+                                                "AWS_REGION": ""},
                       secrets={"PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}",
                                "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE})
 
@@ -482,6 +537,7 @@ def test_every_expression_action_and_setting_is_known_and_documented(repository:
         for job_id, job in doc["jobs"].items():
             ctx = repository.context(event)
             ctx.static, ctx.step_ids = True, {str(s["id"]) for s in job["steps"] if "id" in s}
+            ctx.matrix = matrix_of(job, ctx)[0]
             assert job.get("timeout-minutes"), f"{name}: job {job_id} needs timeout-minutes"
             assert str(job.get("container", "")).startswith(machine["ID"].strip('"') + ":"), \
                 f"{name}: job {job_id} runs on another platform than the one its steps are tested on"
@@ -513,20 +569,38 @@ def test_every_expression_action_and_setting_is_known_and_documented(repository:
         with pytest.raises(Unresolvable):
             ctx.interpolate(unknown)
     assert ctx.condition("${{ !cancelled() && vars.AWS_ROLE_ARN != '' }}") is False
-    assert ctx.interpolate("up-${{ vars.CERTPLANE_STACK }}-${{ github.event_name == 'schedule' }}") == \
-        f"up-{STACK}-true"
+    ctx.matrix = {"stack": STACK}
+    assert ctx.interpolate("up-${{ matrix.stack }}-${{ github.event_name == 'schedule' }}") == f"up-{STACK}-true"
+    # The matrix comes from CERTPLANE_STACKS: unset (GitHub gives ''), or not a list, no job would start.
+    renew = load_workflow("renew.yml")["jobs"]["renew"]
+    assert matrix_of(renew, repository.context("schedule", vars={"CERTPLANE_STACKS": '["a", "b"]'})) == \
+        [{"stack": "a"}, {"stack": "b"}]
+    for broken in ("", "prod", '"prod"', "[]"):
+        with pytest.raises(AssertionError, match="would not start"):
+            matrix_of(renew, repository.context("schedule", vars={"CERTPLANE_STACKS": broken}))
 
 
 def test_the_workflows_renew_check_and_plan_as_written(repository: Repository, tmp_path: Path, ca: LocalCa) -> None:
     require_current_venv()
     certs = tmp_path / "certs"
     stack = config(tmp_path)  # a private CA, `www` deployed to a `files` target in tmp_path/certs, and `api`
-    created = repository.operator(f"tools/pulumi stack init {STACK}")
-    assert created.returncode == 0, created.stdout + created.stderr
+    shard = {"issuers": {"ca": {"type": "private_ca", "common_name": "Shard Root"}},
+             "certificates": {"edge": {"domains": ["edge.eu.example.test"], "issuer": "ca"}}}
+    for name in (STACK, SHARD):
+        created = repository.operator(f"tools/pulumi stack init {name}")
+        assert created.returncode == 0, created.stdout + created.stderr
     try:
-        # The scheduled run: the first `up` issues and deploys, the check finds all healthy where it is served.
-        renew = repository.run("renew.yml", "schedule", stack)
+        # The scheduled run over a fleet sharded into two stacks: one job per stack, side by side on the shared
+        # backend; each `up` issues and deploys its own, each check finds its own healthy where it is served.
+        runs = repository.run_matrix("renew.yml", "schedule", {STACK: stack, SHARD: shard},
+                                     vars={"CERTPLANE_STACKS": json.dumps([STACK, SHARD])})
+        assert sorted(runs) == sorted([STACK, SHARD])
+        renew, eu = runs[STACK], runs[SHARD]
         assert renew.ok, renew.log
+        assert eu.ok, eu.log
+        assert eu.concurrency == {"group": f"certplane-up-{SHARD}", "cancel-in-progress": False}
+        assert f"OK: 1 certificate and 1 CA certificate on stack {SHARD}" in \
+            eu.step("Check every certificate where it is served").output, eu.log
         assert renew.concurrency == {"group": f"certplane-up-{STACK}", "cancel-in-progress": False}
         assert "bootstrap: ready: v3.274.1" in renew.step("Run make bootstrap").output
         assert "bootstrap: creating" not in renew.log and "bootstrap: building" not in renew.log, renew.log
@@ -545,7 +619,7 @@ def test_the_workflows_renew_check_and_plan_as_written(repository: Repository, t
         assert quiet.ok, quiet.log
         assert quiet.concurrency == {"group": f"certplane-plan-{STACK}-7", "cancel-in-progress": True}
         assert quiet.step("plan").outputs == {"changes": "false", "exit-code": "0"}, quiet.log
-        comment = quiet.comments["certplane-plan"]
+        comment = quiet.comments[f"certplane-plan-{STACK}"]
         assert comment.startswith(f"### certplane plan: `{STACK}`") and "No changes." in comment, comment
         assert "| certificate | plan | expires (days left) | served at | policy |" in comment
         assert re.search(r"^\| `www` \| unchanged \| \d{4}-\d\d-\d\d \(\d+\.\d d\) \| disk \| ok \|$", comment, re.M)
@@ -556,7 +630,7 @@ def test_the_workflows_renew_check_and_plan_as_written(repository: Repository, t
                                config(tmp_path, domains=["a.example.test", "www.example.test", "new.example.test"]))
         assert added.ok, added.log
         assert added.step("plan").outputs == {"changes": "true", "exit-code": "2"}, added.log
-        comment = added.comments["certplane-plan"]
+        comment = added.comments[f"certplane-plan-{STACK}"]
         assert "| `www` | re-issue, re-key, redeploy |" in comment, comment
         assert "- names + new.example.test" in comment and "- www--disk: " in comment, comment
 
@@ -566,13 +640,13 @@ def test_the_workflows_renew_check_and_plan_as_written(repository: Repository, t
         blocked = repository.run("plan.yml", "pull_request", untagged)
         assert not blocked.ok and blocked.step("plan").outcome == "failure", blocked.log
         assert blocked.step("plan").outputs == {"changes": "false", "exit-code": "1"}
-        comment = blocked.comments["certplane-plan"]
+        comment = blocked.comments[f"certplane-plan-{STACK}"]
         assert "Blocked by a mandatory policy" in comment and "mandatory `required-tags`" in comment, comment
 
         # A plan that cannot be made at all (here: a stack the backend does not have): the comment says why.
-        missing = repository.run("plan.yml", "pull_request", stack, vars={"CERTPLANE_STACK": "nosuch"})
+        missing = repository.run("plan.yml", "pull_request", stack, vars={"CERTPLANE_STACKS": '["nosuch"]'})
         assert not missing.ok and missing.step("plan").outputs["exit-code"] == "1", missing.log
-        comment = missing.comments["certplane-plan"]
+        comment = missing.comments["certplane-plan-nosuch"]
         assert comment.startswith("### certplane plan: `nosuch`\n\nThe plan could not be made:") and \
             "certplane: error: pulumi preview failed: " in comment and "nosuch" in comment.split("```")[1], comment
 
@@ -594,4 +668,5 @@ def test_the_workflows_renew_check_and_plan_as_written(repository: Repository, t
         assert unset.step("Run make bootstrap").outcome == "skipped"
         assert unset.step("Issue, renew and deploy what is due").outcome == "skipped"
     finally:
-        repository.operator(f"tools/pulumi destroy --yes --stack {STACK} --non-interactive")
+        for name in (STACK, SHARD):
+            repository.operator(f"tools/pulumi destroy --yes --stack {name} --non-interactive")
