@@ -77,14 +77,16 @@ def certplane_config(n: int) -> dict[str, Any]:
 
 
 class Project:
-    """One side: a temp project dir, its own PULUMI_HOME and file:// backend, one stack, driven by the CLI."""
+    """One side: a temp project dir, its own PULUMI_HOME and file:// backend (or a `backend` it shares with other
+    projects, as the stacks of a sharded fleet do), one stack, driven by the CLI."""
 
     def __init__(self, base: Path, kind: str, n: int, timeout: float, program: Path = ROOT,
-                 extra_env: dict[str, str] | None = None) -> None:
-        self.kind, self.n, self.timeout = kind, n, timeout
-        self.dir, home, self.backend = base / "project", base / "pulumi-home", base / "state"
+                 extra_env: dict[str, str] | None = None, *, stack: str = STACK, backend: Path | None = None,
+                 config: dict[str, Any] | None = None) -> None:
+        self.kind, self.n, self.timeout, self.stack = kind, n, timeout, stack
+        self.dir, home, self.backend = base / "project", base / "pulumi-home", backend or base / "state"
         for d in (self.dir, home, self.backend):
-            d.mkdir(parents=True)
+            d.mkdir(parents=True, exist_ok=d == self.backend)
         src = program if kind == "certplane" else FLOOR
         names = PROJECT_FILES if kind == "certplane" else ("__main__.py", "floor_provider.py")
         for name in names:
@@ -103,19 +105,19 @@ class Project:
         self.cli("stack", "init", "--secrets-provider", "passphrase")
         self.generation = 0
         if kind == "certplane":
-            self.write_config(certplane_config(n))
+            self.write_config(config or certplane_config(n))
         else:
             self.write_config({"floor:count": n + CA_RESOURCES, "floor:changed": renewed(n), "floor:generation": 0})
 
     def write_config(self, config: dict[str, Any]) -> None:
-        stack_file = self.dir / f"Pulumi.{STACK}.yaml"
+        stack_file = self.dir / f"Pulumi.{self.stack}.yaml"
         doc = yaml.safe_load(stack_file.read_text()) if stack_file.exists() else None
         doc = doc or {}
         doc["config"] = {**(doc.get("config") or {}), **config}
         stack_file.write_text(yaml.safe_dump(doc, sort_keys=False))
 
     def cli(self, *args: str, env: dict[str, str] | None = None) -> str:
-        out = subprocess.run([str(PULUMI), *args, "--stack", STACK, "--non-interactive"], cwd=self.dir,
+        out = subprocess.run([str(PULUMI), *args, "--stack", self.stack, "--non-interactive"], cwd=self.dir,
                              env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=self.timeout)
         if out.returncode != 0:
             raise RuntimeError(f"{self.kind}: pulumi {' '.join(args)} failed ({out.returncode}):\n"
@@ -136,7 +138,7 @@ class Project:
     def timed(self, step: str, *, monitor: bool = False) -> dict[str, Any]:
         env = self.prepare(step)
         before = self.fingerprints() if step != "create" else {}
-        args = [str(PULUMI), *COMMANDS[step], "--stack", STACK, "--non-interactive", "--color", "never"]
+        args = [str(PULUMI), *COMMANDS[step], "--stack", self.stack, "--non-interactive", "--color", "never"]
         usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         with tempfile.TemporaryFile() as out:
@@ -178,7 +180,7 @@ class Project:
 
     def checkpoint_path(self) -> Path:
         """The stack's checkpoint file (`.json.gz` under PULUMI_DIY_BACKEND_GZIP)."""
-        plain = self.backend / ".pulumi" / "stacks" / self.project_name / f"{STACK}.json"
+        plain = self.backend / ".pulumi" / "stacks" / self.project_name / f"{self.stack}.json"
         packed = plain.with_name(plain.name + ".gz")
         return packed if packed.exists() and not plain.exists() else plain
 
