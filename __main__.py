@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pulumi
 
-from components import _source_positions
+from components import _sdk_debug, _source_positions
 from components.config import NAMESPACE, ConfigProblems, parse_fleet, plain_secrets
 from components.fleet import Fleet
 
 _source_positions.install()  # before any resource: each one's stack trace in state keeps the program's frames only
+_sdk_debug.install()  # the SDK's ~5 blocking debug round trips per resource: only with CERTPLANE_SDK_DEBUG=1
 
 def read_config() -> dict[str, object]:
     config, raw, bad = pulumi.Config(NAMESPACE), {}, []
