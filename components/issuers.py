@@ -10,7 +10,6 @@ from typing import Any
 
 import pulumi
 
-from providers.acme_account import AcmeAccount
 from providers.core.issuers import REGISTRY, HasAccount, IssuerPlugin, IssuerSettings, RunsCa
 
 from .private_ca import PrivateCa
@@ -35,6 +34,10 @@ def provision(name: str, settings: IssuerSettings, *, parent: pulumi.Resource) -
         ca = PrivateCa(name, settings.levels(), opts=child)
         return IssuerHandle(name, plugin, settings, ca.credentials, ca)
     if isinstance(settings, HasAccount):
+        # Imported here: the account's provider brings the ACME client (requests, josepy, dnspython; ~0.2 s)
+        # into every program, and a stack without an ACME issuer has no use for it.
+        from providers.acme_account import AcmeAccount
+
         request = settings.account()
         # An existing account's key (a secret, like eab_hmac_key): only when given, so an account of the stack's
         # own keeps exactly the inputs it had (no diff on upgrade).

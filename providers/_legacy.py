@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .core.deploy import nginx
-from .core.issuers import acme, private_ca, self_signed
+from .core.issuers import private_ca, self_signed
 from .core.validation import SECRET, marked
 
 _ACME_ORDER = ("directory_url", "ca_bundle", "profile", "challenge", "dns", "http01", "revoke_on_destroy",
@@ -41,6 +41,8 @@ def _common(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _acme_v1(raw: dict[str, Any]) -> dict[str, Any]:
+    from .core.issuers import acme  # only state an ACME certificate wrote needs the ACME client's modules
+
     order = {k: raw.get(k) for k in _ACME_ORDER}
     order["challenge"] = raw.get("challenge") or acme.default_challenge(bool(raw.get("dns")))
     settings, secrets = _split(order, acme.AcmeOrder)

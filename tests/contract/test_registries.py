@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +17,7 @@ from providers.core.errors import InvalidInputError
 from providers.core.plugins import Registry
 from providers.core.validation import SECRET, Model, marked
 
+ROOT = Path(__file__).resolve().parents[2]
 REGISTRIES = {"deploy": deploy, "dns": dns, "http01": http01, "issuers": issuers, "keystore": keystore}
 
 
@@ -48,3 +53,60 @@ def test_secret_settings_never_reach_a_repr(package: object) -> None:
         for name in marked(model, SECRET):
             shown = repr(model.model_construct(**{name: "s3cret-value"}))
             assert "s3cret-value" not in shown and f"{name}='<secret>'" in shown, shown
+
+
+HEAVY = ("acme.client", "requests", "josepy", "dns.resolver", "boto3", "botocore", "aliyunsdkcore")
+
+
+def test_a_plugin_module_is_imported_only_when_its_kind_is_asked_for() -> None:
+    """What every program and provider process imports (the fleet's components, the certificate's provider)
+    brings no plug-in's client library: a private-CA stack never pays for ACME, AWS or Alibaba (~0.2 s each
+    process). Asking for a kind imports its module. In a fresh interpreter, so other tests' imports do not count."""
+    script = (
+        "import sys\n"
+        "import components.fleet, providers.certificate, providers.private_key, providers.binding\n"
+        "from providers.core import issuers, deploy\n"
+        "issuers.REGISTRY.get('private_ca'); issuers.REGISTRY.get('self_signed'); deploy.REGISTRY.get('files')\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+        "issuers.REGISTRY.get('acme')\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         check=True).stdout.splitlines()
+    assert out[0] == "[]", out
+    assert "acme.client" in out[1] and "requests" in out[1], out
+
+
+def test_a_plugin_module_must_be_named_for_its_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "someplugins"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "alpha.py").write_text(
+        "from dataclasses import dataclass\n"
+        "@dataclass(frozen=True)\n"
+        "class P:\n    kind: str\n    settings: type\n"
+        "class S: pass\n"
+        "PLUGIN = P('beta', S)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry: Registry[object] = Registry.of_modules("someplugins", ["alpha"], noun="widget")
+    assert registry.kinds == ("alpha",)  # known before its module is imported
+    with pytest.raises(ValueError, match="someplugins.alpha declares widget beta: a plug-in's module is its kind"):
+        registry.get("alpha")
+
+
+def test_threads_asking_for_a_kind_at_once_get_the_one_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The provider serves calls on threads: two certificates read at once both load `state` key storage."""
+    package = tmp_path / "slowplugins"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "alpha.py").write_text(
+        "import time\nfrom dataclasses import dataclass\n"
+        "@dataclass(frozen=True)\n"
+        "class P:\n    kind: str\n    settings: type\n"
+        "class S: pass\n"
+        "time.sleep(0.2)\n"
+        "PLUGIN = P('alpha', S)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry: Registry[object] = Registry.of_modules("slowplugins", ["alpha"], noun="widget")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda _: registry.get("alpha"), range(4)))
+    assert len({id(p) for p in got}) == 1
