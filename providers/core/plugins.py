@@ -114,8 +114,21 @@ class Registry(Generic[P]):
             raise InvalidInputError(self.key, f"unrecognized {self.noun}: {kind} (known: {self.known()})")
         return plugin
 
+    def _knows(self, settings: Model) -> bool:
+        try:
+            self.plugin_of(settings)
+        except KeyError:
+            return False
+        return True
+
     def plugin_of(self, settings: Model) -> P:
-        return self._by_settings[type(settings)]
+        """The plug-in whose model `settings` is (a model imported directly, not through `get`, loads it)."""
+        plugin = self._by_settings.get(type(settings))
+        if plugin is None:
+            for kind in self.kinds:  # its module was imported some other way: register what is left
+                self.get(kind)
+            plugin = self._by_settings[type(settings)]
+        return plugin
 
     def parse(self, raw: Any, *, context: Mapping[str, Any] | None = None) -> Model:
         """A settings block (`{key: kind, ...}`) validated by its kind's model. Raises ValidationError (with
@@ -145,7 +158,7 @@ class Registry(Generic[P]):
         kind's settings, validated by that kind's model."""
 
         def validate(value: Any, _handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Model:
-            if isinstance(value, Model) and type(value) in self._by_settings:
+            if isinstance(value, Model) and self._knows(value):
                 return value
             return self.parse(value, context=info.context)
 

@@ -110,3 +110,16 @@ def test_threads_asking_for_a_kind_at_once_get_the_one_plugin(tmp_path: Path, mo
     with ThreadPoolExecutor(max_workers=4) as pool:
         got = list(pool.map(lambda _: registry.get("alpha"), range(4)))
     assert len({id(p) for p in got}) == 1
+
+
+def test_settings_made_from_a_plugins_module_directly_name_their_plugin() -> None:
+    """A settings model built without asking the registry (its module imported by other code) still names its
+    plug-in, as a field of a model, and in `plugin_of`; in a fresh interpreter, with nothing loaded yet."""
+    script = (
+        "from providers.core.issuers import REGISTRY\n"
+        "from providers.core.issuers.acme import AcmeSettings\n"
+        "settings = AcmeSettings.model_validate({'directory_url': 'https://acme.example.test/dir', "
+        "'email': 'ops@example.test'})\n"
+        "print(REGISTRY.plugin_of(settings).kind)\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.split() == ["acme"], out.stdout + out.stderr
