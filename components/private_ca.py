@@ -15,8 +15,8 @@ from providers.private_key import PrivateKey
 
 
 class PrivateCa(pulumi.ComponentResource):
-    """`credentials`: the signing CA's certificate, key (secret) and chain above it, as the private_ca issuer
-    plug-in reads them. `root_cert_pem` for trust stores; `trust` (plain data, no key): every level's PEM,
+    """`credentials`: the signing CA as a signer (`private_ca.signer_credentials`) and its key (secret), as the
+    private_ca issuer plug-in reads them. `root_cert_pem` for trust stores; `trust` (plain data, no key): every level's PEM,
     fingerprint and expiry, for the stack's `issuers` output."""
 
     credentials: pulumi.Output[dict[str, Any]]
@@ -26,7 +26,7 @@ class PrivateCa(pulumi.ComponentResource):
     def __init__(self, name: str, levels: Sequence[CaLevel], *, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("certplane:index:PrivateCa", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        above: dict[str, Any] | None = None
+        above: pulumi.Output[dict[str, Any]] | None = None
         published: list[pulumi.Output[dict[str, Any]]] = []
         for level in levels:
             storage = _custody.wire(level.key_storage)
@@ -43,7 +43,12 @@ class PrivateCa(pulumi.ComponentResource):
                 issuer_credentials=pulumi.Output.secret(above) if above else None, opts=child)
             signing = {"ca_key_ref": key.private_key_ref, "ca_key_storage": storage} if storage \
                 else {"ca_private_key_pem": key.private_key_pem}
-            above = {"ca_cert_pem": cert.cert_pem, **signing, "ca_chain_pem": cert.chain_pem}
+            # What the level below and every certificate it signs carry: the CA as a signer (its name, key
+            # identifier, expiry, identity and served chain), never its whole certificate again.
+            signer = pulumi.Output.all(cert.cert_pem, cert.chain_pem).apply(
+                lambda pems: private_ca.signer_credentials(pems[0], pems[1]))
+            above = pulumi.Output.all(signer, pulumi.Output.from_input(signing)).apply(
+                lambda parts: {**parts[0], **parts[1]})
             if level is levels[0]:
                 self.root_cert_pem = cert.cert_pem
             published.append(pulumi.Output.all(cert.cert_pem, cert.fingerprint_sha256, cert.not_after,

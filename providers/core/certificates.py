@@ -191,22 +191,39 @@ def random_serial() -> int:
     return secrets.randbits(127) | (1 << 126)
 
 
+@dataclass(frozen=True)
+class Signer:
+    """What signing under a CA needs of the CA's certificate: its subject (the issuer name), its key identifier
+    (the authority key identifier), and its expiry (which no certificate it signs outlives)."""
+
+    subject: x509.Name
+    key_id: bytes
+    not_after: dt.datetime
+
+    @classmethod
+    def of(cls, cert: x509.Certificate) -> Signer:
+        ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        return cls(cert.subject, ski.digest, cert.not_valid_after_utc)
+
+
 def sign_certificate(
     template: CertificateTemplate,
     *,
     subject_public_key: PublicKey,
     signing_key: PrivateKey,
-    issuer: x509.Certificate | None,
+    issuer: Signer | x509.Certificate | None,
     now: dt.datetime,
 ) -> x509.Certificate:
     """Sign a certificate. `issuer=None` means self-signed by `signing_key`.
 
     A CA-issued certificate never outlives its issuer: validity is capped at the issuer's not_after.
     """
+    if isinstance(issuer, x509.Certificate):
+        issuer = Signer.of(issuer)
     not_before = now.replace(microsecond=0) - BACKDATE
     not_after = now.replace(microsecond=0) + dt.timedelta(days=template.validity_days)
     if issuer is not None:
-        not_after = min(not_after, issuer.not_valid_after_utc)
+        not_after = min(not_after, issuer.not_after)
         if not_after <= now:
             raise InvalidInputError("issuer", "the issuing CA certificate has expired: renew the CA first")
     subject = _subject(template)
@@ -222,8 +239,7 @@ def sign_certificate(
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(subject_public_key), critical=False)
     )
     if issuer is not None:
-        ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+        builder = builder.add_extension(x509.AuthorityKeyIdentifier(issuer.key_id, None, None), critical=False)
     else:
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()), critical=False
