@@ -12,6 +12,7 @@ help:
 	@echo "make bench      certplane vs a floor of trivial dynamic resources at N=100 and 500 (BENCH_N='100 500 2000'), then bench_core; see bench/README.md"
 	@echo "make bench-acme 50 ACME certificates on one Pebble: certplane vs the acme library floor, certbot and lego (installs both under ~/.cache/certplane/bench; BENCH_ACME_ARGS='--runs 3')"
 	@echo "make bench-probe ./certplane check --probe over 200 nginx bindings vs a floor of raw concurrent TLS handshakes (BENCH_PROBE_ARGS='--runs 7'); see bench/README.md"
+	@echo "make bench-shards 5,000 certificates sharded into 20 stacks on one backend, 2 at a time, vs a floor fleet sharded alike (BENCH_SHARDS_ARGS='--shards 10'); ~25 min"
 
 bootstrap:
 	@tools/bootstrap.sh
@@ -48,3 +49,8 @@ BENCH_PROBE_ARGS ?= --n 200 --runs 7
 .PHONY: bench-probe
 bench-probe: bootstrap
 	@. tools/env.sh && python bench/bench_probe.py $(BENCH_PROBE_ARGS)
+
+BENCH_SHARDS_ARGS ?= --total 5000 --shards 20 --jobs 2
+.PHONY: bench-shards
+bench-shards: bootstrap
+	@. tools/env.sh && python bench/bench_shards.py $(BENCH_SHARDS_ARGS)
