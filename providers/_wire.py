@@ -71,19 +71,37 @@ def known(value: T | Unknown) -> T:
     return value
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
+def _lifted(value: Any) -> Any:
+    """`value` as plain Python (whole numbers as ints, tuples as lists), or UNKNOWN when anything inside it is
+    (`is_unknown`), in one walk: the provider lifts every field of every certificate twice per preview."""
+    if value is UNKNOWN or isinstance(value, _PulumiUnknown):
+        return UNKNOWN
+    if isinstance(value, str):
+        return UNKNOWN if value == UNKNOWN_SENTINEL else value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            lifted = _lifted(item)
+            if lifted is UNKNOWN:
+                return UNKNOWN
+            out[key] = lifted
+        return out
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        items = []
+        for item in value:
+            lifted = _lifted(item)
+            if lifted is UNKNOWN:
+                return UNKNOWN
+            items.append(lifted)
+        return items
     return value
 
 
 def from_wire(raw: Mapping[str, Any]) -> dict[str, Any]:
     """The engine's dict as plain Python: no `__provider`, whole numbers as ints, UNKNOWN for pending fields."""
-    return {k: UNKNOWN if is_unknown(v) else _plain(v) for k, v in raw.items() if k != PROVIDER_KEY}
+    return {k: _lifted(v) for k, v in raw.items() if k != PROVIDER_KEY}
 
 
 def decode(model: type[M], raw: Mapping[str, Any], *, context: Mapping[str, Any] | None = None) -> M:
