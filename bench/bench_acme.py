@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bytecode import compile_bytecode  # noqa: E402
+from bench.report import write  # noqa: E402
 from tests.integration.harness import EngineProject  # noqa: E402
 from tools.servers.pebble import PebbleServer  # noqa: E402
 
@@ -387,11 +388,7 @@ def main() -> int:
                     "load_start": load_start, "load_end": loadavg()},
         "summary": summarize(runs, clients), "runs": runs,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"{date}-acme{args.suffix}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    stem = write(args.out, f"{date}-acme{args.suffix}", report, markdown(report))
     log(f"wrote {stem}.json and .md")
     return 0 if all(r["ok"] for r in runs) else 1
 

@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bytecode import compile_bytecode  # noqa: E402
+from bench.report import write  # noqa: E402
 from tests.integration.harness import PROJECT_FILES, engine_env  # noqa: E402
 
 FLOOR = ROOT / "bench" / "floor"
@@ -483,11 +484,7 @@ def main() -> int:
                     "load_end": " ".join(Path("/proc/loadavg").read_text().split()[:3])},
         "results": results,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / report["date"]
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    stem = write(args.out, report["date"], report, markdown(report))
     print(f"wrote {stem}.json and {stem}.md")
     return 0
 

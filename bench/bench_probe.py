@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.report import write  # noqa: E402
 from cli.probe import MAX_WORKERS  # noqa: E402  (the CLI's default concurrency: the floor uses the same)
 from providers.core import certificates as x509util  # noqa: E402
 from providers.core import keys  # noqa: E402
@@ -417,11 +418,7 @@ def main() -> int:
                     "nginx": nginx_version(), "load_start": load_start, "load_end": loadavg()},
         "summary": summarize(samples), "samples": samples, **extra,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"{date}-probe{args.suffix}"
-    Path(f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    Path(f"{stem}.md").write_text(markdown(report))
-    print(markdown(report))
+    stem = write(args.out, f"{date}-probe{args.suffix}", report, markdown(report))
     log(f"wrote {stem}.json and .md")
     return 0
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import resource
@@ -37,6 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.report import write  # noqa: E402
 from bench.bench_fleet import CA_RESOURCES, COMMANDS, KEY, LONG, PULUMI, RESULTS, SHORT, Project, renewed  # noqa: E402
 
 STEPS = ("create", "preview", "noop_up")
@@ -147,11 +147,7 @@ def main() -> int:
                                                                    / result["floor"]["fleet_wall_s"], 3)}
         report["state"] = {kind: state_bytes(projects) for kind, projects in sides.items()}
     report["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"{report['date']}-shards"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    stem = write(args.out, f"{report['date']}-shards", report, markdown(report))
     print(f"wrote {stem}.json and .md")
     return 0
 

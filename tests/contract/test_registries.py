@@ -76,17 +76,24 @@ def test_a_plugin_module_is_imported_only_when_its_kind_is_asked_for() -> None:
     assert "acme.client" in out[1] and "requests" in out[1], out
 
 
-def test_a_plugin_module_must_be_named_for_its_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    package = tmp_path / "someplugins"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "alpha.py").write_text(
-        "from dataclasses import dataclass\n"
+def plugin_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, package: str, *, kind: str,
+                   before: str = "") -> None:
+    """An importable package `package` with one plug-in module, `alpha`, declaring `kind` (after `before` runs)."""
+    root = tmp_path / package
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    (root / "alpha.py").write_text(
+        "import time\nfrom dataclasses import dataclass\n"
         "@dataclass(frozen=True)\n"
         "class P:\n    kind: str\n    settings: type\n"
         "class S: pass\n"
-        "PLUGIN = P('beta', S)\n")
+        f"{before}\n"
+        f"PLUGIN = P({kind!r}, S)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+
+
+def test_a_plugin_module_must_be_named_for_its_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plugin_package(tmp_path, monkeypatch, "someplugins", kind="beta")
     registry: Registry[object] = Registry.of_modules("someplugins", ["alpha"], noun="widget")
     assert registry.kinds == ("alpha",)  # known before its module is imported
     with pytest.raises(ValueError, match="someplugins.alpha declares widget beta: a plug-in's module is its kind"):
@@ -95,17 +102,7 @@ def test_a_plugin_module_must_be_named_for_its_kind(tmp_path: Path, monkeypatch:
 
 def test_threads_asking_for_a_kind_at_once_get_the_one_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The provider serves calls on threads: two certificates read at once both load `state` key storage."""
-    package = tmp_path / "slowplugins"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "alpha.py").write_text(
-        "import time\nfrom dataclasses import dataclass\n"
-        "@dataclass(frozen=True)\n"
-        "class P:\n    kind: str\n    settings: type\n"
-        "class S: pass\n"
-        "time.sleep(0.2)\n"
-        "PLUGIN = P('alpha', S)\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    plugin_package(tmp_path, monkeypatch, "slowplugins", kind="alpha", before="time.sleep(0.2)")
     registry: Registry[object] = Registry.of_modules("slowplugins", ["alpha"], noun="widget")
     with ThreadPoolExecutor(max_workers=4) as pool:
         got = list(pool.map(lambda _: registry.get("alpha"), range(4)))
