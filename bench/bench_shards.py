@@ -89,11 +89,13 @@ def state_bytes(projects: list[Project]) -> int:
 
 def markdown(report: dict[str, Any]) -> str:
     total, shards, jobs = report["total"], report["shards"], report["jobs"]
+    low, high = min(report["sizes"]), max(report["sizes"])
+    sizes = f"{low}–{high}" if low != high else f"{low}"
     lines = [f"# certplane sharded fleet vs floor — {report['date']}", "",
              f"Machine: {report['machine']}; load average at start {report['load_start']}, at end "
              f"{report['load_end']}.", "",
              f"Command: `{report['command']}`", "",
-             f"{total:,} certificates in {shards} stacks of {min(report['sizes'])}–{max(report['sizes'])} on one "
+             f"{total:,} certificates in {shards} stacks of {sizes} on one "
              f"shared `file://` backend, {jobs} stacks at a time (the renew workflow's matrix, one job per stack); "
              f"the floor: {shards} stacks of as many trivial dynamic resources, same engine, same commands. Fleet "
              "seconds run from the first stack's start to the last one's exit.", "",
