@@ -57,7 +57,7 @@ class Registry(Generic[P]):
         self.noun, self.key, self._implied = noun, key, implied
         self._by_kind: dict[str, P] = {}
         self._by_settings: dict[type[Model], P] = {}
-        self._load, self._unloaded, self._loading = lazy, set(lazy_kinds), threading.Lock()
+        self._load, self._unloaded, self._loading = lazy, set(lazy_kinds), threading.RLock()
         for plugin in plugins:
             self._add(plugin)
 
@@ -91,7 +91,8 @@ class Registry(Generic[P]):
         return iter(self.get(k) for k in self.kinds)
 
     def _first_use(self, kind: str) -> P:
-        """Import a kind's module once, whichever thread asks first (the provider serves calls on threads)."""
+        """Import a kind's module once, whichever thread asks first (the provider serves calls on threads); a
+        module that asks its own registry for a kind while it is imported does not deadlock (a re-entrant lock)."""
         with self._loading:
             if kind in self._by_kind:
                 return self._by_kind[kind]
@@ -124,8 +125,9 @@ class Registry(Generic[P]):
     def plugin_of(self, settings: Model) -> P:
         """The plug-in whose model `settings` is (a model imported directly, not through `get`, loads it)."""
         plugin = self._by_settings.get(type(settings))
-        if plugin is None:
-            for kind in self.kinds:  # its module was imported some other way: register what is left
+        if plugin is None:  # its module was imported some other way (`SelfSignedSettings()`): the module is the kind
+            kind = type(settings).__module__.rpartition(".")[2]
+            if kind in self._unloaded:
                 self.get(kind)
             plugin = self._by_settings[type(settings)]
         return plugin
