@@ -16,8 +16,8 @@ from providers.private_key import PrivateKey
 
 class PrivateCa(pulumi.ComponentResource):
     """`credentials`: the signing CA as a signer (`private_ca.signer_credentials`) and its key (secret), as the
-    private_ca issuer plug-in reads them. `root_cert_pem` for trust stores; `trust` (plain data, no key): every level's PEM,
-    fingerprint and expiry, for the stack's `issuers` output."""
+    private_ca issuer plug-in reads them. `root_cert_pem` for trust stores; `trust` (plain data, no key): every
+    level's PEM, fingerprint and expiry, for the stack's `issuers` output."""
 
     credentials: pulumi.Output[dict[str, Any]]
     root_cert_pem: pulumi.Output[str]

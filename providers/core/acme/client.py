@@ -359,5 +359,5 @@ def deactivate_account(client: acme_client.ClientV2, account_url: str) -> None:
 
 __all__ = ["Account", "CertplaneNetwork", "Connection", "LOOPBACK_HOSTS", "USER_AGENT", "account_status",
            "account_url", "check_directory_url", "check_eab", "check_email", "check_key_spec", "connect",
-           "deactivate_account", "external_account_required", "find_account", "json_body", "jwk_for", "profiles", "read_directory",
-           "register_account", "shared_client"]
+           "deactivate_account", "external_account_required", "find_account", "json_body", "jwk_for", "profiles",
+           "read_directory", "register_account", "shared_client"]

@@ -135,10 +135,9 @@ def signer_credentials(ca_cert_pem: str, ca_chain_pem: str) -> dict[str, str]:
     in one line naming the field, where this (run by the program) would end the program with a traceback."""
     certificate_form = {"ca_cert_pem": ca_cert_pem, "ca_chain_pem": ca_chain_pem}
     try:
-        ca_cert, chain = _served(ca_cert_pem, ca_chain_pem)
+        _, signer, chain = _served(ca_cert_pem, ca_chain_pem)
     except InvalidInputError:
         return certificate_form
-    signer = Signer.of(ca_cert)
     name = signer.subject.rfc4514_string()
     if x509.Name.from_rfc4514_string(name).public_bytes() != signer.subject.public_bytes():
         return certificate_form
@@ -171,26 +170,31 @@ def load(credentials: PrivateCaCredentials, *, read_key: bool = True) -> LoadedC
     of a fleet carries the same CA, and the provider checks each of them (parsing and matching a P-384 key per
     leaf was a few percent of a no-op preview)."""
     if credentials.ca_key_ref is None:
-        return _load_given(credentials.model_dump_json())
+        return _load_given(tuple(getattr(credentials, name) for name in _GIVEN_FIELDS))
     return _load(credentials, read_key=read_key)
 
 
+_GIVEN_FIELDS = tuple(name for name in PrivateCaCredentials.model_fields if name != "ca_key_storage")
+"""A CA whose key is given is all text (`ca_key_storage` is only for a key kept by reference): its fields, in
+order, are the cache key."""
+
+
 @functools.lru_cache(maxsize=16)
-def _load_given(credentials_json: str) -> LoadedCa:
-    return _load(PrivateCaCredentials.model_validate_json(credentials_json), read_key=True)
+def _load_given(fields: tuple[str | None, ...]) -> LoadedCa:
+    return _load(PrivateCaCredentials.model_validate(dict(zip(_GIVEN_FIELDS, fields))), read_key=True)
 
 
 def _load(credentials: PrivateCaCredentials, *, read_key: bool) -> LoadedCa:
     key_field = "ca_key_ref" if credentials.ca_key_ref else "ca_private_key_pem"
     ca_key = _signing_key(credentials) if read_key or credentials.ca_key_ref is None else None
     if credentials.ca_cert_pem is not None:
-        ca_cert, served = _served(credentials.ca_cert_pem, credentials.ca_chain_pem)
+        ca_cert, signer, served = _served(credentials.ca_cert_pem, credentials.ca_chain_pem)
         if ca_key is not None:
             try:
                 check_key_pair(ca_key, ca_cert)
             except InvalidInputError as err:
                 raise err.within(key_field) from None
-        return Signer.of(ca_cert), ca_key, served
+        return signer, ca_key, served
     signer = _signer(credentials)
     if ca_key is not None and not _signs_for(ca_key, signer):
         raise InvalidInputError(key_field, "is not the CA's key (its public key does not have the CA's key "
@@ -198,8 +202,9 @@ def _load(credentials: PrivateCaCredentials, *, read_key: bool) -> LoadedCa:
     return signer, ca_key, tuple(load_certificates(credentials.served_chain_pem))
 
 
-def _served(ca_cert_pem: str, ca_chain_pem: str) -> tuple[x509.Certificate, tuple[x509.Certificate, ...]]:
-    """The CA certificate, checked, and the chain a certificate it signs is served with."""
+def _served(ca_cert_pem: str,
+            ca_chain_pem: str) -> tuple[x509.Certificate, Signer, tuple[x509.Certificate, ...]]:
+    """The CA certificate, checked, what signing needs of it, and the chain a certificate it signs is served with."""
     certs = load_certificates(ca_cert_pem)
     if not certs:
         raise InvalidInputError("ca_cert_pem", "is not a PEM certificate")
@@ -207,12 +212,12 @@ def _served(ca_cert_pem: str, ca_chain_pem: str) -> tuple[x509.Certificate, tupl
     if not is_ca(ca_cert):
         raise InvalidInputError("ca_cert_pem", "is not a CA certificate (basicConstraints CA:FALSE)")
     try:
-        Signer.of(ca_cert)
+        signer = Signer.of(ca_cert)
     except x509.ExtensionNotFound:
         raise InvalidInputError("ca_cert_pem", "has no subject key identifier (certificates it signs could not "
                                                "name it)") from None
     above = [c for c in load_certificates(ca_chain_pem) if not is_self_issued(c)]
-    return ca_cert, tuple(([] if is_self_issued(ca_cert) else [ca_cert]) + above)
+    return ca_cert, signer, tuple(([] if is_self_issued(ca_cert) else [ca_cert]) + above)
 
 
 def _signer(credentials: PrivateCaCredentials) -> Signer:
